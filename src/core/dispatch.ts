@@ -1,0 +1,32 @@
+/**
+ * The fused-kernel switch. An op asks {@link fusedKernelAvailable} whether the active backend has normkit's
+ * fused kernel for it; if not (another backend, or fused kernels switched off), the op runs its composite of
+ * tfjs ops, which is also the reference the fused kernels are tested against.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+function envDefault(): boolean {
+  const v = typeof process !== 'undefined' ? process.env?.NORMKIT_FUSED : undefined;
+  return !(v === '0' || v === 'false' || v === 'off');
+}
+
+let fusedEnabled = envDefault();
+
+/**
+ * Turns normkit's fused kernels on or off (default on; the environment variable `NORMKIT_FUSED=0` starts
+ * with them off). With them off every op runs as a composite of tfjs ops.
+ */
+export function setFusedKernels(enabled: boolean): void {
+  fusedEnabled = enabled;
+}
+
+/** Whether fused kernels are switched on. */
+export function fusedKernelsEnabled(): boolean {
+  return fusedEnabled;
+}
+
+/** True when fused kernels are on and `kernelName` is registered for the active backend. */
+export function fusedKernelAvailable(kernelName: string): boolean {
+  if (!fusedEnabled) return false;
+  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}

@@ -1,0 +1,12 @@
+/**
+ * normkit: every deep-learning normalization method for TensorFlow.js.
+ *
+ * The public API, and nothing else. Importing normkit registers its layers for (de)serialization and the
+ * `cpu` and `wasm` backends.
+ */
+export { NormkitError } from './core/errors.js';
+export { useBackend, SUPPORTED_BACKENDS } from './core/backend.js';
+export { setFusedKernels, fusedKernelsEnabled } from './core/dispatch.js';
+export { createNorm, listNorms, registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
+
+export * from './methods/layer-norm/index.js';

@@ -1,0 +1,51 @@
+/**
+ * Layer Normalization (Ba, Kiros & Hinton, 2016) as a functional, differentiable op.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
+import { centeredMoments } from '../../core/moments.js';
+
+/** Options of {@link layerNorm}. */
+export interface LayerNormOptions {
+  /** Normalized axes A (default -1, the last axis). Negative values count from the end. */
+  axis?: number | number[];
+  /** Added to the variance inside the square root (default 1e-5, as PyTorch's functional layer_norm). */
+  epsilon?: number;
+  /** Scale, of shape `[x.shape[a] for a in A]`. */
+  gamma?: tf.Tensor;
+  /** Shift, of shape `[x.shape[a] for a in A]`. */
+  beta?: tf.Tensor;
+}
+
+const WHERE = 'layerNorm';
+
+/**
+ * Layer normalization over the axes A of `x`:
+ *
+ *   mu = mean_A(x),  var = mean_A((x - mu)^2) (biased),  y = gamma * (x - mu) / sqrt(var + eps) + beta.
+ *
+ * Statistics are computed per slice (everything outside A indexes the slice), with a shifted two-pass
+ * variance so a large common offset loses no precision. Differentiable under `tf.grad`.
+ */
+export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tensor {
+  checkKnownKeys(WHERE, options, ['axis', 'epsilon', 'gamma', 'beta']);
+  checkFloatTensor(WHERE, 'x', x, 1);
+  const axes = normalizeAxes(WHERE, options.axis ?? -1, x.rank);
+  const epsilon = options.epsilon ?? 1e-5;
+  checkPositive(WHERE, 'epsilon', epsilon);
+  const pShape = paramShape(x.shape, axes);
+  checkParam(WHERE, 'gamma', options.gamma, pShape);
+  checkParam(WHERE, 'beta', options.beta, pShape);
+  return tf.tidy(() => layerNormComposite(x, axes, epsilon, options.gamma, options.beta));
+}
+
+/** The composite path: validated arguments, tfjs ops only. */
+export function layerNormComposite(x: tf.Tensor, axes: number[], epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
+  const { variance, centered } = centeredMoments(x, axes);
+  let y = tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon)));
+  const bShape = broadcastShape(x.shape, axes);
+  if (gamma) y = tf.mul(y, tf.reshape(gamma, bShape));
+  if (beta) y = tf.add(y, tf.reshape(beta, bShape));
+  return y;
+}
