@@ -10,3 +10,4 @@ export { setFusedKernels, fusedKernelsEnabled } from './core/dispatch.js';
 export { createNorm, listNorms, registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
 
 export * from './methods/layer-norm/index.js';
+export * as io from './io/index.js';
