@@ -11,3 +11,6 @@ export { createNorm, listNorms, registerNorm, type NormEntry, type NormInfo, typ
 
 export * from './methods/layer-norm/index.js';
 export * as io from './io/index.js';
+export * from './methods/rms-norm/index.js';
+export * from './methods/group-norm/index.js';
+export * from './methods/instance-norm/index.js';

@@ -1,0 +1,1 @@
+export { groupNorm, groupNormComposite, type GroupNormOptions } from './op.js';

@@ -1,0 +1,97 @@
+/**
+ * Group Normalization (Wu & He, 2018) as a functional, differentiable op.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { broadcastShape, normalizeAxes } from '../../core/axes.js';
+import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
+import { NormkitError } from '../../core/errors.js';
+import { centeredMoments } from '../../core/moments.js';
+
+/** Options of {@link groupNorm}. */
+export interface GroupNormOptions {
+  /**
+   * Number of groups G: contiguous blocks of C/G channels. Must divide the channel count C; -1 means one
+   * group per channel (instance normalization, as Keras's `groups=-1`).
+   */
+  groups: number;
+  /** The channel axis (default -1: channels last). Any axis but the batch axis 0. */
+  axis?: number;
+  /** Added to the variance inside the square root (default 1e-5, as PyTorch's functional group_norm). */
+  epsilon?: number;
+  /** Per-channel scale, shape [C]. */
+  gamma?: tf.Tensor;
+  /** Per-channel shift, shape [C]. */
+  beta?: tf.Tensor;
+}
+
+const WHERE = 'groupNorm';
+
+/** A channel axis resolved against the input, and the count of channels on it. */
+export interface ChannelAxis {
+  axis: number;
+  channels: number;
+}
+
+/**
+ * Resolves the channel axis of an `[N, ..., C]`-style input: one axis, not the batch axis 0.
+ */
+export function resolveChannelAxis(where: string, axis: unknown, shape: readonly number[]): ChannelAxis {
+  if (typeof axis !== 'number') throw new NormkitError(where, 'axis', 'a single integer (the channel axis)', axis);
+  const [c] = normalizeAxes(where, axis, shape.length);
+  if (c === 0) throw new NormkitError(where, 'axis', 'a channel axis other than the batch axis 0', axis);
+  return { axis: c, channels: shape[c] };
+}
+
+/** Validates `groups` against `channels` (resolving -1 to one group per channel) and returns G. */
+export function resolveGroups(where: string, groups: unknown, channels: number): number {
+  if (groups === -1) return channels;
+  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
+    throw new NormkitError(where, 'groups', 'an integer >= 1 (or -1 for one group per channel)', groups);
+  }
+  if (groups > channels || channels % groups !== 0) {
+    throw new NormkitError(where, 'groups', `a divisor of the ${channels} channels`, groups);
+  }
+  return groups;
+}
+
+/**
+ * Group normalization of `x` (`[N, ..., C]`, rank >= 2, channels on `axis`) with G groups of contiguous
+ * channels. Per sample n and group g, over every non-batch axis and the group's C/G channels:
+ *
+ *   mu = mean(x),  var = mean((x - mu)^2) (biased),  y = gamma_c * (x - mu) / sqrt(var + eps) + beta_c.
+ *
+ * G = 1 is layer normalization over all non-batch axes; G = C is instance normalization. Shifted two-pass
+ * moments keep large common offsets exact. Differentiable under `tf.grad`.
+ */
+export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
+  checkKnownKeys(WHERE, options, ['groups', 'axis', 'epsilon', 'gamma', 'beta']);
+  checkFloatTensor(WHERE, 'x', x, 2);
+  if (options === undefined || options === null || options.groups === undefined) {
+    throw new NormkitError(WHERE, 'groups', 'given (the number of channel groups)', undefined);
+  }
+  const { axis, channels } = resolveChannelAxis(WHERE, options.axis ?? -1, x.shape);
+  const groups = resolveGroups(WHERE, options.groups, channels);
+  const epsilon = options.epsilon ?? 1e-5;
+  checkPositive(WHERE, 'epsilon', epsilon);
+  checkParam(WHERE, 'gamma', options.gamma, [channels]);
+  checkParam(WHERE, 'beta', options.beta, [channels]);
+  return tf.tidy(() => groupNormComposite(x, axis, groups, epsilon, options.gamma, options.beta));
+}
+
+/**
+ * The composite path: validated arguments, tfjs ops only. Splits the channel axis into [G, C/G] and takes
+ * moments over every axis but the batch and the group axis.
+ */
+export function groupNormComposite(x: tf.Tensor, axis: number, groups: number, epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
+  const shape = x.shape;
+  const channels = shape[axis];
+  const grouped = [...shape.slice(0, axis), groups, channels / groups, ...shape.slice(axis + 1)];
+  const reduceAxes: number[] = [];
+  for (let i = 1; i < grouped.length; i++) if (i !== axis) reduceAxes.push(i);
+  const { variance, centered } = centeredMoments(tf.reshape(x, grouped), reduceAxes);
+  let y = tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), shape);
+  const bShape = broadcastShape(shape, [axis]);
+  if (gamma) y = tf.mul(y, tf.reshape(gamma, bShape));
+  if (beta) y = tf.add(y, tf.reshape(beta, bShape));
+  return y;
+}

@@ -1,0 +1,1 @@
+export { instanceNorm, instanceNormComposite, type InstanceNormOptions } from './op.js';

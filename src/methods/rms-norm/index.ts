@@ -1,0 +1,1 @@
+export { rmsNorm, rmsNormComposite, type RmsNormOptions } from './op.js';

@@ -1,0 +1,137 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as nk from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+/** Instance statistics of channels-last input: every axis but batch (0) and channels (last). */
+const spatial = (shape: number[]) => shape.map((_, i) => i).slice(1, -1);
+
+describe('instanceNorm float64 reference', () => {
+  it('normalizes each (n, c) over the spatial axes', () => {
+    // [N=1, L=2, C=2]: channel 0 holds (1, 3), channel 1 holds (10, 10).
+    const y = refNormalize([1, 10, 3, 10], [1, 2, 2], [1], 0.25).y;
+    assertClose(y, [-1 / Math.sqrt(1.25), 0, 1 / Math.sqrt(1.25), 0], { atol: 1e-12 }, 'y');
+  });
+});
+
+forEachBackend(() => {
+  describe('instanceNorm op', () => {
+    const shapes = [[2, 3, 4, 5], [3, 7, 2], [2, 2, 1, 3, 2]];
+    for (const shape of shapes) {
+      const c = shape[shape.length - 1];
+      const axes = spatial(shape);
+      const paramAxes = [shape.length - 1];
+      it(`forward matches float64 reference, shape [${shape}]`, () => {
+        const xv = randn(size(shape), 10);
+        const gv = randn(c, 11, 1, 0.5);
+        const bv = randn(c, 12);
+        const expected = refNormalize(xv, shape, axes, 1e-5, { gamma: gv, beta: bv, paramAxes }).y;
+        tf.tidy(() => {
+          const y = nk.instanceNorm(tf.tensor(xv, shape), { gamma: tf.tensor(gv, [c]), beta: tf.tensor(bv, [c]) });
+          assert.deepEqual(y.shape, shape);
+          assertClose(f64(y), expected, { atol: 2e-5, rtol: 2e-5 }, 'y');
+        });
+      });
+
+      it(`gradients match float64 reference, shape [${shape}]`, () => {
+        const xv = randn(size(shape), 20);
+        const dyv = randn(size(shape), 21);
+        const gv = randn(c, 22, 1, 0.5);
+        const ref = refNormalizeBackward(xv, dyv, shape, axes, 1e-5, { gamma: gv, paramAxes });
+        tf.tidy(() => {
+          const dy = tf.tensor(dyv, shape);
+          const grads = tf.grads((x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(nk.instanceNorm(x, { gamma: g, beta: b }), dy)));
+          const [dx, dg, db] = grads([tf.tensor(xv, shape), tf.tensor(gv, [c]), tf.zeros([c])]);
+          assertClose(f64(dx), ref.dx, { atol: 1e-4, rtol: 1e-4 }, 'dx');
+          assertClose(f64(dg), ref.dgamma, { atol: 1e-4, rtol: 1e-4 }, 'dgamma');
+          assertClose(f64(db), ref.dbeta, { atol: 1e-4, rtol: 1e-4 }, 'dbeta');
+        });
+      });
+    }
+
+    it('takes the channel axis from axis (channels first, axis 1)', () => {
+      const shape = [2, 3, 4]; // [N, C, L]
+      const xv = randn(size(shape), 14);
+      const expected = refNormalize(xv, shape, [2], 1e-5).y;
+      tf.tidy(() => assertClose(f64(nk.instanceNorm(tf.tensor(xv, shape), { axis: 1 })), expected, { atol: 2e-5, rtol: 2e-5 }, 'y'));
+    });
+
+    it('gradient matches finite differences of the op itself', () => {
+      const shape = [2, 4, 3];
+      const xv = randn(24, 30);
+      const dyv = randn(24, 31);
+      const loss = (v: Float64Array) => tf.tidy(() => tf.sum(tf.mul(nk.instanceNorm(tf.tensor(Float32Array.from(v), shape), { epsilon: 1e-2 }), tf.tensor(dyv, shape))).dataSync()[0]);
+      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
+      const dxT = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.instanceNorm(x, { epsilon: 1e-2 }), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
+      const dx = f64(dxT);
+      dxT.dispose();
+      assertClose(dx, fd, { atol: 5e-3, rtol: 5e-2 }, 'dx vs finite differences');
+    });
+
+    it('is exact on a large common offset (mean 1e4, std 1e-2)', () => {
+      const shape = [2, 8, 8, 3];
+      const xv = randn(size(shape), 40, 1e4, 1e-2);
+      const dyv = randn(size(shape), 41);
+      tf.tidy(() => {
+        assertClose(f64(nk.instanceNorm(tf.tensor(xv, shape))), refNormalize(xv, shape, [1, 2], 1e-5).y, { atol: 1e-4, rtol: 1e-4 }, 'y');
+        const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.instanceNorm(x), tf.tensor(dyv, shape))))(tf.tensor(xv, shape));
+        assertClose(f64(dx), refNormalizeBackward(xv, dyv, shape, [1, 2], 1e-5).dx, { atol: 1e-2, rtol: 1e-3 }, 'dx');
+      });
+    });
+
+    it('maps constant channels to beta, with finite gradients', () => {
+      const shape = [2, 5, 3];
+      const xv = new Float32Array(30).fill(-3.5);
+      const bv = randn(3, 50);
+      const dyv = randn(30, 51);
+      tf.tidy(() => {
+        const y = nk.instanceNorm(tf.tensor(xv, shape), { beta: tf.tensor(bv, [3]) });
+        assertClose(f64(y), new Float64Array(30).map((_, i) => bv[i % 3]), { atol: 1e-6 }, 'y');
+        const dx = f64(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.instanceNorm(x), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
+        assert.ok(dx.every(Number.isFinite), 'finite gradient');
+        assertClose(dx, refNormalizeBackward(xv, dyv, shape, [1], 1e-5).dx, { atol: 1e-2, rtol: 1e-4 }, 'dx');
+      });
+    });
+
+    it('holds on magnitudes from 1e-20 to 1e15', () => {
+      for (const scale of [1e-20, 1e-10, 1e-3, 1, 1e6, 1e15]) {
+        const shape = [2, 16, 4];
+        const xv = randn(size(shape), 60).map((v) => v * scale);
+        const expected = refNormalize(xv, shape, [1], 1e-5).y;
+        tf.tidy(() => assertClose(f64(nk.instanceNorm(tf.tensor(xv, shape))), expected, { atol: 1e-25, rtol: 1e-4 }, `y at scale ${scale}`));
+      }
+    });
+
+    it('refuses a spatial size of 1 (the output would be beta whatever the input)', () => {
+      const x = tf.zeros([2, 1, 1, 3]);
+      assertThrowsMentioning(() => nk.instanceNorm(x), ['instanceNorm', "'x'", 'more than one spatial element', '[2, 1, 1, 3]']);
+      x.dispose();
+    });
+
+    it('rejects bad input before computing, naming the argument', () => {
+      const x = tf.zeros([2, 3, 4]);
+      assertThrowsMentioning(() => nk.instanceNorm(tf.zeros([2, 4])), ["'x'", 'rank >= 3']);
+      assertThrowsMentioning(() => nk.instanceNorm(tf.zeros([2, 3, 4], 'int32')), ["'x'", 'float32', 'int32']);
+      assertThrowsMentioning(() => nk.instanceNorm(x, { axis: 0 }), ["'axis'", 'batch']);
+      assertThrowsMentioning(() => nk.instanceNorm(x, { axis: -4 }), ["'axis'", '-4']);
+      assertThrowsMentioning(() => nk.instanceNorm(x, { gamma: tf.ones([3]) }), ["'gamma'", '[4]', '[3]']);
+      assertThrowsMentioning(() => nk.instanceNorm(x, { beta: tf.ones([1, 4]) }), ["'beta'", '[4]']);
+      assertThrowsMentioning(() => nk.instanceNorm(x, { epsilon: -1e-5 }), ["'epsilon'", '> 0']);
+      assertThrowsMentioning(() => nk.instanceNorm(x, { groups: 2 } as never), ["'groups'"]);
+      x.dispose();
+    });
+
+    it('leaks no tensors in forward or gradient', async () => {
+      const x = tf.tensor(randn(24, 70), [2, 3, 4]);
+      const g = tf.ones([4]);
+      await assertNoLeak(() => nk.instanceNorm(x, { gamma: g }).dispose(), 'forward');
+      await assertNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nk.instanceNorm(a, { gamma: b })))([x, g])), 'gradient');
+      x.dispose();
+      g.dispose();
+    });
+  });
+});
