@@ -2,9 +2,11 @@
  * Layer Normalization (Ba, Kiros & Hinton, 2016) as a functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { areTrailing, broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { centeredMoments } from '../../core/moments.js';
+import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js';
 
 /** Options of {@link layerNorm}. */
 export interface LayerNormOptions {
@@ -37,6 +39,9 @@ export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tens
   const pShape = paramShape(x.shape, axes);
   checkParam(WHERE, 'gamma', options.gamma, pShape);
   checkParam(WHERE, 'beta', options.beta, pShape);
+  if (fusedKernelAvailable(FUSED_KERNELS.layerNorm) && areTrailing(axes, x.rank)) {
+    return runFusedNorm(FUSED_KERNELS.layerNorm, x, rowsLayout(x.shape, axes[0], true), epsilon, options.gamma, options.beta);
+  }
   return tf.tidy(() => layerNormComposite(x, axes, epsilon, options.gamma, options.beta));
 }
 

@@ -1,0 +1,137 @@
+/**
+ * Thin adapters that register normkit's fused normalization kernels with tfjs for the `cpu` and `wasm`
+ * backends (tf.registerKernel / tf.registerGradient), so they run inside the user's tfjs. The math is in
+ * norm-math.ts (scalar JavaScript) and simd.ts (a WebAssembly SIMD module built from AssemblyScript).
+ *
+ * - cpu: tensors live in JavaScript Float32Arrays (`backend.data.get(dataId).values`); outputs are new
+ *   Float32Arrays handed to `backend.makeTensorInfo`.
+ * - wasm: tensors live in the backend's WebAssembly memory at `backend.dataIdMap.get(dataId).memoryOffset`;
+ *   outputs are allocated there with `backend.makeOutput` and the kernels write in place: the SIMD module
+ *   imports that same memory, so no copies.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { normBackward, normForward, statCount, type NormLayout } from './norm-math.js';
+import { STATISTICS_KERNELS, gradKernelName } from './names.js';
+import { simdForWasmBackend, type SimdKernels } from './simd.js';
+
+/** Attributes every statistics kernel takes: the layout, epsilon and which parameters are present. */
+export interface NormKernelAttrs extends NormLayout {
+  epsilon: number;
+  hasGamma: boolean;
+  hasBeta: boolean;
+}
+
+type AnyBackend = any;
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+function layoutOf(attrs: tf.NamedAttrMap): NormKernelAttrs {
+  return attrs as unknown as NormKernelAttrs;
+}
+
+/** Float32 views of input and output tensors on one backend, plus how to make outputs. */
+interface BackendAccess {
+  read(t: tf.TensorInfo): Float32Array;
+  /** Allocates outputs; the returned views stay valid until the next allocation. */
+  alloc(shapes: number[][]): { infos: tf.TensorInfo[]; views: () => Float32Array[] };
+}
+
+function cpuAccess(backend: AnyBackend): BackendAccess {
+  return {
+    read: (t) => backend.data.get(t.dataId).values as Float32Array,
+    alloc: (shapes) => {
+      const arrays = shapes.map((s) => new Float32Array(size(s)));
+      const infos = shapes.map((s, i) => backend.makeTensorInfo(s, 'float32', arrays[i]) as tf.TensorInfo);
+      return { infos, views: () => arrays };
+    },
+  };
+}
+
+function wasmAccess(backend: AnyBackend): BackendAccess {
+  // HEAPF32 is replaced when the memory grows, so views are taken after every allocation.
+  const view = (t: tf.TensorInfo) => {
+    const off = backend.dataIdMap.get(t.dataId).memoryOffset / 4;
+    return (backend.wasm.HEAPF32 as Float32Array).subarray(off, off + size(t.shape));
+  };
+  return {
+    read: view,
+    alloc: (shapes) => {
+      const infos = shapes.map((s) => backend.makeOutput(s, 'float32') as tf.TensorInfo);
+      return { infos, views: () => infos.map(view) };
+    },
+  };
+}
+
+function wasmOffset(backend: AnyBackend, t: tf.TensorInfo): number {
+  return backend.dataIdMap.get(t.dataId).memoryOffset as number;
+}
+
+/** Outputs: y, mean relative to the slice's first element (see norm-math.ts), rstd, plain mean, variance. */
+function forwardKernel(access: (backend: AnyBackend) => BackendAccess, simd: (backend: AnyBackend) => SimdKernels | null): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const a = layoutOf(attrs as tf.NamedAttrMap);
+    const io = access(backend);
+    const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
+    const stats = statCount(a);
+    const { infos, views } = io.alloc([x.shape, [stats], [stats], [stats], [stats]]);
+    const fast = simd(backend);
+    if (fast && fast.forward(a, a.epsilon, wasmOffset(backend, x), a.hasGamma ? wasmOffset(backend, gamma) : 0, a.hasBeta ? wasmOffset(backend, beta) : 0, infos.map((t) => wasmOffset(backend, t)))) {
+      return infos;
+    }
+    const [y, mean, rstd, plainMean, variance] = views();
+    normForward(a, a.epsilon, io.read(x), a.hasGamma ? io.read(gamma) : null, a.hasBeta ? io.read(beta) : null, y, mean, rstd, { mean: plainMean, variance });
+    return infos;
+  };
+}
+
+function backwardKernel(access: (backend: AnyBackend) => BackendAccess, simd: (backend: AnyBackend) => SimdKernels | null): tf.KernelFunc {
+  return ({ inputs, backend, attrs }) => {
+    const a = layoutOf(attrs as tf.NamedAttrMap);
+    const io = access(backend);
+    const { x, dy, gamma, mean, rstd } = inputs as Record<string, tf.TensorInfo>;
+    const { infos, views } = io.alloc([x.shape, [a.hasGamma ? a.width : 0], [a.hasBeta ? a.width : 0]]);
+    const fast = simd(backend);
+    if (fast && fast.backward(a, wasmOffset(backend, x), wasmOffset(backend, dy), a.hasGamma ? wasmOffset(backend, gamma) : 0, wasmOffset(backend, mean), wasmOffset(backend, rstd), infos.map((t) => wasmOffset(backend, t)))) {
+      return infos;
+    }
+    const [dx, dgammaFull, dbetaFull] = views();
+    const width = a.width;
+    // Parameter gradients are always accumulated at full width; absent parameters get an empty gradient.
+    const dg = a.hasGamma ? dgammaFull : new Float32Array(width);
+    const db = a.hasBeta ? dbetaFull : new Float32Array(width);
+    normBackward(a, io.read(x), io.read(dy), a.hasGamma ? io.read(gamma) : null, io.read(mean), io.read(rstd), dx, dg, db);
+    return infos;
+  };
+}
+
+let registered = false;
+
+/**
+ * Registers the fused kernels and their gradients for `cpu` and `wasm` (idempotent; runs on import of any op
+ * that dispatches to them).
+ */
+export function registerFusedKernels(): void {
+  if (registered) return;
+  registered = true;
+  const backends: Array<[string, (b: AnyBackend) => BackendAccess, (b: AnyBackend) => SimdKernels | null]> = [
+    ['cpu', cpuAccess, () => null],
+    ['wasm', wasmAccess, simdForWasmBackend],
+  ];
+  for (const name of STATISTICS_KERNELS) {
+    for (const [backendName, access, simd] of backends) {
+      tf.registerKernel({ kernelName: name, backendName, kernelFunc: forwardKernel(access, simd) });
+      tf.registerKernel({ kernelName: gradKernelName(name), backendName, kernelFunc: backwardKernel(access, simd) });
+    }
+    tf.registerGradient({
+      kernelName: name,
+      inputsToSave: ['x', 'gamma'],
+      outputsToSave: [false, true, true, false, false],
+      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
+        const [x, gamma, mean, rstd] = saved;
+        const dyY = Array.isArray(dy) ? dy[0] : dy;
+        const [dx, dgamma, dbeta] = tf.engine().runKernel(gradKernelName(name), { x, dy: dyY, gamma, mean, rstd }, attrs) as tf.Tensor[];
+        return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
+      },
+    });
+  }
+}
