@@ -2,6 +2,8 @@
  * Group Normalization (Wu & He, 2018) as a functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused.js';
 import { broadcastShape, normalizeAxes } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
@@ -75,6 +77,9 @@ export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (fusedKernelAvailable(FUSED_KERNELS.groupNorm) && axis === x.rank - 1) {
+    return runFusedNorm(FUSED_KERNELS.groupNorm, x, channelsLayout(x.shape, 1, channels / groups), epsilon, options.gamma, options.beta);
+  }
   return tf.tidy(() => groupNormComposite(x, axis, groups, epsilon, options.gamma, options.beta));
 }
 

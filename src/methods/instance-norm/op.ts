@@ -2,6 +2,8 @@
  * Instance Normalization (Ulyanov, Vedaldi & Lempitsky, 2016) as a functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused.js';
 import { broadcastShape, sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
@@ -62,6 +64,9 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (fusedKernelAvailable(FUSED_KERNELS.instanceNorm) && axis === x.rank - 1) {
+    return runFusedNorm(FUSED_KERNELS.instanceNorm, x, channelsLayout(x.shape, 1, 1), epsilon, options.gamma, options.beta);
+  }
   return tf.tidy(() => instanceNormComposite(x, axis, reduceAxes, epsilon, options.gamma, options.beta));
 }
 

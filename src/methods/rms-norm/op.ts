@@ -3,9 +3,11 @@
  * functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { areTrailing, broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
+import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js';
 
 /** Options of {@link rmsNorm}. */
 export interface RmsNormOptions {
@@ -40,6 +42,9 @@ export function rmsNorm(x: tf.Tensor, options: RmsNormOptions = {}): tf.Tensor {
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, paramShape(x.shape, axes));
   const statSize = partialStatSize(WHERE, options.partial, x.shape, axes);
+  if (fusedKernelAvailable(FUSED_KERNELS.rmsNorm) && areTrailing(axes, x.rank) && (statSize === undefined || statSize === x.shape[axes[0]])) {
+    return runFusedNorm(FUSED_KERNELS.rmsNorm, x, rowsLayout(x.shape, axes[0], false), epsilon, options.gamma);
+  }
   return tf.tidy(() => rmsNormComposite(x, axes, epsilon, options.gamma, statSize));
 }
 
