@@ -20,3 +20,4 @@ export * from './methods/deepnorm/index.js';
 export * from './methods/ngpt/index.js';
 import './methods/peri-ln/index.js';
 import './methods/normformer/index.js';
+export * from './methods/power-norm/index.js';

@@ -1,0 +1,71 @@
+/**
+ * Layer checks shared by method tests: config round trip, save/load through tf.io.withSaveHandler /
+ * tf.io.fromMemory, and a model.fit step that must leave the tensor count unchanged.
+ */
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
+
+/** Asserts `cls.fromConfig(cls, layer.getConfig())` has the same config as `layer`; returns the copy. */
+export function assertConfigRoundTrip<L extends tfl.layers.Layer>(cls: LayerCtor, layer: L): L {
+  const config = layer.getConfig();
+  const copy = (cls as unknown as { fromConfig: (c: LayerCtor, cfg: tf.serialization.ConfigDict) => L }).fromConfig(cls, config);
+  assert.deepEqual(copy.getConfig(), config, 'fromConfig(getConfig()) changed the config');
+  assert.equal(copy.getClassName(), cls.className);
+  return copy;
+}
+
+/**
+ * Wraps `layer` in a one-layer sequential model over `inputShape`, sets its weights to `setWeights` (or
+ * keeps them), saves it with tf.io.withSaveHandler, loads it back with tf.io.fromMemory, and asserts that
+ * the weights (trainable and not) and the inference outputs on `x` are identical. Disposes everything it made.
+ */
+export async function assertSaveLoadRoundTrip(layer: tfl.layers.Layer, inputShape: number[], x: tf.Tensor, setWeights?: tf.Tensor[]): Promise<void> {
+  const model = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape }), layer] });
+  if (setWeights) layer.setWeights(setWeights);
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await model.save(tf.io.withSaveHandler(async (a) => {
+    artifacts = a;
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  assert.ok(artifacts, 'save handler was not called');
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  const original = model.getWeights();
+  const restored = loaded.getWeights();
+  assert.equal(restored.length, original.length, 'number of weights after load');
+  for (let i = 0; i < original.length; i++) {
+    assert.deepEqual(restored[i].shape, original[i].shape, `weight ${i} shape`);
+    assert.deepEqual(Array.from(restored[i].dataSync()), Array.from(original[i].dataSync()), `weight ${i} values`);
+  }
+  const restoredLayer = loaded.layers[loaded.layers.length - 1];
+  assert.equal(restoredLayer.getClassName(), layer.getClassName());
+  assert.deepEqual(restoredLayer.getConfig(), layer.getConfig(), 'config after load');
+  const [a, b] = tf.tidy(() => [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor]);
+  assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()), 'outputs after load');
+  tf.dispose([a, b]);
+  model.dispose();
+  loaded.dispose();
+}
+
+/**
+ * Trains `layer` between two dense layers for one warm-up epoch, then asserts that two more epochs of
+ * model.fit leave tf.memory().numTensors unchanged and give a finite loss. Returns the trained model's
+ * final loss. `inputShape` excludes the batch axis; the last axis is the features.
+ */
+export async function assertFitWithoutLeak(layer: tfl.layers.Layer, inputShape: number[], seedData: { xs: tf.Tensor; ys: tf.Tensor }): Promise<number> {
+  const model = tfl.sequential();
+  model.add(tfl.layers.dense({ units: inputShape[inputShape.length - 1], inputShape }));
+  model.add(layer);
+  model.add(tfl.layers.dense({ units: 1 }));
+  model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+  await model.fit(seedData.xs, seedData.ys, { epochs: 1, batchSize: 4, verbose: 0 });
+  const before = tf.memory().numTensors;
+  const h = await model.fit(seedData.xs, seedData.ys, { epochs: 2, batchSize: 4, verbose: 0 });
+  assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
+  const loss = h.history.loss[1] as number;
+  assert.ok(Number.isFinite(loss), `finite loss, got ${loss}`);
+  model.dispose();
+  return loss;
+}
