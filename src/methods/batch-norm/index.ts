@@ -1,0 +1,17 @@
+export {
+  batchNorm,
+  batchNormComposite,
+  batchNormDefaults,
+  batchNormTraining,
+  normalizeWithStatistics,
+  updateMovingStatistics,
+  validateBatchNorm,
+  valuesPerChannel,
+  checkBatchHasSpread,
+  BATCH_NORM_CONVENTIONS,
+  type BatchNormArgs,
+  type BatchNormConvention,
+  type BatchNormOptions,
+  type BatchNormResult,
+} from './op.js';
+export { BatchNormalization, type BatchNormalizationArgs } from './layer.js';
