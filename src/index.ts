@@ -21,3 +21,4 @@ export * from './methods/ngpt/index.js';
 import './methods/peri-ln/index.js';
 import './methods/normformer/index.js';
 export * from './methods/power-norm/index.js';
+export * from './methods/batch-norm/index.js';
