@@ -1,0 +1,77 @@
+/**
+ * What an experiment is: a claim from a paper, a setup, variants run over seeds, curves to plot and the checks
+ * that turn measured numbers into a verdict.
+ */
+import type { CurvePoint } from './train.js';
+import type { ComparisonSpec } from './verdict.js';
+import type { ImageSet } from './data/fashion-mnist.js';
+import type { CharCorpus } from './data/text.js';
+
+/** What a run can use while it trains. */
+export interface RunContext {
+  quick: boolean;
+  /** Polled by the training loops; true after Ctrl-C. */
+  shouldStop: () => boolean;
+  /** Reports a training step to the progress display. */
+  onStep: (step: number, loss: number) => void;
+  /** Fashion-MNIST train / test sets (loaded once per lab run, lazily). */
+  images: () => { train: ImageSet; test: ImageSet };
+  /** The char-LM corpus (loaded once, lazily). */
+  text: () => CharCorpus;
+}
+
+/** One configuration of an experiment (e.g. "BN" or "no norm"). */
+export interface Variant {
+  id: string;
+  label: string;
+}
+
+/** What one run (variant x seed) produces. Non-finite metrics are stored as null in JSON. */
+export interface RunOutput {
+  metrics: Record<string, number | null>;
+  curves: Record<string, CurvePoint[]>;
+}
+
+/** A plot of one curve key across variants (mean line with a min-max band over seeds). */
+export interface PlotSpec {
+  curve: string;
+  title: string;
+  x: 'step' | 'seconds';
+  yTitle: string;
+  logY?: boolean;
+}
+
+/** A claim check between two variants on one metric. */
+export interface CheckSpec extends Omit<ComparisonSpec, 'labelA' | 'labelB'> {
+  variantA: string;
+  variantB: string;
+}
+
+/** The plan of a lab run for one experiment. */
+export interface ExperimentPlan {
+  variants: Variant[];
+  /** Training steps per run (for the progress display). */
+  steps: number;
+  /** Setup in words: data, model, optimizer, steps, batch size, learning rate. */
+  setup: string;
+  checks: CheckSpec[];
+}
+
+/** An experiment of `normkit lab`. */
+export interface Experiment {
+  id: string;
+  title: string;
+  /** The claim tested, in the words of the method page (shared/methods/<method>.md) or the paper's abstract. */
+  claim: string;
+  /** Papers, by authors, title and year. */
+  papers: string[];
+  /** Method pages the claim comes from. */
+  methodPages: string[];
+  /** The metric(s) the verdict is computed from, in words. */
+  metric: string;
+  /** What this experiment still waits for (unregistered norms, missing modules); empty when it can run. */
+  missing: () => Promise<string[]>;
+  plan: (quick: boolean) => ExperimentPlan;
+  run: (variant: Variant, seed: number, ctx: RunContext) => Promise<RunOutput>;
+  plots: PlotSpec[];
+}

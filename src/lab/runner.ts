@@ -1,0 +1,198 @@
+/**
+ * Runs experiments: every (variant, seed) run in a fixed order, each stored as soon as it finishes; `resume`
+ * skips runs whose stored file is intact and made with the same plan, and redoes corrupt or stale ones. After the
+ * runs, computes each experiment's checks and verdict and writes results.json, summary.md and report.html.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, platform } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { useBackend } from '../core/backend.js';
+import { loadFashionMnist, resolveFashionMnistDir, PACKAGE_ROOT, type ImageSet } from './data/fashion-mnist.js';
+import { DEFAULT_TEXT_PATH, loadCharCorpus, type CharCorpus } from './data/text.js';
+import type { Experiment, RunContext } from './experiment.js';
+import { silentProgress, type ProgressSink } from './progress.js';
+import {
+  metricValue, readRunRecord, sha256, toJson, writeAtomic, writeRunRecord,
+  type ExperimentResult, type LabMeta, type LabResults, type RunRecord, RUN_FILE_SCHEMA,
+} from './results.js';
+import { LabInterrupted } from './train.js';
+import { combineVerdicts, compareGroups } from './verdict.js';
+import { renderReport, renderSummary } from './report.js';
+
+/** Options of {@link runLab}. */
+export interface LabOptions {
+  experiments: Experiment[];
+  /** Seeds 0..seeds-1 (default 3: the minimum for a verdict). */
+  seeds?: number;
+  quick?: boolean;
+  outDir: string;
+  /** Fashion-MNIST folder (default: the embedded subset in quick mode, else the Debian set when installed). */
+  dataDir?: string;
+  textPath?: string;
+  backend?: string;
+  resume?: boolean;
+  progress?: ProgressSink;
+  /** Polled between steps: true stops the lab cleanly (finished runs are kept). */
+  shouldStop?: () => boolean;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The plan's fingerprint: runs made under another setup are not reused on resume. */
+function planHash(experiment: Experiment, quick: boolean, dataDir: string, textPath: string): string {
+  const plan = experiment.plan(quick);
+  return sha256(toJson({ id: experiment.id, quick, setup: plan.setup, variants: plan.variants, steps: plan.steps, dataDir, textPath })).slice(0, 16);
+}
+
+/**
+ * Runs the lab and writes `outDir/results.json`, `outDir/summary.md`, `outDir/report.html` (also after an
+ * interruption, with what finished). Returns the results; `meta.interrupted` tells whether it stopped early.
+ */
+export async function runLab(options: LabOptions): Promise<LabResults> {
+  const started = Date.now();
+  const quick = options.quick ?? false;
+  const seeds = options.seeds ?? 3;
+  const backend = options.backend ?? 'cpu';
+  const progress = options.progress ?? silentProgress;
+  const shouldStop = options.shouldStop ?? (() => false);
+  const dataDir = resolveFashionMnistDir(options.dataDir, !quick);
+  const textPath = options.textPath ?? DEFAULT_TEXT_PATH;
+  await useBackend(backend);
+  if (!options.resume) rmSync(join(options.outDir, 'runs'), { recursive: true, force: true });
+
+  let images: { train: ImageSet; test: ImageSet } | undefined;
+  let text: CharCorpus | undefined;
+  const ctxBase = {
+    quick,
+    shouldStop,
+    images: () => (images ??= { train: loadFashionMnist(dataDir, 'train'), test: loadFashionMnist(dataDir, 'test') }),
+    text: () => (text ??= loadCharCorpus(textPath)),
+  };
+
+  // Which experiments can run, and the ordered list of runs.
+  const runnable: Array<{ experiment: Experiment; hash: string }> = [];
+  const waiting = new Map<string, string[]>();
+  for (const experiment of options.experiments) {
+    const missing = await experiment.missing();
+    if (missing.length > 0) {
+      waiting.set(experiment.id, missing);
+      progress.log(`${experiment.id}: pending (waits for ${missing.join(', ')})`);
+    } else {
+      runnable.push({ experiment, hash: planHash(experiment, quick, dataDir, textPath) });
+    }
+  }
+  const queue = runnable.flatMap(({ experiment, hash }) => {
+    const plan = experiment.plan(quick);
+    return plan.variants.flatMap((variant) => Array.from({ length: seeds }, (_, seed) => ({ experiment, hash, variant, seed, steps: plan.steps })));
+  });
+  const todo = queue.filter((r) => {
+    const state = readRunRecord(options.outDir, r.experiment.id, r.variant.id, r.seed, r.hash);
+    if (state.state === 'corrupt' || state.state === 'stale') progress.log(`redoing ${r.experiment.id} ${r.variant.id} seed ${r.seed}: ${state.reason}`);
+    return state.state !== 'ok';
+  });
+  if (options.resume && todo.length < queue.length) progress.log(`resuming: ${queue.length - todo.length} of ${queue.length} runs already done`);
+  progress.setStepsLeft?.((index) => todo.slice(index).reduce((s, r) => s + r.steps, 0));
+
+  let interrupted = false;
+  for (let i = 0; i < todo.length; i++) {
+    const r = todo[i];
+    if (shouldStop()) {
+      interrupted = true;
+      break;
+    }
+    progress.startRun({ experiment: r.experiment.id, variant: r.variant.id, seed: r.seed, runIndex: i + 1, runCount: todo.length, steps: r.steps });
+    const runStart = Date.now();
+    const tensorsBefore = tf.memory().numTensors;
+    try {
+      const ctx: RunContext = { ...ctxBase, onStep: (step, loss) => progress.step(step, loss) };
+      const output = await r.experiment.run(r.variant, r.seed, ctx);
+      const record: RunRecord = {
+        schema: RUN_FILE_SCHEMA, experiment: r.experiment.id, variant: r.variant.id, seed: r.seed, planHash: r.hash,
+        output, wallSeconds: (Date.now() - runStart) / 1000, finishedAt: new Date().toISOString(),
+      };
+      writeRunRecord(options.outDir, record);
+      const shown = Object.entries(output.metrics).map(([k, v]) => `${k}=${v === null ? 'n/a' : Number(v.toPrecision(4))}`).join(' ');
+      progress.endRun(`done in ${record.wallSeconds.toFixed(1)}s: ${shown}`);
+    } catch (e) {
+      if (e instanceof LabInterrupted) {
+        progress.endRun('interrupted; finished runs are kept (continue with --resume)');
+        interrupted = true;
+        break;
+      }
+      progress.stop();
+      throw e;
+    } finally {
+      // Experiments dispose their models; this catches anything a run left behind so later runs stay lean.
+      const leaked = tf.memory().numTensors - tensorsBefore;
+      if (leaked > 0) progress.log(`note: ${leaked} tensors left by ${r.experiment.id} ${r.variant.id}`);
+    }
+  }
+  progress.stop();
+
+  const meta: LabMeta = {
+    normkitVersion: packageVersion(),
+    tfjsVersion: tf.version_core,
+    node: process.version,
+    platform: `${platform()} ${process.arch}`,
+    cpus: cpus().length,
+    backend,
+    quick,
+    seeds,
+    data: dataDir,
+    text: textPath,
+    startedAt: new Date(started).toISOString(),
+    wallSeconds: (Date.now() - started) / 1000,
+    interrupted,
+  };
+  const results: LabResults = { meta, experiments: options.experiments.map((e) => collect(e, options.outDir, quick, seeds, waiting, runnable)) };
+  await writeLabOutputs(options.outDir, results);
+  return results;
+}
+
+function collect(
+  experiment: Experiment, outDir: string, quick: boolean, seeds: number,
+  waiting: Map<string, string[]>, runnable: Array<{ experiment: Experiment; hash: string }>,
+): ExperimentResult {
+  const plan = experiment.plan(quick);
+  const base = {
+    id: experiment.id, title: experiment.title, claim: experiment.claim, papers: experiment.papers,
+    methodPages: experiment.methodPages, metric: experiment.metric, setup: plan.setup, variants: plan.variants, plots: experiment.plots,
+  };
+  const waitsFor = waiting.get(experiment.id);
+  if (waitsFor !== undefined) return { ...base, status: 'pending', waitsFor, runs: [], checks: [], verdict: 'pending' };
+  const hash = runnable.find((r) => r.experiment === experiment)?.hash ?? '';
+  const runs: RunRecord[] = [];
+  for (const variant of plan.variants) {
+    for (let seed = 0; seed < seeds; seed++) {
+      const state = readRunRecord(outDir, experiment.id, variant.id, seed, hash);
+      if (state.state === 'ok') runs.push(state.record);
+    }
+  }
+  const label = (id: string) => plan.variants.find((v) => v.id === id)?.label ?? id;
+  const checks = plan.checks.map((c) => {
+    const values = (id: string) => runs.filter((r) => r.variant === id).map((r) => metricValue(r, c.metric));
+    const { variantA, variantB, ...spec } = c;
+    return compareGroups({ ...spec, labelA: label(variantA), labelB: label(variantB) }, values(variantA), values(variantB));
+  });
+  const complete = runs.length === plan.variants.length * seeds;
+  return { ...base, status: complete ? 'done' : 'incomplete', waitsFor: [], runs, checks, verdict: combineVerdicts(checks.map((c) => c.verdict)) };
+}
+
+/** Writes results.json, summary.md and report.html for `results` into `outDir`. */
+export async function writeLabOutputs(outDir: string, results: LabResults): Promise<void> {
+  writeAtomic(join(outDir, 'results.json'), `${toJson(results, 1)}\n`);
+  writeAtomic(join(outDir, 'summary.md'), renderSummary(results));
+  writeAtomic(join(outDir, 'report.html'), await renderReport(results));
+}
+
+/** True when `outDir` holds results of an earlier lab run. */
+export function hasLabOutput(outDir: string): boolean {
+  return existsSync(join(outDir, 'runs'));
+}

@@ -1,0 +1,230 @@
+/**
+ * The lab's training loops: seeded mini-batch SGD-style training of a classifier or a language model with an
+ * explicit gradient step (so experiments can choose the trained variables, transform gradients, and measure
+ * every step), with divergence detection and cooperative stopping (Ctrl-C).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { seededPermutation, seededRandom, deriveSeed } from './rng.js';
+import type { ImageSet } from './data/fashion-mnist.js';
+import { sampleWindows } from './data/text.js';
+
+/** Thrown by a training loop when the user asked to stop (Ctrl-C); the runner keeps finished runs. */
+export class LabInterrupted extends Error {
+  constructor() {
+    super('interrupted');
+    this.name = 'LabInterrupted';
+  }
+}
+
+/** One point of a curve. */
+export interface CurvePoint {
+  step: number;
+  value: number;
+  /** Seconds since the start of training (for plots against wall time). */
+  seconds?: number;
+}
+
+/** Hooks shared by both loops. */
+export interface TrainHooks {
+  /** Called after every step with its loss (for the progress display). */
+  onStep?: (step: number, loss: number) => void;
+  /** Polled before every step; when it returns true the loop throws {@link LabInterrupted}. */
+  shouldStop?: () => boolean;
+  /** Rewrites the gradients before they are applied (e.g. adaptive gradient clipping); owns nothing it returns. */
+  transformGradients?: (grads: tf.NamedTensorMap, vars: tf.Variable[]) => tf.NamedTensorMap;
+  /** Called after each applied step (e.g. to measure the weights); runs outside the gradient tape. */
+  afterStep?: (step: number) => void;
+}
+
+/** What a training loop reports. */
+export interface TrainResult {
+  loss: CurvePoint[];
+  /** Test accuracy (classifier) or held-out loss (language model) at each evaluation. */
+  evals: CurvePoint[];
+  /** The last evaluation's value (NaN when the run diverged before it). */
+  final: number;
+  diverged: boolean;
+  /** Step at which the loss became non-finite or exceeded `divergeLoss`, else null. */
+  divergedAt: number | null;
+  wallSeconds: number;
+}
+
+/** The variables of a model's trainable weights. */
+export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => w.read() as tf.Variable);
+}
+
+function applyStep(
+  lossFn: () => tf.Scalar,
+  vars: tf.Variable[],
+  optimizer: tf.Optimizer,
+  transform: TrainHooks['transformGradients'],
+): number {
+  const { value, grads } = tf.variableGrads(lossFn, vars);
+  const used = transform ? transform(grads, vars) : grads;
+  optimizer.applyGradients(used);
+  const loss = value.dataSync()[0];
+  tf.dispose([value, grads]);
+  if (used !== grads) tf.dispose(used);
+  return loss;
+}
+
+/** Options of {@link trainClassifier}. */
+export interface ClassifierTrainOptions extends TrainHooks {
+  model: tfl.LayersModel;
+  train: ImageSet;
+  test: ImageSet;
+  steps: number;
+  batchSize: number;
+  optimizer: tf.Optimizer;
+  seed: number;
+  /** Variables to train (default: all trainable weights). */
+  vars?: tf.Variable[];
+  /** Evaluate test accuracy every this many steps (and at the end). */
+  evalEvery: number;
+  /** Loss above which (or non-finite) the run counts as diverged and stops (default 1e3). */
+  divergeLoss?: number;
+}
+
+function imageBatch(set: ImageSet, indices: ArrayLike<number>, start: number, count: number): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const size = set.height * set.width;
+  const xs = new Float32Array(count * size);
+  const ys = new Int32Array(count);
+  for (let k = 0; k < count; k++) {
+    const i = indices[(start + k) % indices.length];
+    xs.set(set.images.subarray(i * size, (i + 1) * size), k * size);
+    ys[k] = set.labels[i];
+  }
+  return tf.tidy(() => ({
+    x: tf.tensor4d(xs, [count, set.height, set.width, 1]),
+    y: tf.oneHot(tf.tensor1d(ys, 'int32'), set.numClasses) as tf.Tensor2D,
+  }));
+}
+
+/** Accuracy of `model` (inference mode) on `set`, in batches of `batchSize`. */
+export function evaluateAccuracy(model: tfl.LayersModel, set: ImageSet, batchSize = 250): number {
+  let correct = 0;
+  const identity = Int32Array.from({ length: set.n }, (_, i) => i);
+  for (let start = 0; start < set.n; start += batchSize) {
+    const count = Math.min(batchSize, set.n - start);
+    const { x, y } = imageBatch(set, identity, start, count);
+    const hits = tf.tidy(() => {
+      const logits = model.apply(x, { training: false }) as tf.Tensor;
+      return tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.argMax(y, -1)), 'int32'));
+    });
+    correct += hits.dataSync()[0];
+    tf.dispose([x, y, hits]);
+  }
+  return correct / set.n;
+}
+
+/**
+ * Trains a classifier with softmax cross-entropy on seeded, reshuffled-every-epoch mini-batches; evaluates test
+ * accuracy every `evalEvery` steps. Stops early when the loss diverges.
+ */
+export function trainClassifier(o: ClassifierTrainOptions): TrainResult {
+  const vars = o.vars ?? trainableVariables(o.model);
+  const divergeLoss = o.divergeLoss ?? 1e3;
+  const started = Date.now();
+  const loss: CurvePoint[] = [];
+  const evals: CurvePoint[] = [];
+  let order = seededPermutation(o.train.n, deriveSeed(o.seed, 'epoch0'));
+  let position = 0;
+  let epoch = 0;
+  let divergedAt: number | null = null;
+  for (let step = 1; step <= o.steps; step++) {
+    if (o.shouldStop?.()) throw new LabInterrupted();
+    if (position + o.batchSize > o.train.n) {
+      epoch++;
+      order = seededPermutation(o.train.n, deriveSeed(o.seed, `epoch${epoch}`));
+      position = 0;
+    }
+    const { x, y } = imageBatch(o.train, order, position, o.batchSize);
+    position += o.batchSize;
+    const value = applyStep(
+      () => tf.losses.softmaxCrossEntropy(y, o.model.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+      vars, o.optimizer, o.transformGradients,
+    );
+    tf.dispose([x, y]);
+    const seconds = (Date.now() - started) / 1000;
+    loss.push({ step, value, seconds });
+    o.onStep?.(step, value);
+    if (!Number.isFinite(value) || value > divergeLoss) {
+      divergedAt = step;
+      break;
+    }
+    o.afterStep?.(step);
+    if (step % o.evalEvery === 0 || step === o.steps) {
+      evals.push({ step, value: evaluateAccuracy(o.model, o.test), seconds: (Date.now() - started) / 1000 });
+    }
+  }
+  const final = divergedAt !== null || evals.length === 0 ? NaN : evals[evals.length - 1].value;
+  return { loss, evals, final, diverged: divergedAt !== null, divergedAt, wallSeconds: (Date.now() - started) / 1000 };
+}
+
+/** Options of {@link trainLanguageModel}. */
+export interface LMTrainOptions extends TrainHooks {
+  /** Maps int32 ids `[batch, length]` to logits `[batch, length, vocab]`; `training` selects batch statistics. */
+  forward: (ids: tf.Tensor2D, training: boolean) => tf.Tensor3D;
+  vars: tf.Variable[];
+  vocabSize: number;
+  trainIds: Int32Array;
+  validIds: Int32Array;
+  steps: number;
+  batchSize: number;
+  length: number;
+  optimizer: tf.Optimizer;
+  seed: number;
+  evalEvery: number;
+  /** Number of held-out windows evaluated (default 16). */
+  evalWindows?: number;
+  divergeLoss?: number;
+}
+
+function lmLoss(forward: LMTrainOptions['forward'], inputs: Int32Array, targets: Int32Array, o: { batch: number; length: number; vocab: number }, training: boolean): tf.Scalar {
+  const ids = tf.tensor2d(inputs, [o.batch, o.length], 'int32');
+  const logits = forward(ids, training);
+  const labels = tf.oneHot(tf.tensor1d(targets, 'int32'), o.vocab);
+  return tf.losses.softmaxCrossEntropy(labels, tf.reshape(logits, [o.batch * o.length, o.vocab])) as tf.Scalar;
+}
+
+/**
+ * Trains a next-character model with cross-entropy on seeded random windows; every `evalEvery` steps evaluates the
+ * mean loss on fixed held-out windows (the same windows for every run, so curves are comparable).
+ */
+export function trainLanguageModel(o: LMTrainOptions): TrainResult {
+  const random = seededRandom(deriveSeed(o.seed, 'windows'));
+  const divergeLoss = o.divergeLoss ?? 1e3;
+  const started = Date.now();
+  const loss: CurvePoint[] = [];
+  const evals: CurvePoint[] = [];
+  const evalCount = o.evalWindows ?? 16;
+  const evalRandom = seededRandom(12345);
+  const held = sampleWindows(o.validIds, evalCount, o.length, evalRandom);
+  let divergedAt: number | null = null;
+  for (let step = 1; step <= o.steps; step++) {
+    if (o.shouldStop?.()) throw new LabInterrupted();
+    const { inputs, targets } = sampleWindows(o.trainIds, o.batchSize, o.length, random);
+    const value = applyStep(
+      () => lmLoss(o.forward, inputs, targets, { batch: o.batchSize, length: o.length, vocab: o.vocabSize }, true),
+      o.vars, o.optimizer, o.transformGradients,
+    );
+    const seconds = (Date.now() - started) / 1000;
+    loss.push({ step, value, seconds });
+    o.onStep?.(step, value);
+    if (!Number.isFinite(value) || value > divergeLoss) {
+      divergedAt = step;
+      break;
+    }
+    o.afterStep?.(step);
+    if (step % o.evalEvery === 0 || step === o.steps) {
+      const v = tf.tidy(() => lmLoss(o.forward, held.inputs, held.targets, { batch: evalCount, length: o.length, vocab: o.vocabSize }, false));
+      const value = v.dataSync()[0];
+      v.dispose();
+      evals.push({ step, value, seconds: (Date.now() - started) / 1000 });
+    }
+  }
+  const final = divergedAt !== null || evals.length === 0 ? NaN : evals[evals.length - 1].value;
+  return { loss, evals, final, diverged: divergedAt !== null, divergedAt, wallSeconds: (Date.now() - started) / 1000 };
+}
