@@ -22,3 +22,6 @@ import './methods/peri-ln/index.js';
 import './methods/normformer/index.js';
 export * from './methods/power-norm/index.js';
 export * from './methods/batch-norm/index.js';
+export * from './methods/weight-norm/index.js';
+export * from './methods/spectral-norm/index.js';
+export * from './methods/weight-standardization/index.js';

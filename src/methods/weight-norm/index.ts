@@ -1,0 +1,1 @@
+export { WeightNormalization, weightNorm, type WeightNormalizationArgs } from './layer.js';

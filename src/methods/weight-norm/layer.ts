@@ -1,0 +1,132 @@
+/**
+ * Weight Normalization (Salimans & Kingma, 2016) as a wrapper around an existing kernel layer.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { checkBoolean, checkFloatTensor, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { NormkitError } from '../../core/errors.js';
+import { unitBroadcastShape, unitShape, type KernelLayout } from '../../core/kernel-layout.js';
+import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
+import { stableMoments } from '../../core/moments.js';
+import { registerNorm } from '../../core/registry.js';
+import { registerLayerClass } from '../../core/serialization.js';
+
+/** Arguments of {@link WeightNormalization}. */
+export interface WeightNormalizationArgs extends KernelWrapperArgs {
+  /** Added to `sum(v^2)` inside the square root so an all-zero unit stays finite (default 1e-12). */
+  epsilon?: number;
+  /**
+   * Run the paper's data-dependent initialization on the first training call (default false; call
+   * {@link WeightNormalization.initializeFromData} yourself for control over the batch).
+   */
+  dataInit?: boolean;
+}
+
+const KNOWN = ['layer', 'epsilon', 'dataInit', 'name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
+
+/**
+ * Weight normalization of the wrapped layer's kernel, per output unit j:
+ *
+ *   w_j = g_j * v_j / sqrt(||v_j||^2 + eps),
+ *
+ * where v is the wrapped layer's own kernel (kept, trained and saved as before) and g (weight `g`, one per
+ * output unit) is created at build time with g = ||v_j||, so wrapping does not change the layer's function
+ * (the PyTorch / TF-Addons convention). The norm runs over the unit's fan-in axes (kernel-layout.ts):
+ * axis 0 of a Dense kernel, (0, 1, 2) of a Conv2D kernel, (0, 1, 3) of a Conv2DTranspose kernel and (0, 1)
+ * of a DepthwiseConv2D kernel (whose g has shape [in, multiplier]). Gradients flow to g and v by autodiff,
+ * which equals the paper's `dL/dg = dL/dw . v/||v||`, `dL/dv = g/||v|| (dL/dw - dL/dg v/||v||)`.
+ */
+export class WeightNormalization extends KernelWrapper {
+  static className = 'WeightNormalization';
+  readonly epsilon: number;
+  readonly dataInit: boolean;
+  private g: tfl.LayerVariable | null = null;
+  private initialized: tfl.LayerVariable | null = null;
+  /** Cache of the `initialized` flag, so the variable is read back at most once per instance. */
+  private initDone = false;
+
+  constructor(args: WeightNormalizationArgs) {
+    super(args);
+    checkKnownKeys(this.where, args, KNOWN);
+    this.epsilon = args.epsilon ?? 1e-12;
+    checkPositive(this.where, 'epsilon', this.epsilon);
+    this.dataInit = args.dataInit ?? false;
+    checkBoolean(this.where, 'dataInit', this.dataInit);
+  }
+
+  protected override buildReparam(kernelShape: number[], layout: KernelLayout): void {
+    this.g = this.addWeight('g', unitShape(kernelShape, layout), 'float32', tfl.initializers.ones(), undefined, true);
+    const norm = tf.tidy(() => tf.reshape(this.unitNorm(this.rawKernel.read(), layout), unitShape(kernelShape, layout)));
+    this.g.write(norm);
+    norm.dispose();
+    if (this.dataInit) {
+      this.initialized = this.addWeight('initialized', [], 'float32', tfl.initializers.zeros(), undefined, false);
+    }
+  }
+
+  /** sqrt(sum of v^2 over each unit's fan-in + eps), with kept dims (broadcasts against the kernel). */
+  private unitNorm(v: tf.Tensor, layout: KernelLayout): tf.Tensor {
+    return tf.sqrt(tf.add(tf.sum(tf.square(v), layout.fanInAxes, true), this.epsilon));
+  }
+
+  protected override computeKernel(v: tf.Tensor, layout: KernelLayout): tf.Tensor {
+    const g = tf.reshape((this.g as tfl.LayerVariable).read(), unitBroadcastShape(v.shape, layout));
+    return tf.mul(v, tf.div(g, this.unitNorm(v, layout)));
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
+    if (this.dataInit && kwargs?.training === true && !this.initDone) {
+      const flag = this.initialized as tfl.LayerVariable;
+      if (flag.read().dataSync()[0] === 0) this.initializeFromData(Array.isArray(inputs) ? inputs[0] : inputs);
+      this.initDone = true;
+    }
+    return super.call(inputs, kwargs);
+  }
+
+  /**
+   * The paper's data-dependent initialization from a batch `x`: with t the pre-activation (no bias, no
+   * activation) of each output channel over the batch, sets `g <- g / sqrt(var(t) + 1e-10)` and, when the
+   * wrapped layer has a bias, `b <- -mean(t) / sqrt(var(t) + 1e-10)`, so the initial pre-activations have zero
+   * mean and unit variance per channel. Builds the layer first if needed.
+   */
+  initializeFromData(x: tf.Tensor): void {
+    checkFloatTensor(`${this.where}.initializeFromData`, 'x', x, 2);
+    if (!this.built) tf.dispose(this.apply(x) as tf.Tensor);
+    const layout = this.requireLayout();
+    const g = this.g as tfl.LayerVariable;
+    tf.tidy(() => {
+      const t = this.callWithKernel(x, this.computeKernel(this.rawKernel.read(), layout), {}, true);
+      const axes = [...Array(t.rank - 1).keys()];
+      const { mean, variance } = stableMoments(t, axes);
+      const scale = tf.rsqrt(tf.add(tf.reshape(variance, [-1]), 1e-10));
+      g.write(tf.mul(g.read(), tf.reshape(scale, g.shape as number[])));
+      const bias = (this.layer as unknown as { bias?: tfl.LayerVariable | null }).bias;
+      if (bias) bias.write(tf.reshape(tf.neg(tf.mul(tf.reshape(mean, [-1]), scale)), bias.shape as number[]));
+      if (this.initialized) this.initialized.write(tf.scalar(1));
+    });
+    this.initDone = true;
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), epsilon: this.epsilon, dataInit: this.dataInit };
+  }
+}
+
+/** Wraps `layer` in {@link WeightNormalization}; a shorthand like PyTorch's `weight_norm(module)`. */
+export function weightNorm(layer: tfl.layers.Layer, options: Omit<WeightNormalizationArgs, 'layer'> = {}): WeightNormalization {
+  if (options === null || typeof options !== 'object') throw new NormkitError('weightNorm', 'options', 'an object', options);
+  return new WeightNormalization({ ...options, layer });
+}
+
+registerLayerClass(WeightNormalization);
+
+registerNorm({
+  name: 'weight-norm',
+  aliases: ['wn', 'weightnorm', 'WeightNormalization'],
+  kind: 'weight',
+  description: 'Reparametrizes each output unit of a wrapped layer\'s kernel as w = g * v / ||v||, decoupling its length from its direction.',
+  paper: 'Salimans & Kingma, "Weight Normalization: A Simple Reparameterization to Accelerate Training of Deep Neural Networks", NeurIPS 2016 (arXiv 1602.07868)',
+  layerClass: 'WeightNormalization',
+  create: (config) => new WeightNormalization(config as unknown as WeightNormalizationArgs),
+  doc: 'docs/weight-norm.md',
+});

@@ -1,0 +1,119 @@
+/**
+ * Shared fixtures for the weight-reparametrization tests: one small layer of every supported kernel type
+ * with its kernel layout written out by hand (independent of src/core/kernel-layout.ts), float64 per-unit
+ * grouping, a plain twin layer to compute expected outputs, and save/load and model.fit checks.
+ */
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { paramIndex, slices } from './reference.js';
+
+export interface KernelCase {
+  name: string;
+  /** A fresh, unbuilt layer. */
+  make: () => tfl.layers.Layer;
+  /** Input shape without the batch axis. */
+  inputShape: number[];
+  /** Expected kernel shape in tfjs layout. */
+  kernelShape: number[];
+  /** Kernel axes of one output unit, by hand from the tfjs layout. */
+  unitAxes: number[];
+}
+
+export const KERNEL_CASES: KernelCase[] = [
+  { name: 'Dense', make: () => tfl.layers.dense({ units: 3 }), inputShape: [4], kernelShape: [4, 3], unitAxes: [1] },
+  { name: 'Conv1D', make: () => tfl.layers.conv1d({ filters: 3, kernelSize: 2 }), inputShape: [5, 2], kernelShape: [2, 2, 3], unitAxes: [2] },
+  { name: 'Conv2D', make: () => tfl.layers.conv2d({ filters: 3, kernelSize: 2 }), inputShape: [4, 4, 2], kernelShape: [2, 2, 2, 3], unitAxes: [3] },
+  { name: 'Conv3D', make: () => tfl.layers.conv3d({ filters: 2, kernelSize: 2 }), inputShape: [3, 3, 3, 2], kernelShape: [2, 2, 2, 2, 2], unitAxes: [4] },
+  // Output channel c * multiplier + m is fed only by kernel[:, :, c, m].
+  { name: 'DepthwiseConv2D', make: () => tfl.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2 }), inputShape: [4, 4, 3], kernelShape: [2, 2, 3, 2], unitAxes: [2, 3] },
+  // Conv2DTranspose kernels are [kh, kw, out, in]: output channel o is kernel[:, :, o, :].
+  { name: 'Conv2DTranspose', make: () => tfl.layers.conv2dTranspose({ filters: 3, kernelSize: 2 }), inputShape: [3, 3, 2], kernelShape: [2, 2, 3, 2], unitAxes: [2] },
+];
+
+/** For each output unit (indexed like a parameter over `unitAxes`), the flat kernel indices of its weights. */
+export function unitGroups(shape: number[], unitAxes: number[]): number[][] {
+  const fanIn = shape.map((_, i) => i).filter((a) => !unitAxes.includes(a));
+  const units = unitAxes.reduce((n, a) => n * shape[a], 1);
+  const out: number[][] = new Array(units);
+  for (const idx of slices(shape, fanIn)) out[paramIndex(idx[0], shape, unitAxes)] = idx;
+  return out;
+}
+
+type KernelVariable = { shape: number[]; read(): tf.Tensor; write(v: tf.Tensor): void };
+
+/** The kernel variable's values of a built layer of a supported type. */
+export function kernelOf(layer: tfl.layers.Layer): KernelVariable {
+  const l = layer as unknown as { kernel?: KernelVariable; depthwiseKernel?: KernelVariable };
+  return (l.depthwiseKernel ?? l.kernel) as KernelVariable;
+}
+
+/**
+ * Output of a plain, freshly built layer of the same config as `inner` whose kernel is `kernel` and bias is
+ * inner's bias: what the wrapped layer must compute when the reparametrized kernel is `kernel`.
+ */
+export function plainOutput(inner: tfl.layers.Layer, kernel: Float64Array | Float32Array, x: tf.Tensor): tf.Tensor {
+  const cls = tf.serialization.SerializationMap.getMap().classNameMap[inner.getClassName()];
+  const twin = cls[1](cls[0], { ...inner.getConfig(), name: undefined } as unknown as tf.serialization.ConfigDict) as unknown as tfl.layers.Layer;
+  tf.dispose(twin.apply(x) as tf.Tensor);
+  const kShape = kernelOf(inner).shape as number[];
+  const bias = (inner as unknown as { bias?: { read(): tf.Tensor } | null }).bias;
+  const weights = [tf.tensor(Float32Array.from(kernel), kShape)];
+  if (bias) weights.push(bias.read());
+  twin.setWeights(weights);
+  tf.dispose(weights[0]);
+  const y = tf.tidy(() => twin.call(x, {}) as tf.Tensor);
+  twin.dispose();
+  return y;
+}
+
+/**
+ * Saves a one-layer model holding `layer` with tf.io.withSaveHandler, loads it with tf.io.fromMemory and
+ * asserts identical config, weights (trainable and not) and inference outputs on `x`.
+ */
+export async function assertWrapperSaveLoad(layer: tfl.layers.Layer, inputShape: number[], x: tf.Tensor): Promise<void> {
+  const model = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape }), layer] });
+  let artifacts: tf.io.ModelArtifacts | undefined;
+  await model.save(tf.io.withSaveHandler(async (a) => {
+    artifacts = a;
+    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+  }));
+  assert.ok(artifacts, 'save handler was not called');
+  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  const original = model.getWeights();
+  const restored = loaded.getWeights();
+  assert.equal(restored.length, original.length, 'number of weights after load');
+  for (let i = 0; i < original.length; i++) {
+    assert.deepEqual(restored[i].shape, original[i].shape, `weight ${i} shape`);
+    assert.deepEqual(Array.from(restored[i].dataSync()), Array.from(original[i].dataSync()), `weight ${i} values`);
+  }
+  const reloaded = loaded.layers[loaded.layers.length - 1];
+  assert.equal(reloaded.getClassName(), layer.getClassName());
+  assert.deepEqual(reloaded.getConfig(), layer.getConfig(), 'config after load');
+  const [a, b] = tf.tidy(() => [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor]);
+  assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()), 'outputs after load');
+  tf.dispose([a, b]);
+  model.dispose();
+  loaded.dispose();
+}
+
+/**
+ * Trains a small model [layer, flatten, dense(1)] with model.fit and asserts that, after a warm-up epoch,
+ * two more epochs leave tf.memory().numTensors unchanged, and that the loss went down over the run.
+ */
+export async function assertWrapperFits(layer: tfl.layers.Layer, inputShape: number[], xs: tf.Tensor, ys: tf.Tensor, optimizer: tf.Optimizer | string = 'adam'): Promise<void> {
+  const model = tfl.sequential();
+  model.add(tfl.layers.inputLayer({ inputShape }));
+  model.add(layer);
+  model.add(tfl.layers.flatten());
+  model.add(tfl.layers.dense({ units: 1 }));
+  model.compile({ optimizer, loss: 'meanSquaredError' });
+  const first = await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0, shuffle: false });
+  const before = tf.memory().numTensors;
+  const h = await model.fit(xs, ys, { epochs: 8, batchSize: 4, verbose: 0, shuffle: false });
+  assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
+  const start = first.history.loss[0] as number;
+  const end = h.history.loss[h.history.loss.length - 1] as number;
+  assert.ok(Number.isFinite(end) && end < start, `loss should go down: ${start} -> ${end}`);
+  model.dispose();
+}
