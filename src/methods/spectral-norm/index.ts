@@ -1,0 +1,1 @@
+export { SpectralNormalization, spectralNorm, type SpectralNormalizationArgs } from './layer.js';

@@ -1,0 +1,6 @@
+export {
+  WeightStandardization,
+  ScaledWeightStandardization,
+  type WeightStandardizationArgs,
+  type ScaledWeightStandardizationArgs,
+} from './layer.js';
