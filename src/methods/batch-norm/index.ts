@@ -1,4 +1,5 @@
 export {
+  applyChannelAffine,
   batchNorm,
   batchNormComposite,
   batchNormDefaults,
@@ -14,4 +15,4 @@ export {
   type BatchNormOptions,
   type BatchNormResult,
 } from './op.js';
-export { BatchNormalization, type BatchNormalizationArgs } from './layer.js';
+export { BatchNormalization, smallBatchGroups, type BatchNormalizationArgs, type OnSmallBatch } from './layer.js';

@@ -4,12 +4,27 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkInRange, checkOneOf } from '../../core/checks.js';
+import { checkInRange, checkInteger, checkOneOf } from '../../core/checks.js';
+import { centeredMoments } from '../../core/moments.js';
 import { NormkitError } from '../../core/errors.js';
 import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
-import { BATCH_NORM_CONVENTIONS, batchNorm, batchNormDefaults, type BatchNormConvention } from './op.js';
+import {
+  applyChannelAffine,
+  BATCH_NORM_CONVENTIONS,
+  batchNorm,
+  batchNormDefaults,
+  batchNormTraining,
+  updateMovingStatistics,
+  validateBatchNorm,
+  valuesPerChannel,
+  type BatchNormConvention,
+} from './op.js';
+
+/** What a training call does with a batch that has a single value per channel. */
+export type OnSmallBatch = 'error' | 'useMovingStats' | 'groupStats';
+const ON_SMALL_BATCH: readonly OnSmallBatch[] = ['error', 'useMovingStats', 'groupStats'];
 
 type LayerVariable = tfl.LayerVariable;
 
@@ -23,6 +38,28 @@ export interface BatchNormalizationArgs extends AffineLayerArgs {
   movingVarianceInitializer?: unknown;
   /** `'keras'` (default; momentum 0.99, eps 1e-3, biased moving variance) or `'pytorch'` (0.1, 1e-5, unbiased). */
   convention?: BatchNormConvention;
+  /**
+   * Gradient accumulation over k micro-batches (default 1): each micro-batch is normalized with its own
+   * statistics, and every k training calls the moving statistics receive ONE update with the exact mean and
+   * variance of the union of the k micro-batches (pooled with Chan's parallel formula).
+   */
+  accumulateSteps?: number;
+  /**
+   * A training batch with one value per channel (e.g. shape [1, C]): `'error'` (default) throws;
+   * `'useMovingStats'` normalizes it with the moving statistics (inference behaviour, no update);
+   * `'groupStats'` normalizes it with statistics over groups of channels of that one sample (see
+   * {@link smallBatchGroups}), no update.
+   */
+  onSmallBatch?: OnSmallBatch;
+}
+
+/**
+ * Number of channel groups used by `onSmallBatch: 'groupStats'`: the largest divisor G of C with G <= 32
+ * (GroupNorm's default) that leaves at least 2 channels per group; 0 when C < 2 (no grouping possible).
+ */
+export function smallBatchGroups(channels: number): number {
+  for (let g = Math.min(32, Math.floor(channels / 2)); g >= 1; g--) if (channels % g === 0) return g;
+  return 0;
 }
 
 const WHERE = 'BatchNormalization';
@@ -43,12 +80,20 @@ export class BatchNormalization extends AffineNormLayer {
   readonly axis: number | number[];
   readonly momentum: number;
   readonly convention: BatchNormConvention;
+  readonly accumulateSteps: number;
+  readonly onSmallBatch: OnSmallBatch;
   protected readonly movingMeanInitializer;
   protected readonly movingVarianceInitializer;
   protected movingMean: LayerVariable | null = null;
   protected movingVariance: LayerVariable | null = null;
   /** The resolved, non-negative channel axis (set by build). */
   protected channelAxis = -1;
+  /** Pooled mean and sum of squared deviations of the micro-batches seen in this accumulation cycle. */
+  private accMean: tf.Variable | null = null;
+  private accM2: tf.Variable | null = null;
+  /** Values per channel and micro-batches pooled so far in this cycle (host numbers: shapes are static). */
+  private accCount = 0;
+  private accSteps = 0;
 
   constructor(args: BatchNormalizationArgs = {}) {
     const convention = args.convention ?? 'keras';
@@ -63,6 +108,10 @@ export class BatchNormalization extends AffineNormLayer {
     if (typeof single !== 'number' || !Number.isInteger(single)) {
       throw new NormkitError(WHERE, 'axis', 'one integer (or a list of one integer, as Keras writes it)', this.axis);
     }
+    this.accumulateSteps = args.accumulateSteps ?? 1;
+    checkInteger(WHERE, 'accumulateSteps', this.accumulateSteps, 1);
+    this.onSmallBatch = args.onSmallBatch ?? 'error';
+    checkOneOf(WHERE, 'onSmallBatch', this.onSmallBatch, ON_SMALL_BATCH);
     this.movingMeanInitializer = resolveInitializer(args.movingMeanInitializer, 'zeros');
     this.movingVarianceInitializer = resolveInitializer(args.movingVarianceInitializer, 'ones');
   }
@@ -86,6 +135,10 @@ export class BatchNormalization extends AffineNormLayer {
     this.buildAffine([channels]);
     this.movingMean = this.addWeight('moving_mean', [channels], 'float32', this.movingMeanInitializer, undefined, false);
     this.movingVariance = this.addWeight('moving_variance', [channels], 'float32', this.movingVarianceInitializer, undefined, false);
+    if (this.accumulateSteps > 1) {
+      this.accMean = tf.variable(tf.zeros([channels]), false);
+      this.accM2 = tf.variable(tf.zeros([channels]), false);
+    }
     this.built = true;
   }
 
@@ -96,7 +149,12 @@ export class BatchNormalization extends AffineNormLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs?: Record<string, unknown>): tf.Tensor {
     const x = singleInput(inputs);
-    const training = this.isTrainingCall(kwargs);
+    let training = this.isTrainingCall(kwargs);
+    if (training && this.onSmallBatch !== 'error' && valuesPerChannel(x.shape, this.channelAxis) < 2) {
+      if (this.onSmallBatch === 'groupStats') return this.normalizeWithGroupStats(x);
+      training = false;
+    }
+    if (training && this.accumulateSteps > 1) return this.callAccumulating(x);
     return tf.tidy(() => {
       const result = batchNorm(x, this.opOptions(training));
       if (training) {
@@ -105,6 +163,82 @@ export class BatchNormalization extends AffineNormLayer {
       }
       return result.y;
     });
+  }
+
+  /**
+   * Training call with `accumulateSteps` k > 1: normalize with this micro-batch's statistics, pool them into
+   * the cycle's (count, mean, M2) with Chan's formula
+   *   n = na + nb,  d = mean_b - mean_a,  mean = mean_a + d * nb / n,  M2 = M2_a + M2_b + d^2 * na * nb / n,
+   * and on the k-th call update the moving statistics once with mean and M2 / n (the union's biased variance;
+   * the PyTorch convention turns it into M2 / (n - 1)).
+   */
+  private callAccumulating(x: tf.Tensor): tf.Tensor {
+    const args = validateBatchNorm(WHERE, x, this.opOptions(true));
+    return tf.tidy(() => {
+      const { y, batchMean, batchVariance, count } = batchNormTraining(x, args.channelAxis, args.epsilon, args.gamma, args.beta);
+      const accMean = this.accMean as tf.Variable;
+      const accM2 = this.accM2 as tf.Variable;
+      const m2 = tf.mul(batchVariance, count);
+      if (this.accCount === 0) {
+        accMean.assign(batchMean);
+        accM2.assign(m2);
+      } else {
+        const na = this.accCount;
+        const n = na + count;
+        const delta = tf.sub(batchMean, accMean);
+        const newMean = tf.add(accMean, tf.mul(delta, count / n));
+        accM2.assign(tf.add(tf.add(accM2, m2), tf.mul(tf.square(delta), (na * count) / n)));
+        accMean.assign(newMean);
+      }
+      this.accCount += count;
+      this.accSteps += 1;
+      if (this.accSteps >= this.accumulateSteps) {
+        const pooledVariance = tf.div(accM2, this.accCount);
+        const moving = updateMovingStatistics(args.movingMean, args.movingVariance, accMean, pooledVariance, this.accCount, this.momentum, this.convention);
+        (this.movingMean as LayerVariable).write(moving.movingMean);
+        (this.movingVariance as LayerVariable).write(moving.movingVariance);
+        this.resetAccumulation();
+      }
+      return y;
+    });
+  }
+
+  /** Drops the statistics pooled so far in the current accumulation cycle (they are never serialized). */
+  resetAccumulation(): void {
+    this.accCount = 0;
+    this.accSteps = 0;
+  }
+
+  /**
+   * `onSmallBatch: 'groupStats'`: a batch with one value per channel is normalized per sample over groups of
+   * G = {@link smallBatchGroups}(C) consecutive channels (GroupNorm statistics), then gamma and beta are
+   * applied; the moving statistics are left alone. Gradients flow through the group statistics.
+   */
+  private normalizeWithGroupStats(x: tf.Tensor): tf.Tensor {
+    const channels = x.shape[this.channelAxis];
+    const groups = smallBatchGroups(channels);
+    if (groups === 0) {
+      throw new NormkitError(WHERE, 'onSmallBatch', "'error' or 'useMovingStats' for a layer with fewer than 2 channels ('groupStats' needs 2 channels per group)", this.onSmallBatch);
+    }
+    return tf.tidy(() => {
+      // With one value per channel every other axis has size 1, so the flat order is the channel order.
+      const grouped = tf.reshape(x, [groups, channels / groups]);
+      const { variance, centered } = centeredMoments(grouped, [1]);
+      const y = tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), x.shape);
+      const { gamma, beta } = this.affineValues();
+      return applyChannelAffine(y, this.channelAxis, gamma, beta);
+    });
+  }
+
+  override dispose(): ReturnType<tfl.layers.Layer["dispose"]> {
+    const result = super.dispose();
+    if (result.refCountAfterDispose === 0) {
+      this.accMean?.dispose();
+      this.accM2?.dispose();
+      this.accMean = null;
+      this.accM2 = null;
+    }
+    return result;
   }
 
   /** The op's options for this layer's weights. */
@@ -130,6 +264,8 @@ export class BatchNormalization extends AffineNormLayer {
       movingMeanInitializer: serializeObject(this.movingMeanInitializer) as unknown as tf.serialization.ConfigDictValue,
       movingVarianceInitializer: serializeObject(this.movingVarianceInitializer) as unknown as tf.serialization.ConfigDictValue,
       convention: this.convention,
+      accumulateSteps: this.accumulateSteps,
+      onSmallBatch: this.onSmallBatch,
     };
   }
 }

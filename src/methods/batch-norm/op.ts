@@ -190,7 +190,7 @@ export function batchNormTraining(
   const reduceAxes = complementAxes([channelAxis], x.rank);
   const { mean, variance, centered } = centeredMoments(x, reduceAxes);
   let y = tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon)));
-  y = applyAffine(y, channelAxis, gamma, beta);
+  y = applyChannelAffine(y, channelAxis, gamma, beta);
   const c = [x.shape[channelAxis]];
   return { y, batchMean: tf.reshape(mean, c), batchVariance: tf.reshape(variance, c), count: sizeOver(x.shape, reduceAxes) };
 }
@@ -210,10 +210,11 @@ export function normalizeWithStatistics(
 ): tf.Tensor {
   const bShape = broadcastShape(x.shape, [channelAxis]);
   const y = tf.mul(tf.sub(x, tf.reshape(mean, bShape)), tf.reshape(tf.rsqrt(tf.add(variance, epsilon)), bShape));
-  return applyAffine(y, channelAxis, gamma, beta);
+  return applyChannelAffine(y, channelAxis, gamma, beta);
 }
 
-function applyAffine(y: tf.Tensor, channelAxis: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
+/** y * gamma + beta with per-channel parameters (shape `[C]`) broadcast along `channelAxis`. */
+export function applyChannelAffine(y: tf.Tensor, channelAxis: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   const bShape = broadcastShape(y.shape, [channelAxis]);
   let out = y;
   if (gamma) out = tf.mul(out, tf.reshape(gamma, bShape));
