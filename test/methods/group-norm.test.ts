@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts, saveAndLoad } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -184,6 +186,115 @@ forEachBackend(() => {
       await assertNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nk.groupNorm(a, { groups: 2, gamma: b })))([x, g])), 'gradient');
       x.dispose();
       g.dispose();
+    });
+  });
+});
+
+forEachBackend(() => {
+  describe('GroupNormalization layer', () => {
+    it('uses Keras defaults and weight names, matches the reference, and trains in model.fit without leaking', async () => {
+      const model = tfl.sequential();
+      model.add(tfl.layers.dense({ units: 8, inputShape: [4, 4, 2] }));
+      model.add(new nk.GroupNormalization({ groups: 4 }));
+      model.add(tfl.layers.flatten());
+      model.add(tfl.layers.dense({ units: 1 }));
+      model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+      const gn = model.layers[1] as nk.GroupNormalization;
+      assert.deepEqual(gn.weights.map((w) => w.originalName.split('/').pop()), ['gamma', 'beta']);
+      assert.equal(gn.epsilon, 1e-3);
+      assert.equal(new nk.GroupNormalization().groups, 32);
+      const gv = randn(8, 82, 1, 0.5);
+      const bv = randn(8, 83);
+      gn.setWeights([tf.tensor(gv, [8]), tf.tensor(bv, [8])]);
+      const shape = [2, 4, 4, 8];
+      const hv = randn(size(shape), 84);
+      const h = tf.tensor(hv, shape);
+      await assertNoLeak(() => (gn.apply(h) as tf.Tensor).dispose(), 'layer call');
+      tf.tidy(() => assertClose(f64(gn.apply(h) as tf.Tensor), refGroupNorm(hv, shape, 4, 1e-3, gv, bv).y, { atol: 2e-5, rtol: 2e-5 }, 'y'));
+      const xs = tf.tensor(randn(4 * 32, 80), [4, 4, 4, 2]);
+      const ys = tf.tensor(randn(4, 81), [4, 1]);
+      await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
+      const before = tf.memory().numTensors;
+      const hist = await model.fit(xs, ys, { epochs: 2, batchSize: 2, verbose: 0 });
+      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
+      assert.ok(Number.isFinite(hist.history.loss[1] as number));
+      tf.dispose([xs, ys, h]);
+      model.dispose();
+    });
+
+    it('round-trips its config, including groups -1 and the convention', () => {
+      const layer = new nk.GroupNormalization({ groups: -1, convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false });
+      assert.equal(layer.epsilon, 1e-5);
+      const config = layer.getConfig();
+      const copy = nk.GroupNormalization.fromConfig(nk.GroupNormalization, config) as nk.GroupNormalization;
+      assert.deepEqual(copy.getConfig(), config);
+    });
+
+    it('saves and loads through model.json with identical weights and outputs', async () => {
+      const model = tfl.sequential();
+      model.add(new nk.GroupNormalization({ inputShape: [3, 6], groups: 3, epsilon: 1e-4 }));
+      const layer = model.layers[0];
+      layer.setWeights([tf.tensor(randn(6, 85, 1, 0.3), [6]), tf.tensor(randn(6, 86), [6])]);
+      const loaded = await saveAndLoad(model);
+      const copy = loaded.layers[0] as nk.GroupNormalization;
+      assert.ok(copy instanceof nk.GroupNormalization);
+      assert.deepEqual(copy.getConfig(), layer.getConfig());
+      const x = tf.tensor(randn(36, 87), [2, 3, 6]);
+      tf.tidy(() => {
+        layer.getWeights().forEach((w, i) => assert.deepEqual(Array.from(copy.getWeights()[i].dataSync()), Array.from(w.dataSync())));
+        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
+      });
+      x.dispose();
+      model.dispose();
+      loaded.dispose();
+    });
+
+    const aliasCases: Array<{ className: string; groups: number; resolved: number }> = [
+      { className: 'Addons>GroupNormalization', groups: 2, resolved: 2 },
+      { className: 'GroupNormalization', groups: -1, resolved: 4 },
+      { className: 'GroupNormalization', groups: 1, resolved: 1 },
+    ];
+    for (const { className, groups, resolved } of aliasCases) {
+      it(`loads a Keras model.json with ${className} (groups ${groups})`, async () => {
+        const gv = randn(4, 88, 1, 0.5);
+        const bv = randn(4, 89);
+        const config = { name: 'group_normalization', groups, axis: -1, epsilon: 0.001, ...KERAS_AFFINE_CONFIG };
+        const artifacts = kerasSequentialArtifacts(className, config, [null, 3, 3, 4], [
+          { name: 'group_normalization/gamma', shape: [4], values: gv },
+          { name: 'group_normalization/beta', shape: [4], values: bv },
+        ]);
+        const model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+        assert.ok(model.layers[0] instanceof nk.GroupNormalization);
+        const shape = [2, 3, 3, 4];
+        const xv = randn(size(shape), 90);
+        tf.tidy(() => {
+          const y = model.predict(tf.tensor(xv, shape)) as tf.Tensor;
+          assertClose(f64(y), refGroupNorm(xv, shape, resolved, 1e-3, gv, bv).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
+        });
+        model.dispose();
+      });
+    }
+
+    it('takes the TensorFlow Addons default of 2 groups when an Addons config omits groups', async () => {
+      const config = { name: 'gn', axis: -1, epsilon: 0.001, ...KERAS_AFFINE_CONFIG, center: false, scale: false };
+      const model = await tfl.loadLayersModel(tf.io.fromMemory(kerasSequentialArtifacts('Addons>GroupNormalization', config, [null, 2, 4], [])));
+      assert.equal((model.layers[0] as nk.GroupNormalization).groups, 2);
+      model.dispose();
+    });
+
+    it('is what the registry builds for "group"', () => {
+      const layer = nk.createNorm('gn', { groups: 8 });
+      assert.ok(layer instanceof nk.GroupNormalization);
+      assert.equal((layer as nk.GroupNormalization).groups, 8);
+    });
+
+    it('rejects bad arguments when constructed or built', () => {
+      assertThrowsMentioning(() => new nk.GroupNormalization({ groups: 0 }), ['GroupNormalization', "'groups'", '-1']);
+      assertThrowsMentioning(() => new nk.GroupNormalization({ groups: 2, axis: 0 }), ["'axis'", 'batch']);
+      assertThrowsMentioning(() => new nk.GroupNormalization({ epsilon: -1 }), ["'epsilon'"]);
+      assertThrowsMentioning(() => new nk.GroupNormalization({ groups: 3 }).build([null, 4, 8]), ["'groups'", 'divisor of the 8 channels']);
+      assertThrowsMentioning(() => new nk.GroupNormalization().build([null, 4, 16]), ["'groups'", '32']);
+      assertThrowsMentioning(() => new nk.GroupNormalization({ groups: 1 }).build([null, null]), ["'inputShape'", 'channel']);
     });
   });
 });

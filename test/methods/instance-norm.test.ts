@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts, saveAndLoad } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 /** Instance statistics of channels-last input: every axis but batch (0) and channels (last). */
@@ -132,6 +134,114 @@ forEachBackend(() => {
       await assertNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nk.instanceNorm(a, { gamma: b })))([x, g])), 'gradient');
       x.dispose();
       g.dispose();
+    });
+  });
+});
+
+forEachBackend(() => {
+  describe('InstanceNormalization layer', () => {
+    it('uses Addons defaults and weight names, matches the reference, and trains in model.fit without leaking', async () => {
+      const model = tfl.sequential();
+      model.add(tfl.layers.dense({ units: 4, inputShape: [4, 4, 2] }));
+      model.add(new nk.InstanceNormalization());
+      model.add(tfl.layers.flatten());
+      model.add(tfl.layers.dense({ units: 1 }));
+      model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+      const inorm = model.layers[1] as nk.InstanceNormalization;
+      assert.deepEqual(inorm.weights.map((w) => w.originalName.split('/').pop()), ['gamma', 'beta']);
+      assert.equal(inorm.epsilon, 1e-3);
+      const gv = randn(4, 82, 1, 0.5);
+      const bv = randn(4, 83);
+      inorm.setWeights([tf.tensor(gv, [4]), tf.tensor(bv, [4])]);
+      const shape = [2, 4, 4, 4];
+      const hv = randn(size(shape), 84);
+      const h = tf.tensor(hv, shape);
+      await assertNoLeak(() => (inorm.apply(h) as tf.Tensor).dispose(), 'layer call');
+      tf.tidy(() => assertClose(f64(inorm.apply(h) as tf.Tensor), refNormalize(hv, shape, [1, 2], 1e-3, { gamma: gv, beta: bv }).y, { atol: 2e-5, rtol: 2e-5 }, 'y'));
+      const xs = tf.tensor(randn(4 * 32, 80), [4, 4, 4, 2]);
+      const ys = tf.tensor(randn(4, 81), [4, 1]);
+      await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
+      const before = tf.memory().numTensors;
+      const hist = await model.fit(xs, ys, { epochs: 2, batchSize: 2, verbose: 0 });
+      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
+      assert.ok(Number.isFinite(hist.history.loss[1] as number));
+      tf.dispose([xs, ys, h]);
+      model.dispose();
+    });
+
+    it('has no affine and eps 1e-5 under the PyTorch convention (InstanceNorm2d defaults)', () => {
+      const layer = new nk.InstanceNormalization({ convention: 'pytorch' });
+      assert.equal(layer.epsilon, 1e-5);
+      const xv = randn(30, 91);
+      tf.tidy(() => {
+        const y = layer.apply(tf.tensor(xv, [2, 5, 3])) as tf.Tensor;
+        assert.equal(layer.weights.length, 0);
+        assertClose(f64(y), refNormalize(xv, [2, 5, 3], [1], 1e-5).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
+      });
+    });
+
+    it('round-trips its config', () => {
+      const layer = new nk.InstanceNormalization({ axis: 1, convention: 'pytorch', scale: true, gammaInitializer: 'glorotUniform' });
+      const config = layer.getConfig();
+      const copy = nk.InstanceNormalization.fromConfig(nk.InstanceNormalization, config) as nk.InstanceNormalization;
+      assert.deepEqual(copy.getConfig(), config);
+    });
+
+    it('saves and loads through model.json with identical weights and outputs', async () => {
+      const model = tfl.sequential();
+      model.add(new nk.InstanceNormalization({ inputShape: [5, 3], epsilon: 1e-4 }));
+      const layer = model.layers[0];
+      layer.setWeights([tf.tensor(randn(3, 85, 1, 0.3), [3]), tf.tensor(randn(3, 86), [3])]);
+      const loaded = await saveAndLoad(model);
+      const copy = loaded.layers[0] as nk.InstanceNormalization;
+      assert.ok(copy instanceof nk.InstanceNormalization);
+      assert.deepEqual(copy.getConfig(), layer.getConfig());
+      const x = tf.tensor(randn(30, 87), [2, 5, 3]);
+      tf.tidy(() => {
+        layer.getWeights().forEach((w, i) => assert.deepEqual(Array.from(copy.getWeights()[i].dataSync()), Array.from(w.dataSync())));
+        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
+      });
+      x.dispose();
+      model.dispose();
+      loaded.dispose();
+    });
+
+    it('loads a TensorFlow Addons InstanceNormalization model.json (groups key ignored)', async () => {
+      const gv = randn(4, 88, 1, 0.5);
+      const bv = randn(4, 89);
+      const config = { name: 'instance_normalization', groups: 4, axis: -1, epsilon: 0.001, ...KERAS_AFFINE_CONFIG };
+      const artifacts = kerasSequentialArtifacts('Addons>InstanceNormalization', config, [null, 3, 3, 4], [
+        { name: 'instance_normalization/gamma', shape: [4], values: gv },
+        { name: 'instance_normalization/beta', shape: [4], values: bv },
+      ]);
+      const model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+      assert.ok(model.layers[0] instanceof nk.InstanceNormalization);
+      const shape = [2, 3, 3, 4];
+      const xv = randn(size(shape), 90);
+      tf.tidy(() => {
+        const y = model.predict(tf.tensor(xv, shape)) as tf.Tensor;
+        assertClose(f64(y), refNormalize(xv, shape, [1, 2], 1e-3, { gamma: gv, beta: bv }).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
+      });
+      model.dispose();
+    });
+
+    it('is what the registry builds for "instance"', () => {
+      const layer = nk.createNorm('instance', { epsilon: 1e-4 });
+      assert.ok(layer instanceof nk.InstanceNormalization);
+      assert.equal((layer as nk.InstanceNormalization).epsilon, 1e-4);
+      assert.ok(nk.listNorms().some((e) => e.name === 'instance' && e.hasLayer));
+    });
+
+    it('rejects bad arguments and a spatial size of 1 when built', () => {
+      assertThrowsMentioning(() => new nk.InstanceNormalization({ axis: 0 }), ['InstanceNormalization', "'axis'", 'batch']);
+      assertThrowsMentioning(() => new nk.InstanceNormalization({ epsilon: 0 }), ["'epsilon'"]);
+      assertThrowsMentioning(() => new nk.InstanceNormalization().build([null, 8]), ["'inputShape'", 'rank >= 3']);
+      assertThrowsMentioning(() => new nk.InstanceNormalization().build([null, 1, 1, 8]), ["'x'", 'more than one spatial element']);
+      const layer = new nk.InstanceNormalization();
+      layer.build([null, null, 3]);
+      const x = tf.zeros([2, 1, 3]);
+      assertThrowsMentioning(() => layer.apply(x), ["'x'", 'more than one spatial element']);
+      x.dispose();
     });
   });
 });

@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { kerasSequentialArtifacts, saveAndLoad } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -190,6 +192,117 @@ forEachBackend(() => {
       await assertNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nk.rmsNorm(a, { gamma: b })))([x, g])), 'gradient');
       x.dispose();
       g.dispose();
+    });
+  });
+});
+
+forEachBackend(() => {
+  describe('RMSNormalization layer', () => {
+    it('uses Keras 3 defaults and weight name, matches the reference, and trains in model.fit without leaking', async () => {
+      const model = tfl.sequential();
+      model.add(tfl.layers.dense({ units: 8, inputShape: [5] }));
+      model.add(new nk.RMSNormalization());
+      model.add(tfl.layers.dense({ units: 1 }));
+      model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+      const rms = model.layers[1] as nk.RMSNormalization;
+      assert.deepEqual(rms.weights.map((w) => w.originalName.split('/').pop()), ['scale']);
+      assert.equal(rms.epsilon, 1e-6);
+      const gv = randn(8, 82, 1, 0.5);
+      rms.setWeights([tf.tensor(gv, [8])]);
+      const hv = randn(24, 83);
+      const h = tf.tensor(hv, [3, 8]);
+      await assertNoLeak(() => (rms.apply(h) as tf.Tensor).dispose(), 'layer call');
+      tf.tidy(() => {
+        const y = rms.apply(h) as tf.Tensor;
+        assertClose(f64(y), refNormalize(hv, [3, 8], [1], 1e-6, { center: false, gamma: gv }).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
+      });
+      const xs = tf.tensor(randn(40, 80), [8, 5]);
+      const ys = tf.tensor(randn(8, 81), [8, 1]);
+      await model.fit(xs, ys, { epochs: 1, batchSize: 8, verbose: 0 });
+      const before = tf.memory().numTensors;
+      const hist = await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0 });
+      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
+      assert.ok(Number.isFinite(hist.history.loss[1] as number));
+      tf.dispose([xs, ys, h]);
+      model.dispose();
+    });
+
+    it('adds an optional bias and supports pRMSNorm', () => {
+      const layer = new nk.RMSNormalization({ center: true, partial: 0.5, betaInitializer: 'ones' });
+      const xv = randn(12, 84);
+      tf.tidy(() => {
+        const y = layer.apply(tf.tensor(xv, [3, 4])) as tf.Tensor;
+        assert.deepEqual(layer.weights.map((w) => w.originalName.split('/').pop()), ['scale', 'beta']);
+        const expected = refPartialRms(xv, 3, 4, 2, 1e-6).map((v) => v + 1);
+        assertClose(f64(y), expected, { atol: 2e-5, rtol: 2e-5 }, 'y');
+      });
+      layer.dispose();
+    });
+
+    it('round-trips its config, including the convention, partial and initializers', () => {
+      const layer = new nk.RMSNormalization({ axis: [-2, -1], convention: 'pytorch', gammaInitializer: 'glorotUniform', center: true, partial: 0.25 });
+      assert.equal(layer.epsilon, 2 ** -23);
+      const config = layer.getConfig();
+      const copy = nk.RMSNormalization.fromConfig(nk.RMSNormalization, config) as nk.RMSNormalization;
+      assert.deepEqual(copy.getConfig(), config);
+    });
+
+    it('saves and loads through model.json with identical weights and outputs', async () => {
+      const model = tfl.sequential();
+      model.add(new nk.RMSNormalization({ inputShape: [3, 6], axis: [-2, -1], center: true, epsilon: 1e-4 }));
+      const layer = model.layers[0];
+      layer.setWeights([tf.tensor(randn(18, 85, 1, 0.3), [3, 6]), tf.tensor(randn(18, 86), [3, 6])]);
+      const loaded = await saveAndLoad(model);
+      const copy = loaded.layers[0] as nk.RMSNormalization;
+      assert.ok(copy instanceof nk.RMSNormalization);
+      assert.deepEqual(copy.getConfig(), layer.getConfig());
+      const x = tf.tensor(randn(36, 87), [2, 3, 6]);
+      tf.tidy(() => {
+        layer.getWeights().forEach((w, i) => assert.deepEqual(Array.from(copy.getWeights()[i].dataSync()), Array.from(w.dataSync())));
+        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
+      });
+      x.dispose();
+      model.dispose();
+      loaded.dispose();
+    });
+
+    it('loads a Keras 3 RMSNormalization model.json (weight "scale")', async () => {
+      const gv = randn(8, 88, 1, 0.5);
+      const artifacts = kerasSequentialArtifacts('RMSNormalization', { name: 'rms_normalization', axis: [-1], epsilon: 1e-6 }, [null, 3, 8], [
+        { name: 'rms_normalization/scale', shape: [8], values: gv },
+      ]);
+      const model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+      const xv = randn(48, 89);
+      tf.tidy(() => {
+        const y = model.predict(tf.tensor(xv, [2, 3, 8])) as tf.Tensor;
+        assertClose(f64(y), refNormalize(xv, [2, 3, 8], [2], 1e-6, { center: false, gamma: gv, paramAxes: [2] }).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
+      });
+      model.dispose();
+    });
+
+    it('is what the registry builds for "rms" and "srms" (gain-free, eps 1e-6)', () => {
+      const rms = nk.createNorm('rms', { epsilon: 1e-4 });
+      assert.ok(rms instanceof nk.RMSNormalization);
+      assert.equal((rms as nk.RMSNormalization).epsilon, 1e-4);
+      const srms = nk.createNorm('srms') as nk.RMSNormalization;
+      assert.ok(srms instanceof nk.RMSNormalization);
+      assert.equal(srms.epsilon, 1e-6);
+      const xv = randn(12, 90);
+      tf.tidy(() => {
+        const y = srms.apply(tf.tensor(xv, [3, 4])) as tf.Tensor;
+        assert.equal(srms.weights.length, 0);
+        assertClose(f64(y), refNormalize(xv, [3, 4], [1], 1e-6, { center: false }).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
+      });
+      const names = nk.listNorms().map((e) => e.name);
+      assert.ok(names.includes('rms') && names.includes('srms'));
+    });
+
+    it('rejects bad arguments when built or constructed', () => {
+      assertThrowsMentioning(() => new nk.RMSNormalization({ epsilon: 0 }), ['RMSNormalization', "'epsilon'"]);
+      assertThrowsMentioning(() => new nk.RMSNormalization({ partial: 2 }), ['RMSNormalization', "'partial'"]);
+      assertThrowsMentioning(() => new nk.RMSNormalization({ convention: 'torch' as never }), ["'convention'"]);
+      assertThrowsMentioning(() => new nk.RMSNormalization({ axis: 3 }).build([2, 4]), ["'axis'", '3']);
+      assertThrowsMentioning(() => new nk.RMSNormalization({ axis: [0, 1], partial: 0.5 }).build([2, 4]), ["'axis'", 'single axis']);
     });
   });
 });

@@ -1,1 +1,2 @@
 export { instanceNorm, instanceNormComposite, type InstanceNormOptions } from './op.js';
+export { InstanceNormalization, type InstanceNormalizationArgs } from './layer.js';

@@ -1,0 +1,109 @@
+/**
+ * RMSNormalization: a Keras 3-compatible layer over {@link rmsNorm}, and the registry entries 'rms' and 'srms'.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { registerLayerClass } from '../../core/serialization.js';
+import { registerNorm } from '../../core/registry.js';
+import { NormkitError } from '../../core/errors.js';
+import { partialStatSize, rmsNorm } from './op.js';
+
+/** torch.nn.RMSNorm's default eps: `torch.finfo(torch.float32).eps` = 2^-23. */
+export const TORCH_FLOAT32_EPS = 2 ** -23;
+
+/** Arguments of {@link RMSNormalization}; Keras 3 names and defaults (axis -1, epsilon 1e-6). */
+export interface RMSNormalizationArgs extends AffineLayerArgs {
+  /** Normalized axes (default -1). The gain has shape `[inputShape[a] for a in axis]`. */
+  axis?: number | number[];
+  /** pRMSNorm fraction p in (0, 1]: statistics from the first floor(p * d) features (single axis only). */
+  partial?: number | null;
+  /** `'keras'` (default: eps 1e-6) or `'pytorch'` (eps 2^-23, torch.nn.RMSNorm's default). Only changes defaults. */
+  convention?: 'keras' | 'pytorch';
+}
+
+/**
+ * RMS normalization `y = scale * x / sqrt(mean_A(x^2) + eps)` over the axes A (default -1), eps inside the
+ * square root. Same class name, config keys (`axis`, `epsilon`) and weight name (`scale`) as Keras 3's
+ * RMSNormalization, so a Keras model.json loads into it. Beyond Keras: `scale: false` drops the gain
+ * (SRMSNorm), `center: true` adds a bias `beta` (off by default, as in the paper), and `partial` gives pRMSNorm.
+ */
+export class RMSNormalization extends AffineNormLayer {
+  static className = 'RMSNormalization';
+  readonly axis: number | number[];
+  readonly partial: number | null;
+  readonly convention: 'keras' | 'pytorch';
+  private axes: number[] = [];
+
+  constructor(args: RMSNormalizationArgs = {}) {
+    const convention = args.convention ?? 'keras';
+    super(args, { epsilon: convention === 'pytorch' ? TORCH_FLOAT32_EPS : 1e-6, center: false, scale: true });
+    if (convention !== 'keras' && convention !== 'pytorch') {
+      throw new NormkitError('RMSNormalization', 'convention', "'keras' or 'pytorch'", convention);
+    }
+    this.convention = convention;
+    this.axis = args.axis ?? -1;
+    this.partial = args.partial ?? null;
+    if (this.partial !== null && (typeof this.partial !== 'number' || !(this.partial > 0 && this.partial <= 1))) {
+      throw new NormkitError('RMSNormalization', 'partial', 'a number in (0, 1] or null', this.partial);
+    }
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    this.axes = normalizeAxes('RMSNormalization', this.axis, shape.length);
+    const pShape = paramShape(shape as number[], this.axes);
+    if (pShape.some((d) => d == null)) {
+      throw new NormkitError('RMSNormalization', 'inputShape', 'known sizes on the normalized axes', shape);
+    }
+    partialStatSize('RMSNormalization', this.partial, shape as number[], this.axes);
+    // Keras 3 names the gain 'scale' (not 'gamma'): a Keras model's weights load by that name.
+    if (this.scale) {
+      this.gamma = this.addWeight('scale', pShape, 'float32', this.gammaInitializer, this.gammaRegularizer ?? undefined, true, this.gammaConstraint ?? undefined);
+    }
+    if (this.center) {
+      this.beta = this.addWeight('beta', pShape, 'float32', this.betaInitializer, this.betaRegularizer ?? undefined, true, this.betaConstraint ?? undefined);
+    }
+    this.built = true;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => {
+      const x = singleInput(inputs);
+      const { gamma, beta } = this.affineValues();
+      const y = rmsNorm(x, { axis: this.axes, epsilon: this.epsilon, gamma, partial: this.partial ?? undefined });
+      return beta ? tf.add(y, tf.reshape(beta, broadcastShape(x.shape, this.axes))) : y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    return { ...super.getConfig(), axis: this.axis, ...this.affineConfig(), partial: this.partial, convention: this.convention };
+  }
+}
+
+registerLayerClass(RMSNormalization);
+
+const RMS_PAPER = 'Zhang & Sennrich, "Root Mean Square Layer Normalization", NeurIPS 2019 (arXiv 1910.07467)';
+
+registerNorm({
+  name: 'rms',
+  aliases: ['rmsnorm', 'RMSNormalization', 'prms'],
+  kind: 'activation',
+  description: 'Divides each sample by the root mean square of its features (no centering), then scales by a learned gain.',
+  paper: RMS_PAPER,
+  layerClass: 'RMSNormalization',
+  create: (config) => new RMSNormalization(config as RMSNormalizationArgs),
+  doc: 'docs/rms-norm.md',
+});
+
+registerNorm({
+  name: 'srms',
+  aliases: ['srmsnorm', 'simple-rms'],
+  kind: 'activation',
+  description: 'Gain-free RMSNorm of TransNormerLLM: y = x / sqrt(mean(x^2) + 1e-6), no learned parameters.',
+  paper: 'Qin et al., "Scaling TransNormer to 175 Billion Parameters" (TransNormerLLM), arXiv 2307.14995, 2023; RMSNorm: ' + RMS_PAPER,
+  layerClass: 'RMSNormalization',
+  create: (config) => new RMSNormalization({ epsilon: 1e-6, scale: false, ...(config as RMSNormalizationArgs) }),
+  doc: 'docs/rms-norm.md',
+});
