@@ -161,7 +161,8 @@ export abstract class KernelWrapper extends tfl.layers.Layer {
     const where = (cls as unknown as { className: string }).className;
     const layer = deserializeLayer(where, config.layer);
     // tfjs's deserializer tacks `customObjects` onto every config; it is not a layer argument.
-    const { customObjects: _unused, ...rest } = config;
+    const rest: tf.serialization.ConfigDict = { ...config };
+    delete rest.customObjects;
     return new cls({ ...rest, layer });
   }
 }

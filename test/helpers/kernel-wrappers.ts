@@ -98,14 +98,14 @@ export async function assertWrapperSaveLoad(layer: tfl.layers.Layer, inputShape:
 }
 
 /**
- * Trains a small model [layer, flatten, dense(1)] with model.fit and asserts that, after a warm-up epoch,
+ * Trains a small model [layer, (flatten), dense(1)] with model.fit and asserts that, after a warm-up epoch,
  * two more epochs leave tf.memory().numTensors unchanged, and that the loss went down over the run.
  */
 export async function assertWrapperFits(layer: tfl.layers.Layer, inputShape: number[], xs: tf.Tensor, ys: tf.Tensor, optimizer: tf.Optimizer | string = 'adam'): Promise<void> {
   const model = tfl.sequential();
   model.add(tfl.layers.inputLayer({ inputShape }));
   model.add(layer);
-  model.add(tfl.layers.flatten());
+  if (inputShape.length > 1) model.add(tfl.layers.flatten());
   model.add(tfl.layers.dense({ units: 1 }));
   model.compile({ optimizer, loss: 'meanSquaredError' });
   const first = await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0, shuffle: false });
