@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
+import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
 
 /** Options of {@link powerNorm}. The channel axis is the last one. */
 export interface PowerNormOptions {
@@ -92,7 +93,7 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
     throw new NormkitError(WHERE, 'groups', `a divisor of the channel count ${channels}`, groups);
   }
   for (const name of ['runningPhi', 'emaGz', 'gamma', 'beta'] as const) checkParam(WHERE, name, options[name], [channels]);
-  if (options.mask !== undefined) checkMask(options.mask, x.shape.slice(0, -1));
+  if (options.mask !== undefined) checkTokenMask(WHERE, options.mask, x.shape.slice(0, -1));
   if (options.onEmaGz !== undefined && typeof options.onEmaGz !== 'function') {
     throw new NormkitError(WHERE, 'onEmaGz', 'a function', options.onEmaGz);
   }
@@ -109,13 +110,13 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
     const iteration = options.iteration as number;
     const emaGz = options.emaGz ?? tf.zeros([channels]);
     const tokens = tf.reshape(xs, [-1, channels]);
-    const mask = options.mask === undefined ? undefined : tf.reshape(tf.cast(options.mask, 'float32'), [-1, 1]);
-    const psi2 = quadraticMean(tokens, mask);
+    const mask = tokenMaskColumn(options.mask);
+    const psi2 = maskedQuadraticMean(tokens, mask);
     const useBatch = iteration <= warmupIters;
     const forward = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [xIn, gammaIn, betaIn] = args as tf.Tensor[];
       const save = args[3] as tf.GradSaveFunc;
-      const psi2In = quadraticMean(tf.reshape(xIn, [-1, channels]), mask);
+      const psi2In = maskedQuadraticMean(tf.reshape(xIn, [-1, channels]), mask);
       const z = tf.mul(xIn, tf.rsqrt(tf.add(useBatch ? psi2In : runningPhi, epsilon)));
       save([z, psi2In, gammaIn, emaGz]);
       return {
@@ -154,19 +155,4 @@ function groupScale(x: tf.Tensor, groups: number): tf.Tensor {
   const grouped = tf.reshape(x, [...x.shape.slice(0, -1), groups, channels / groups]);
   const ms = tf.mean(tf.square(grouped), -1, true);
   return tf.reshape(tf.div(grouped, tf.sqrt(tf.add(ms, POWER_GROUP_EPSILON))), x.shape);
-}
-
-/** psi2[c] = mean of tokens[:, c]^2 over valid tokens (mask [M, 1] of 0/1, or all tokens). */
-function quadraticMean(tokens: tf.Tensor, mask?: tf.Tensor): tf.Tensor {
-  const sq = tf.square(tokens);
-  if (mask === undefined) return tf.mean(sq, 0);
-  return tf.div(tf.sum(tf.mul(sq, mask), 0), tf.maximum(tf.sum(mask), 1));
-}
-
-function checkMask(mask: unknown, shape: number[]): void {
-  if (!(mask instanceof tf.Tensor) || (mask.dtype !== 'bool' && mask.dtype !== 'float32')) {
-    throw new NormkitError(WHERE, 'mask', 'a bool or float32 tensor', mask);
-  }
-  const ok = mask.rank === shape.length && mask.shape.every((d: number, i: number) => d === shape[i]);
-  if (!ok) throw new NormkitError(WHERE, 'mask', `a tensor of shape [${shape.join(', ')}] (x's shape without the channel axis)`, `shape [${mask.shape.join(', ')}]`);
 }
