@@ -1,0 +1,1 @@
+export { foldBatchNorm, findFoldableBatchNorms, batchNormParameters, isBatchNormLayer, type BatchNormParameters, type FoldablePair } from './fold-batch-norm.js';
