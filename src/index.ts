@@ -27,3 +27,4 @@ export * from './methods/spectral-norm/index.js';
 export * from './methods/weight-standardization/index.js';
 export * from './methods/online-norm/index.js';
 export * from './methods/unified-norm/index.js';
+export * from './surgery/index.js';
