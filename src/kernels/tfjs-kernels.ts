@@ -91,7 +91,7 @@ function backwardKernel(access: (backend: AnyBackend) => BackendAccess, simd: (b
     const { x, dy, gamma, mean, rstd } = inputs as Record<string, tf.TensorInfo>;
     const { infos, views } = io.alloc([x.shape, [a.hasGamma ? a.width : 0], [a.hasBeta ? a.width : 0]]);
     const fast = simd(backend);
-    if (fast && fast.backward(a, wasmOffset(backend, x), wasmOffset(backend, dy), a.hasGamma ? wasmOffset(backend, gamma) : 0, wasmOffset(backend, mean), wasmOffset(backend, rstd), infos.map((t) => wasmOffset(backend, t)))) {
+    if (fast && fast.backward(a, wasmOffset(backend, x), wasmOffset(backend, dy), a.hasGamma ? wasmOffset(backend, gamma) : 0, wasmOffset(backend, mean), wasmOffset(backend, rstd), [wasmOffset(backend, infos[0]), a.hasGamma ? wasmOffset(backend, infos[1]) : 0, a.hasBeta ? wasmOffset(backend, infos[2]) : 0])) {
       return infos;
     }
     const [dx, dgammaFull, dbetaFull] = views();

@@ -1,0 +1,370 @@
+// AssemblyScript source of normkit's WebAssembly SIMD normalization kernels (built by `npm run build` with
+// the npm-installed assemblyscript compiler into dist/src/kernels/wasm/norm.wasm; see package.json).
+//
+// The module imports its memory: on tfjs's wasm backend it is instantiated with that backend's own
+// WebAssembly.Memory and works in place on the tensors' byte offsets, so nothing is copied. It has no static
+// data and allocates nothing (scratch space is passed in by the caller), so it never writes outside the
+// buffers it is given. The math is the one of norm-math.ts (shifted sums with float64 accumulators; see there):
+//
+//   rows layout [rows, n]:          one slice per row (LayerNorm, RMSNorm)
+//   channels layout [B, S, C]:      one slice per (b, group of K consecutive channels) (BatchNorm, GroupNorm,
+//                                   InstanceNorm)
+
+// ---------------------------------------------------------------------------------------------- rows
+
+/** Forward over rows; writes y, the shifted means, rstd, the plain means and the biased variances. */
+export function rowsForward(
+  x: usize, y: usize, gamma: usize, beta: usize,
+  mean: usize, rstd: usize, plainMean: usize, variance: usize,
+  rows: i32, n: i32, eps: f64, center: i32,
+): void {
+  const rowBytes = <usize>n << 2;
+  const n4 = n & ~3;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * rowBytes;
+    const yr = y + <usize>r * rowBytes;
+    const shift: f32 = center ? load<f32>(xr) : 0;
+    const sv = f32x4.splat(shift);
+    let s1a = f64x2.splat(0);
+    let s1b = f64x2.splat(0);
+    let s2a = f64x2.splat(0);
+    let s2b = f64x2.splat(0);
+    let i = 0;
+    for (; i < n4; i += 4) {
+      const d = f32x4.sub(v128.load(xr + (<usize>i << 2)), sv);
+      const lo = f64x2.promote_low_f32x4(d);
+      const hi = f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1));
+      s1a = f64x2.add(s1a, lo);
+      s1b = f64x2.add(s1b, hi);
+      s2a = f64x2.add(s2a, f64x2.mul(lo, lo));
+      s2b = f64x2.add(s2b, f64x2.mul(hi, hi));
+    }
+    const s1v = f64x2.add(s1a, s1b);
+    const s2v = f64x2.add(s2a, s2b);
+    let s1 = f64x2.extract_lane(s1v, 0) + f64x2.extract_lane(s1v, 1);
+    let s2 = f64x2.extract_lane(s2v, 0) + f64x2.extract_lane(s2v, 1);
+    for (; i < n; i++) {
+      const d = <f64>load<f32>(xr + (<usize>i << 2)) - <f64>shift;
+      s1 += d;
+      s2 += d * d;
+    }
+    const m: f64 = center ? s1 / <f64>n : 0;
+    let v = s2 / <f64>n - m * m;
+    if (v < 0) v = 0;
+    const rs = 1.0 / Math.sqrt(v + eps);
+    store<f32>(mean + (<usize>r << 2), <f32>m);
+    store<f32>(rstd + (<usize>r << 2), <f32>rs);
+    store<f32>(plainMean + (<usize>r << 2), <f32>(<f64>shift + m));
+    store<f32>(variance + (<usize>r << 2), <f32>v);
+    rowOutput(xr, yr, gamma, beta, n, shift, <f32>m, <f32>rs);
+  }
+}
+
+// y = ((x - shift) - m) * rs * gamma + beta for one row (gamma / beta skipped when their pointer is 0).
+function rowOutput(xr: usize, yr: usize, gamma: usize, beta: usize, n: i32, shift: f32, m: f32, rs: f32): void {
+  const n4 = n & ~3;
+  const sv = f32x4.splat(shift);
+  const mv = f32x4.splat(m);
+  const rv = f32x4.splat(rs);
+  let i = 0;
+  if (gamma != 0 && beta != 0) {
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv);
+      v128.store(yr + o, f32x4.add(f32x4.mul(f32x4.mul(c, rv), v128.load(gamma + o)), v128.load(beta + o)));
+    }
+  } else if (gamma != 0) {
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv);
+      v128.store(yr + o, f32x4.mul(f32x4.mul(c, rv), v128.load(gamma + o)));
+    }
+  } else if (beta != 0) {
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv);
+      v128.store(yr + o, f32x4.add(f32x4.mul(c, rv), v128.load(beta + o)));
+    }
+  } else {
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      v128.store(yr + o, f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv));
+    }
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let v = (load<f32>(xr + o) - shift - m) * rs;
+    if (gamma != 0) v *= load<f32>(gamma + o);
+    if (beta != 0) v += load<f32>(beta + o);
+    store<f32>(yr + o, v);
+  }
+}
+
+/**
+ * Backward over rows. dgamma / dbeta (n floats each, 0 when not wanted) are zeroed and accumulated here;
+ * gamma is 0 when absent.
+ */
+export function rowsBackward(
+  x: usize, dy: usize, gamma: usize, mean: usize, rstd: usize,
+  dx: usize, dgamma: usize, dbeta: usize,
+  rows: i32, n: i32, center: i32,
+): void {
+  const rowBytes = <usize>n << 2;
+  const n4 = n & ~3;
+  if (dgamma != 0) memory.fill(dgamma, 0, rowBytes);
+  if (dbeta != 0) memory.fill(dbeta, 0, rowBytes);
+  const one = f32x4.splat(1);
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * rowBytes;
+    const dyr = dy + <usize>r * rowBytes;
+    const dxr = dx + <usize>r * rowBytes;
+    const shift: f32 = center ? load<f32>(xr) : 0;
+    const m = load<f32>(mean + (<usize>r << 2));
+    const rs = load<f32>(rstd + (<usize>r << 2));
+    const sv = f32x4.splat(shift);
+    const mv = f32x4.splat(m);
+    const rv = f32x4.splat(rs);
+    let sga = f64x2.splat(0);
+    let sgb = f64x2.splat(0);
+    let sxa = f64x2.splat(0);
+    let sxb = f64x2.splat(0);
+    let i = 0;
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const d = v128.load(dyr + o);
+      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+      const g = gamma != 0 ? f32x4.mul(d, v128.load(gamma + o)) : f32x4.mul(d, one);
+      const gx = f32x4.mul(g, xh);
+      sga = f64x2.add(sga, f64x2.promote_low_f32x4(g));
+      sgb = f64x2.add(sgb, f64x2.promote_low_f32x4(i32x4.shuffle(g, g, 2, 3, 0, 1)));
+      sxa = f64x2.add(sxa, f64x2.promote_low_f32x4(gx));
+      sxb = f64x2.add(sxb, f64x2.promote_low_f32x4(i32x4.shuffle(gx, gx, 2, 3, 0, 1)));
+      if (dgamma != 0) v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
+      if (dbeta != 0) v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
+    }
+    const sgv = f64x2.add(sga, sgb);
+    const sxv = f64x2.add(sxa, sxb);
+    let sg = f64x2.extract_lane(sgv, 0) + f64x2.extract_lane(sgv, 1);
+    let sx = f64x2.extract_lane(sxv, 0) + f64x2.extract_lane(sxv, 1);
+    for (; i < n; i++) {
+      const o = <usize>i << 2;
+      const d = load<f32>(dyr + o);
+      const xh = (load<f32>(xr + o) - shift - m) * rs;
+      const g = gamma != 0 ? d * load<f32>(gamma + o) : d;
+      sg += <f64>g;
+      sx += <f64>g * <f64>xh;
+      if (dgamma != 0) store<f32>(dgamma + o, load<f32>(dgamma + o) + d * xh);
+      if (dbeta != 0) store<f32>(dbeta + o, load<f32>(dbeta + o) + d);
+    }
+    // dx = rs * g - a - xhat * b, with a = rs * mean(g) (0 for RMS) and b = rs * mean(g * xhat).
+    const a: f32 = center ? <f32>((<f64>rs * sg) / <f64>n) : 0;
+    const b: f32 = <f32>((<f64>rs * sx) / <f64>n);
+    const av = f32x4.splat(a);
+    const bv = f32x4.splat(b);
+    i = 0;
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+      let g = v128.load(dyr + o);
+      if (gamma != 0) g = f32x4.mul(g, v128.load(gamma + o));
+      v128.store(dxr + o, f32x4.sub(f32x4.sub(f32x4.mul(g, rv), av), f32x4.mul(xh, bv)));
+    }
+    for (; i < n; i++) {
+      const o = <usize>i << 2;
+      const xh = (load<f32>(xr + o) - shift - m) * rs;
+      let g = load<f32>(dyr + o);
+      if (gamma != 0) g *= load<f32>(gamma + o);
+      store<f32>(dxr + o, g * rs - a - xh * b);
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------ channels
+//
+// Scratch layout (bytes from `scratch`, C channels): f64 acc1[C], f64 acc2[C], then f32 arrays of C:
+// forward shift, m, scale, bias; backward shift, m, rs, coef, a, bb: at most 40 * C bytes.
+
+/** Bytes of scratch the channels kernels need for C channels. */
+export function channelsScratchBytes(channels: i32): i32 {
+  return channels * 40;
+}
+
+// Adds f32x4 `v` (4 channels) into two f64x2 accumulators at p (4 doubles).
+function accumulate(p: usize, v: v128): void {
+  v128.store(p, f64x2.add(v128.load(p), f64x2.promote_low_f32x4(v)));
+  v128.store(p + 16, f64x2.add(v128.load(p + 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
+}
+
+/** Forward over [B, S, C] with groups of K channels; C must be a multiple of 4 for the vector loop. */
+export function channelsForward(
+  x: usize, y: usize, gamma: usize, beta: usize,
+  mean: usize, rstd: usize, plainMean: usize, variance: usize,
+  batches: i32, positions: i32, channels: i32, perGroup: i32, eps: f64, scratch: usize,
+): void {
+  const C = <usize>channels;
+  const acc1 = scratch;
+  const acc2 = scratch + (C << 3);
+  const shiftP = scratch + (C << 4);
+  const mP = shiftP + (C << 2);
+  const scaleP = mP + (C << 2);
+  const biasP = scaleP + (C << 2);
+  const groups = channels / perGroup;
+  const count = <f64>positions * <f64>perGroup;
+  const c4 = channels & ~3;
+  const rowBytes = C << 2;
+  for (let b = 0; b < batches; b++) {
+    const xb = x + <usize>b * <usize>positions * rowBytes;
+    const yb = y + <usize>b * <usize>positions * rowBytes;
+    memory.fill(acc1, 0, C << 4);
+    for (let c = 0; c < channels; c++) store<f32>(shiftP + (<usize>c << 2), load<f32>(xb + (<usize>(c - (c % perGroup)) << 2)));
+    for (let p = 0; p < positions; p++) {
+      const xp = xb + <usize>p * rowBytes;
+      let c = 0;
+      for (; c < c4; c += 4) {
+        const d = f32x4.sub(v128.load(xp + (<usize>c << 2)), v128.load(shiftP + (<usize>c << 2)));
+        accumulate(acc1 + (<usize>c << 3), d);
+        accumulate(acc2 + (<usize>c << 3), f32x4.mul(d, d));
+      }
+      for (; c < channels; c++) {
+        const d = <f64>load<f32>(xp + (<usize>c << 2)) - <f64>load<f32>(shiftP + (<usize>c << 2));
+        store<f64>(acc1 + (<usize>c << 3), load<f64>(acc1 + (<usize>c << 3)) + d);
+        store<f64>(acc2 + (<usize>c << 3), load<f64>(acc2 + (<usize>c << 3)) + d * d);
+      }
+    }
+    for (let g = 0; g < groups; g++) {
+      let t1: f64 = 0;
+      let t2: f64 = 0;
+      for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
+        t1 += load<f64>(acc1 + (<usize>c << 3));
+        t2 += load<f64>(acc2 + (<usize>c << 3));
+      }
+      const m = t1 / count;
+      let v = t2 / count - m * m;
+      if (v < 0) v = 0;
+      const rs = 1.0 / Math.sqrt(v + eps);
+      const s = <usize>(b * groups + g) << 2;
+      store<f32>(mean + s, <f32>m);
+      store<f32>(rstd + s, <f32>rs);
+      store<f32>(plainMean + s, <f32>(<f64>load<f32>(shiftP + (<usize>(g * perGroup) << 2)) + m));
+      store<f32>(variance + s, <f32>v);
+      for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
+        const o = <usize>c << 2;
+        store<f32>(mP + o, <f32>m);
+        store<f32>(scaleP + o, gamma != 0 ? <f32>(rs * <f64>load<f32>(gamma + o)) : <f32>rs);
+        store<f32>(biasP + o, beta != 0 ? load<f32>(beta + o) : 0);
+      }
+    }
+    for (let p = 0; p < positions; p++) {
+      const xp = xb + <usize>p * rowBytes;
+      const yp = yb + <usize>p * rowBytes;
+      let c = 0;
+      for (; c < c4; c += 4) {
+        const o = <usize>c << 2;
+        const cen = f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o));
+        v128.store(yp + o, f32x4.add(f32x4.mul(cen, v128.load(scaleP + o)), v128.load(biasP + o)));
+      }
+      for (; c < channels; c++) {
+        const o = <usize>c << 2;
+        store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(scaleP + o) + load<f32>(biasP + o));
+      }
+    }
+  }
+}
+
+/**
+ * Backward over [B, S, C]. dgamma / dbeta (C floats each, 0 when not wanted) are written here; gamma is 0
+ * when absent. Scratch as for the forward.
+ */
+export function channelsBackward(
+  x: usize, dy: usize, gamma: usize, mean: usize, rstd: usize,
+  dx: usize, dgamma: usize, dbeta: usize,
+  batches: i32, positions: i32, channels: i32, perGroup: i32, scratch: usize,
+): void {
+  const C = <usize>channels;
+  const sumDy = scratch;
+  const sumDyXh = scratch + (C << 3);
+  const shiftP = scratch + (C << 4);
+  const mP = shiftP + (C << 2);
+  const rsP = mP + (C << 2);
+  const coefP = rsP + (C << 2);
+  const aP = coefP + (C << 2);
+  const bP = aP + (C << 2);
+  const groups = channels / perGroup;
+  const count = <f64>positions * <f64>perGroup;
+  const c4 = channels & ~3;
+  const rowBytes = C << 2;
+  if (dgamma != 0) memory.fill(dgamma, 0, C << 2);
+  if (dbeta != 0) memory.fill(dbeta, 0, C << 2);
+  for (let b = 0; b < batches; b++) {
+    const xb = x + <usize>b * <usize>positions * rowBytes;
+    const dyb = dy + <usize>b * <usize>positions * rowBytes;
+    const dxb = dx + <usize>b * <usize>positions * rowBytes;
+    memory.fill(sumDy, 0, C << 4);
+    for (let c = 0; c < channels; c++) {
+      const o = <usize>c << 2;
+      const s = <usize>(b * groups + c / perGroup) << 2;
+      store<f32>(shiftP + o, load<f32>(xb + (<usize>(c - (c % perGroup)) << 2)));
+      store<f32>(mP + o, load<f32>(mean + s));
+      store<f32>(rsP + o, load<f32>(rstd + s));
+    }
+    for (let p = 0; p < positions; p++) {
+      const xp = xb + <usize>p * rowBytes;
+      const dyp = dyb + <usize>p * rowBytes;
+      let c = 0;
+      for (; c < c4; c += 4) {
+        const o = <usize>c << 2;
+        const d = v128.load(dyp + o);
+        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o)), v128.load(rsP + o));
+        accumulate(sumDy + (<usize>c << 3), d);
+        accumulate(sumDyXh + (<usize>c << 3), f32x4.mul(d, xh));
+      }
+      for (; c < channels; c++) {
+        const o = <usize>c << 2;
+        const d = load<f32>(dyp + o);
+        const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
+        store<f64>(sumDy + (<usize>c << 3), load<f64>(sumDy + (<usize>c << 3)) + <f64>d);
+        store<f64>(sumDyXh + (<usize>c << 3), load<f64>(sumDyXh + (<usize>c << 3)) + <f64>d * <f64>xh);
+      }
+    }
+    // Per group: a = rs * mean(gamma * dy), bb = rs * mean(gamma * dy * xhat); per channel the coefficients
+    // (rs * gamma, a, bb) of dx = rs * gamma * dy - a - xhat * bb.
+    for (let g = 0; g < groups; g++) {
+      let sg: f64 = 0;
+      let sx: f64 = 0;
+      for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
+        const gm: f64 = gamma != 0 ? <f64>load<f32>(gamma + (<usize>c << 2)) : 1;
+        const a = load<f64>(sumDy + (<usize>c << 3));
+        const bx = load<f64>(sumDyXh + (<usize>c << 3));
+        sg += gm * a;
+        sx += gm * bx;
+        if (dgamma != 0) store<f32>(dgamma + (<usize>c << 2), load<f32>(dgamma + (<usize>c << 2)) + <f32>bx);
+        if (dbeta != 0) store<f32>(dbeta + (<usize>c << 2), load<f32>(dbeta + (<usize>c << 2)) + <f32>a);
+      }
+      const rs = <f64>load<f32>(rsP + (<usize>(g * perGroup) << 2));
+      for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
+        const o = <usize>c << 2;
+        const gm: f64 = gamma != 0 ? <f64>load<f32>(gamma + o) : 1;
+        store<f32>(coefP + o, <f32>(rs * gm));
+        store<f32>(aP + o, <f32>((rs * sg) / count));
+        store<f32>(bP + o, <f32>((rs * sx) / count));
+      }
+    }
+    for (let p = 0; p < positions; p++) {
+      const xp = xb + <usize>p * rowBytes;
+      const dyp = dyb + <usize>p * rowBytes;
+      const dxp = dxb + <usize>p * rowBytes;
+      let c = 0;
+      for (; c < c4; c += 4) {
+        const o = <usize>c << 2;
+        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o)), v128.load(rsP + o));
+        const t = f32x4.sub(f32x4.mul(v128.load(dyp + o), v128.load(coefP + o)), v128.load(aP + o));
+        v128.store(dxp + o, f32x4.sub(t, f32x4.mul(xh, v128.load(bP + o))));
+      }
+      for (; c < channels; c++) {
+        const o = <usize>c << 2;
+        const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
+        store<f32>(dxp + o, load<f32>(dyp + o) * load<f32>(coefP + o) - load<f32>(aP + o) - xh * load<f32>(bP + o));
+      }
+    }
+  }
+}
