@@ -198,6 +198,16 @@ forEachBackend(() => {
 
 forEachBackend(() => {
   describe('RMSNormalization layer', () => {
+    it('works in a functional tf.model', () => {
+      const input = tfl.input({ shape: [3, 4] });
+      const output = new nk.RMSNormalization({ axis: [-2, -1] }).apply(input) as tfl.SymbolicTensor;
+      assert.deepEqual(output.shape, [null, ...[3, 4]]);
+      const model = tfl.model({ inputs: input, outputs: output });
+      const xv = randn(24, 95);
+      tf.tidy(() => assertClose(f64(model.predict(tf.tensor(xv, [2, 3, 4])) as tf.Tensor), refNormalize(xv, [2, 3, 4], [1, 2], 1e-6, { center: false }).y, { atol: 2e-5, rtol: 2e-5 }, 'y'));
+      model.dispose();
+    });
+
     it('uses Keras 3 defaults and weight name, matches the reference, and trains in model.fit without leaking', async () => {
       const model = tfl.sequential();
       model.add(tfl.layers.dense({ units: 8, inputShape: [5] }));
