@@ -28,3 +28,4 @@ export * from './methods/weight-standardization/index.js';
 export * from './methods/online-norm/index.js';
 export * from './methods/unified-norm/index.js';
 export * from './surgery/index.js';
+export * from './methods/crms-norm/index.js';
