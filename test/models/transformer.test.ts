@@ -146,6 +146,14 @@ forEachBackend(() => {
       model.dispose();
     });
 
+    it("builds with 'rms' (RMSNormalization) and matches the float64 RMSNorm reference", () => {
+      const model = nk.buildTransformerLM({ ...SMALL, placement: 'pre', norm: 'rms', seed: 13 });
+      assert.equal(model.layers.filter((l) => l instanceof nk.RMSNormalization).length, 2 * SMALL.layers + 1);
+      const weights = randomizeWeights(model, 400);
+      tf.tidy(() => assertClose(f64(model.predict(tokensTensor()) as tf.Tensor), referenceLM(weights, refConfig('pre', 'rms'), TOKENS), { atol: 2e-4, rtol: 2e-4 }, 'logits'));
+      model.dispose();
+    });
+
     it('trains with model.fit (loss falls) and leaks no tensors', async () => {
       const model = nk.buildTransformerLM({ ...SMALL, placement: 'pre', seed: 7 });
       model.compile({ optimizer: tf.train.adam(1e-2), loss: nk.lmCrossEntropy });
