@@ -29,3 +29,4 @@ export * from './methods/online-norm/index.js';
 export * from './methods/unified-norm/index.js';
 export * from './surgery/index.js';
 export * from './methods/crms-norm/index.js';
+export * from './surgery/pre-ln-to-pre-rms.js';
