@@ -96,6 +96,25 @@ const METHODS: MethodCase[] = [
     hasBeta: true,
     op: (x, gamma, beta) => nk.instanceNorm(x, { gamma, beta }),
   },
+  {
+    name: 'batchNorm (training) [4, 3, 6]',
+    kernel: FUSED_KERNELS.batchNorm,
+    shape: [4, 3, 6],
+    refShape: [4, 3, 6],
+    axes: [0, 1],
+    paramAxes: [2],
+    paramShape: [6],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => {
+      const movingMean = tf.zeros([6]);
+      const movingVariance = tf.ones([6]);
+      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
+      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
+      return r.y;
+    },
+  },
 ];
 
 const widthOf = (m: MethodCase) => size(m.paramAxes.map((a) => m.refShape[a]));
@@ -255,26 +274,41 @@ function suite(backend: string, simd: boolean) {
         }
       });
 
-      it(`${m.name}: leaks no tensors, and memory does not grow over 1000 calls`, async () => {
+      it(`${m.name}: leaks no tensors in forward or gradient`, async () => {
         const x = tf.tensor(randn(size(m.shape), 14), m.shape);
         const g = tf.tensor(randn(widthOf(m), 15), m.paramShape);
         const b = tf.tensor(randn(widthOf(m), 16), m.paramShape);
-        const call = m.hasBeta
-          ? () => tf.dispose(tf.grads((a: tf.Tensor, p: tf.Tensor, q: tf.Tensor) => tf.sum(m.op(a, p, q)))([x, g, b]))
-          : () => tf.dispose(tf.grads((a: tf.Tensor, p: tf.Tensor) => tf.sum(m.op(a, p)))([x, g]));
         await withFused(true, async () => {
           await assertNoLeak(() => m.op(x, g).dispose(), 'forward');
-          await assertNoLeak(call, 'gradient');
-          for (let i = 0; i < 10; i++) call();
-          const bytes = tf.memory().numBytes;
-          const heap = wasmHeapBytes();
-          for (let i = 0; i < 1000; i++) call();
-          assert.equal(tf.memory().numBytes, bytes, 'tfjs memory after 1000 calls');
-          assert.equal(wasmHeapBytes(), heap, 'wasm heap after 1000 calls');
+          await assertNoLeak(() => tf.dispose(gradients(m, x, g, b)), 'gradient');
         });
         tf.dispose([x, g, b]);
       });
     }
+
+    it('memory does not grow over 1000 forward+gradient calls (all methods in turn)', () => {
+      const inputs = METHODS.map((m, i) => [
+        tf.tensor(randn(size(m.shape), 20 + i), m.shape),
+        tf.tensor(randn(widthOf(m), 30 + i), m.paramShape),
+        tf.tensor(randn(widthOf(m), 40 + i), m.paramShape),
+      ]);
+      const call = (i: number) => {
+        const m = METHODS[i % METHODS.length];
+        const [x, g, b] = inputs[i % METHODS.length];
+        tf.dispose(gradients(m, x, g, b));
+      };
+      withFused(true, () => {
+        for (let i = 0; i < 2 * METHODS.length; i++) call(i);
+        const tensors = tf.memory().numTensors;
+        const bytes = tf.memory().numBytes;
+        const heap = wasmHeapBytes();
+        for (let i = 0; i < 1000; i++) call(i);
+        assert.equal(tf.memory().numTensors, tensors, 'live tensors after 1000 calls');
+        assert.equal(tf.memory().numBytes, bytes, 'tfjs bytes after 1000 calls');
+        assert.equal(wasmHeapBytes(), heap, 'wasm heap size after 1000 calls');
+      });
+      tf.dispose(inputs);
+    });
 
     it('layerNorm over an axis of length 1 gives beta and a zero gradient', () => {
       withFused(true, () =>
@@ -293,6 +327,13 @@ function suite(backend: string, simd: boolean) {
       assertClose(y, refNormalize(xv, shape, [1], 1e-5).y, { atol: 2e-5, rtol: 2e-5 }, 'y');
     });
   });
+}
+
+/** Gradients of sum(op(x, gamma, beta)) with respect to every input the op uses. */
+function gradients(m: MethodCase, x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor[] {
+  return m.hasBeta
+    ? tf.grads((a: tf.Tensor, p: tf.Tensor, q: tf.Tensor) => tf.sum(m.op(a, p, q)))([x, g, b])
+    : tf.grads((a: tf.Tensor, p: tf.Tensor) => tf.sum(m.op(a, p)))([x, g]);
 }
 
 function wasmHeapBytes(): number {

@@ -3,6 +3,8 @@
  * moving statistics go in as tensors and their updated values come out as tensors; nothing is mutated.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { FUSED_KERNELS, channelsLayout, runFusedNormWithMoments } from '../../kernels/fused.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
@@ -95,8 +97,13 @@ export interface BatchNormArgs {
  */
 export function batchNorm(x: tf.Tensor, options: BatchNormOptions): BatchNormResult {
   const args = validateBatchNorm(WHERE, x, options);
-  // A fused kernel dispatch (fusedKernelAvailable) goes here; the composite below is its reference.
+  // Fused kernel in training with channels last where the backend has it; the composite is its reference.
   const [y, movingMean, movingVariance] = tf.tidy(() => {
+    if (args.training && args.channelAxis === x.rank - 1 && fusedKernelAvailable(FUSED_KERNELS.batchNorm)) {
+      const f = runFusedNormWithMoments(FUSED_KERNELS.batchNorm, x, channelsLayout(x.shape, 0, 1), args.epsilon, args.gamma, args.beta);
+      const moving = updateMovingStatistics(args.movingMean, args.movingVariance, f.mean, f.variance, valuesPerChannel(x.shape, args.channelAxis), args.momentum, args.convention);
+      return [f.y, moving.movingMean, moving.movingVariance];
+    }
     const r = batchNormComposite(x, args);
     return [r.y, r.movingMean, r.movingVariance];
   });
