@@ -30,3 +30,4 @@ export * from './methods/unified-norm/index.js';
 export * from './surgery/index.js';
 export * from './methods/crms-norm/index.js';
 export * from './surgery/pre-ln-to-pre-rms.js';
+export * from './methods/region-norm/index.js';

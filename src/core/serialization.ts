@@ -62,7 +62,10 @@ export function resolveConstraint(identifier: unknown): Constraint | null {
 /** Serializes an initializer/regularizer/constraint the way tfjs-layers writes it into model.json. */
 export function serializeObject(obj: tf.serialization.Serializable | null | undefined): SerializedObject | null {
   if (obj === null || obj === undefined) return null;
-  return { className: obj.getClassName(), config: obj.getConfig() as Record<string, unknown> };
+  // Absent options (e.g. an initializer's seed) are written as null, as model.json holds them after a save,
+  // so a config compares equal before and after a save/load round trip.
+  const config = Object.fromEntries(Object.entries(obj.getConfig()).map(([k, v]) => [k, v === undefined ? null : v]));
+  return { className: obj.getClassName(), config };
 }
 
 type LayerClass = tf.serialization.SerializableConstructor<tf.serialization.Serializable> & { className: string };
