@@ -31,3 +31,5 @@ export * from './surgery/index.js';
 export * from './methods/crms-norm/index.js';
 export * from './surgery/pre-ln-to-pre-rms.js';
 export * from './methods/region-norm/index.js';
+export * from './optimizers/index.js';
+export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelLayout } from './core/kernel-layout.js';

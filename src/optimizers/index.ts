@@ -1,0 +1,4 @@
+export { SlotOptimizer, type VariableGradients, type NamedTensor } from './slot-optimizer.js';
+export { projectScaleInvariant, type ProjectionOptions } from './projection.js';
+export { AdamP, type AdamPOptions } from './adamp.js';
+export { SGDP, type SGDPOptions } from './sgdp.js';

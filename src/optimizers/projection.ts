@@ -1,0 +1,51 @@
+/**
+ * The scale-invariance test and radial projection shared by AdamP and SGDP (Heo et al., ICLR 2021), in
+ * tfjs layouts: the "channel view" groups each OUTPUT unit with its fan-in (kernel-layout.ts), the "layer
+ * view" is the whole tensor. Branch-free (tf.where), so a step never reads values back to the CPU.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** Options of {@link projectScaleInvariant}. */
+export interface ProjectionOptions {
+  /** Threshold of the cosine test (official default 0.1). */
+  delta: number;
+  /** Weight-decay multiplier for projected tensors (official default 0.1). */
+  wdRatio: number;
+  /** The eps of the cosine similarity and of `p / (||p|| + eps)` (official default 1e-8). */
+  epsilon: number;
+  /** Fan-in axes of one output unit of `p` (the channel view). */
+  fanInAxes: number[];
+}
+
+/**
+ * For a parameter p (rank > 1) with raw gradient g and proposed update d:
+ *
+ *   for view in [channel, layer]:
+ *     c = |cos(g, p)| per row of the view,  cos = g.p / (max(||g||, eps) max(||p||, eps))
+ *     if max(c) < delta / sqrt(row size):   p_n = p / (||p|| + eps) per row;  d <- d - p_n (p_n . d);  stop
+ *
+ * Returns the (possibly) projected update and the weight-decay factor (wdRatio when projected, else 1) as
+ * a scalar tensor.
+ */
+export function projectScaleInvariant(p: tf.Tensor, g: tf.Tensor, d: tf.Tensor, options: ProjectionOptions): { update: tf.Tensor; wdFactor: tf.Tensor } {
+  return tf.tidy(() => {
+    const { delta, wdRatio, epsilon, fanInAxes } = options;
+    const allAxes = p.shape.map((_, i) => i);
+    const views: number[][] = [fanInAxes, allAxes];
+    let update = d;
+    let wdFactor: tf.Tensor = tf.scalar(1);
+    // Evaluate the layer view first and let the channel view override it: the channel view has priority.
+    for (const axes of [...views].reverse()) {
+      const rowSize = axes.reduce((n, a) => n * p.shape[a], 1);
+      const pNorm = tf.sqrt(tf.sum(tf.square(p), axes, true));
+      const gNorm = tf.sqrt(tf.sum(tf.square(g), axes, true));
+      const cos = tf.abs(tf.div(tf.sum(tf.mul(g, p), axes, true), tf.mul(tf.maximum(gNorm, epsilon), tf.maximum(pNorm, epsilon))));
+      const invariant = tf.less(tf.max(cos), delta / Math.sqrt(rowSize));
+      const pn = tf.div(p, tf.add(pNorm, epsilon));
+      const projected = tf.sub(d, tf.mul(pn, tf.sum(tf.mul(pn, d), axes, true)));
+      update = tf.where(invariant, projected, update);
+      wdFactor = tf.where(invariant, tf.scalar(wdRatio), wdFactor);
+    }
+    return { update, wdFactor };
+  });
+}
