@@ -33,3 +33,4 @@ export * from './surgery/pre-ln-to-pre-rms.js';
 export * from './methods/region-norm/index.js';
 export * from './optimizers/index.js';
 export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelLayout } from './core/kernel-layout.js';
+export * from './methods/batch-channel-norm/index.js';
