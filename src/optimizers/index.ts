@@ -2,3 +2,4 @@ export { SlotOptimizer, type VariableGradients, type NamedTensor } from './slot-
 export { projectScaleInvariant, type ProjectionOptions } from './projection.js';
 export { AdamP, type AdamPOptions } from './adamp.js';
 export { SGDP, type SGDPOptions } from './sgdp.js';
+export { adaptiveClipGradient, adaptiveClipGradients, AdaptiveGradientClipping, withAgc, type AgcOptions } from './agc.js';

@@ -1,0 +1,135 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as nk from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
+import { unitGroups } from '../helpers/kernel-wrappers.js';
+
+/** Float64 AGC over unit groups: max = lambda max(||W_i||, eps); clip G_i to max when ||G_i|| > max. */
+function refAgc(g: ArrayLike<number>, w: ArrayLike<number>, groups: number[][], lambda: number, eps: number): Float64Array {
+  const out = Float64Array.from(g);
+  for (const idx of groups) {
+    const wn = Math.sqrt(idx.reduce((s, i) => s + w[i] * w[i], 0));
+    const gn = Math.sqrt(idx.reduce((s, i) => s + g[i] * g[i], 0));
+    const max = lambda * Math.max(wn, eps);
+    if (gn > max) for (const i of idx) out[i] = (g[i] * max) / Math.max(gn, 1e-6);
+  }
+  return out;
+}
+
+/** A gradient whose unit j has norm ratio[j] * ||W_j||, so some units clip and some do not. */
+function gradientWithRatios(w: Float32Array, groups: number[][], ratios: number[], seed: number): Float32Array {
+  const g = randn(w.length, seed);
+  groups.forEach((idx, j) => {
+    const wn = Math.sqrt(idx.reduce((s, i) => s + w[i] * w[i], 0));
+    const gn = Math.sqrt(idx.reduce((s, i) => s + g[i] * g[i], 0));
+    for (const i of idx) g[i] *= (ratios[j % ratios.length] * wn) / gn;
+  });
+  return g;
+}
+
+forEachBackend(() => {
+  describe('adaptive gradient clipping', () => {
+    it('clips a Dense kernel per output unit (last axis), a bias as a whole, and floors zero weights at eps', () => {
+      const w = randn(12, 1);
+      const groups = unitGroups([4, 3], [1]);
+      const g = gradientWithRatios(w, groups, [0.001, 0.05, 0.5], 2);
+      tf.tidy(() => {
+        const clipped = nk.adaptiveClipGradient(tf.tensor(g, [4, 3]), tf.tensor(w, [4, 3]), { clipping: 0.02 });
+        assertClose(f64(clipped), refAgc(g, w, groups, 0.02, 1e-3), { rtol: 1e-5, atol: 1e-8 }, 'kernel');
+        const b = randn(3, 3);
+        const gb = randn(3, 4);
+        assertClose(f64(nk.adaptiveClipGradient(tf.tensor(gb), tf.tensor(b))), refAgc(gb, b, [[0, 1, 2]], 0.01, 1e-3), { rtol: 1e-5, atol: 1e-8 }, 'bias');
+        const zero = new Float32Array(12);
+        assertClose(f64(nk.adaptiveClipGradient(tf.tensor(g, [4, 3]), tf.tensor(zero, [4, 3]))), refAgc(g, zero, groups, 0.01, 1e-3), { rtol: 1e-5, atol: 1e-8 }, 'zero weights');
+        const s = nk.adaptiveClipGradient(tf.scalar(5), tf.scalar(2));
+        assertClose(f64(s), [0.02], { rtol: 1e-6 }, 'scalar');
+      });
+    });
+
+    it('uses the true output unit of Conv2DTranspose and DepthwiseConv2D kernels via kernelLayoutsByVariable', () => {
+      const model = tfl.sequential();
+      model.add(tfl.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2, inputShape: [4, 4, 3] }));
+      model.add(tfl.layers.conv2dTranspose({ filters: 3, kernelSize: 2 }));
+      const layouts = nk.kernelLayoutsByVariable(model.layers);
+      const cases: Array<[tfl.LayerVariable, number[]]> = [
+        [model.layers[0].weights[0], [2, 3]], // depthwise [kh, kw, in, mult]: unit = (in, mult)
+        [model.layers[1].weights[0], [2]], // transpose [kh, kw, out, in]: unit = out
+      ];
+      for (const [variable, unitAxes] of cases) {
+        const shape = variable.shape as number[];
+        const w = f64(variable.read());
+        const groups = unitGroups(shape, unitAxes);
+        const g = gradientWithRatios(Float32Array.from(w), groups, [0.001, 0.3], 5);
+        const out = nk.adaptiveClipGradients({ [variable.name]: tf.tensor(g, shape) }, { kernelLayouts: layouts });
+        assertClose(f64(out[variable.name]), refAgc(g, w, groups, 0.01, 1e-3), { rtol: 1e-5, atol: 1e-8 }, variable.name);
+        tf.dispose(out);
+      }
+      model.dispose();
+    });
+
+    it('withAgc(sgd) takes the SGD step on clipped gradients, leaves excluded variables alone, and leaks nothing', async () => {
+      const w0 = randn(12, 7);
+      const groups = unitGroups([4, 3], [1]);
+      const a = tf.variable(tf.tensor(w0, [4, 3]));
+      const b = tf.variable(tf.tensor(w0, [4, 3]));
+      const g = gradientWithRatios(w0, groups, [0.001, 0.2], 8);
+      const opt = nk.withAgc(tf.train.sgd(0.5), { clipping: 0.01, exclude: [b.name] });
+      await assertNoLeak(() => tf.tidy(() => opt.applyGradients({ [a.name]: tf.tensor(g, [4, 3]), [b.name]: tf.tensor(g, [4, 3]) })), 'step');
+      const clipped = refAgc(g, w0, groups, 0.01, 1e-3);
+      assertClose(f64(a), Float64Array.from(w0).map((x, i) => x - 0.5 * clipped[i]), { rtol: 1e-5, atol: 1e-7 }, 'clipped step');
+      assertClose(f64(b), Float64Array.from(w0).map((x, i) => x - 0.5 * g[i]), { rtol: 1e-5, atol: 1e-7 }, 'excluded step');
+      tf.dispose([a, b]);
+      opt.dispose();
+    });
+
+    it('serializes with the wrapped optimizer, and its weights are the wrapped optimizer\'s', async () => {
+      const opt = nk.withAgc(new nk.AdamP({ learningRate: 0.01 }), { clipping: 0.04, epsilon: 1e-4, exclude: ['dense_9/'] });
+      const entry = tf.serialization.SerializationMap.getMap().classNameMap.AdaptiveGradientClipping;
+      assert.ok(entry);
+      const copy = entry[1](entry[0], opt.getConfig()) as nk.AdaptiveGradientClipping;
+      assert.deepEqual(copy.getConfig(), opt.getConfig());
+      assert.ok(copy.optimizer instanceof nk.AdamP);
+      const p = tf.variable(tf.ones([2, 2]));
+      tf.tidy(() => opt.applyGradients({ [p.name]: tf.fill([2, 2], 0.5) }));
+      assert.equal(opt.iterations, 1);
+      const weights = await opt.getWeights();
+      assert.deepEqual(weights.map((w) => w.name), ['iter', `${p.name}/m`, `${p.name}/v`]);
+      await copy.setWeights(weights);
+      assert.equal(copy.iterations, 1);
+      weights[0].tensor.dispose();
+      tf.dispose(p);
+      opt.dispose();
+      copy.dispose();
+    });
+
+    it('trains a tiny model with withAgc(adam) (loss goes down, no leak)', async () => {
+      const model = tfl.sequential();
+      model.add(tfl.layers.dense({ units: 8, inputShape: [4], activation: 'relu' }));
+      model.add(tfl.layers.dense({ units: 1 }));
+      const optimizer = nk.withAgc(tf.train.adam(0.05), { clipping: 0.1, kernelLayouts: nk.kernelLayoutsByVariable(model.layers) });
+      model.compile({ optimizer, loss: 'meanSquaredError' });
+      const xs = tf.tensor(randn(64, 9), [16, 4]);
+      const ys = tf.tidy(() => tf.sum(tf.mul(xs, tf.tensor([[0.5, -1, 2, 0.1]])), 1, true));
+      const h0 = await model.fit(xs, ys, { epochs: 1, batchSize: 8, verbose: 0, shuffle: false });
+      const before = tf.memory().numTensors;
+      const h = await model.fit(xs, ys, { epochs: 30, batchSize: 8, verbose: 0, shuffle: false });
+      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
+      const last = h.history.loss[h.history.loss.length - 1] as number;
+      assert.ok(last < (h0.history.loss[0] as number) * 0.5, `loss ${h0.history.loss[0]} -> ${last}`);
+      tf.dispose([xs, ys]);
+      model.dispose();
+    });
+
+    it('rejects bad arguments, naming them', () => {
+      assertThrowsMentioning(() => nk.withAgc('sgd' as never), ['AdaptiveGradientClipping', "'optimizer'"]);
+      assertThrowsMentioning(() => nk.withAgc(tf.train.sgd(0.1), { clipping: 0 }), ["'clipping'", '> 0']);
+      assertThrowsMentioning(() => nk.withAgc(tf.train.sgd(0.1), { exclude: 'dense' as never }), ["'exclude'", 'array']);
+      assertThrowsMentioning(() => nk.withAgc(tf.train.sgd(0.1), { lambda: 0.1 } as never), ["'lambda'"]);
+      tf.tidy(() => assertThrowsMentioning(() => nk.adaptiveClipGradient(tf.ones([2, 3]), tf.ones([3, 2])), ["'gradient'", '[3, 2]']));
+      assert.equal(nk.listNorms().find((e) => e.name === 'agc')?.kind, 'optimizer');
+    });
+  });
+});
