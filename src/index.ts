@@ -34,3 +34,4 @@ export * from './methods/region-norm/index.js';
 export * from './optimizers/index.js';
 export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelLayout } from './core/kernel-layout.js';
 export * from './methods/batch-channel-norm/index.js';
+export * from './methods/lrn/index.js';

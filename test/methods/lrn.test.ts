@@ -1,0 +1,127 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as nk from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/**
+ * The AlexNet formula (Krizhevsky et al. 2012, section 3.3) in float64, channels last:
+ * b_i = a_i / (k + alpha * sum_{j = max(0, i - n/2)}^{min(N - 1, i + n/2)} a_j^2)^beta, n/2 rounded down.
+ * Caffe (and PyTorch) use alpha / n in place of alpha.
+ */
+function refLrn(x: ArrayLike<number>, channels: number, p: { n: number; k: number; alpha: number; beta: number; caffe?: boolean }): Float64Array {
+  const y = new Float64Array(x.length);
+  const half = Math.floor(p.n / 2);
+  const a = p.caffe ? p.alpha / p.n : p.alpha;
+  for (let base = 0; base < x.length; base += channels) {
+    for (let i = 0; i < channels; i++) {
+      let sum = 0;
+      for (let j = Math.max(0, i - half); j <= Math.min(channels - 1, i + half); j++) sum += x[base + j] ** 2;
+      y[base + i] = x[base + i] / (p.k + a * sum) ** p.beta;
+    }
+  }
+  return y;
+}
+
+forEachBackend(() => {
+  describe('localResponseNorm op', () => {
+    const cases: Array<{ shape: number[]; n: number; k: number; alpha: number; beta: number; caffe: boolean }> = [
+      { shape: [2, 3, 3, 7], n: 5, k: 2, alpha: 1e-4, beta: 0.75, caffe: false },
+      { shape: [2, 3, 3, 7], n: 5, k: 2, alpha: 0.5, beta: 0.75, caffe: false },
+      { shape: [4, 6], n: 3, k: 1, alpha: 0.8, beta: 0.5, caffe: true },
+      { shape: [3, 2, 2], n: 5, k: 1.5, alpha: 1, beta: 1.2, caffe: false },
+      { shape: [9], n: 1, k: 0.5, alpha: 2, beta: 0.75, caffe: true },
+    ];
+    for (const c of cases) {
+      const label = `shape [${c.shape}], n ${c.n}, k ${c.k}, alpha ${c.alpha}, beta ${c.beta}, ${c.caffe ? 'caffe' : 'alexnet'}`;
+      it(`forward and gradient match the float64 AlexNet formula, ${label}`, () => {
+        const channels = c.shape[c.shape.length - 1];
+        const xv = randn(size(c.shape), 1, 0, 1.5);
+        const dyv = randn(size(c.shape), 2);
+        const p = { n: c.n, k: c.k, alpha: c.alpha, beta: c.beta, caffe: c.caffe };
+        const opts = { size: c.n, bias: c.k, alpha: c.alpha, beta: c.beta, convention: c.caffe ? ('caffe' as const) : ('alexnet' as const) };
+        const fd = finiteDifference((v) => refLrn(v, channels, p).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
+        tf.tidy(() => {
+          const x = tf.tensor(xv, c.shape);
+          const y = nk.localResponseNorm(x, opts);
+          assert.deepEqual(y.shape, c.shape);
+          assertClose(f64(y), refLrn(xv, channels, p), { atol: 1e-6, rtol: 1e-5 }, 'y');
+          const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nk.localResponseNorm(v, opts), tf.tensor(dyv, c.shape))))(x);
+          assertClose(f64(dx), fd, { atol: 1e-5, rtol: 1e-4 }, 'dx');
+        });
+      });
+    }
+
+    it('uses the AlexNet defaults (n 5, k 2, alpha 1e-4, beta 0.75) and the Caffe/PyTorch ones (k 1, alpha / n)', () => {
+      const xv = randn(2 * 8, 10, 0, 20);
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [2, 8]);
+        assertClose(f64(nk.localResponseNorm(x)), refLrn(xv, 8, { n: 5, k: 2, alpha: 1e-4, beta: 0.75 }), { rtol: 1e-5 }, 'alexnet');
+        assertClose(f64(nk.localResponseNorm(x, { convention: 'caffe' })), refLrn(xv, 8, { n: 5, k: 1, alpha: 1e-4, beta: 0.75, caffe: true }), { rtol: 1e-5 }, 'caffe');
+      });
+    });
+
+    it('holds on magnitudes from 1e-10 to 1e15', () => {
+      for (const scale of [1e-10, 1e-3, 1e3, 1e15]) {
+        const xv = randn(24, 20).map((v) => v * scale);
+        const p = { n: 3, k: 1, alpha: 1, beta: 0.75 };
+        tf.tidy(() => assertClose(f64(nk.localResponseNorm(tf.tensor(xv, [4, 6]), { size: 3, bias: 1, alpha: 1 })), refLrn(xv, 6, p), { atol: 1e-30, rtol: 1e-4 }, `scale ${scale}`));
+      }
+    });
+
+    it('rejects bad input before computing, naming the argument', () => {
+      const x = tf.zeros([2, 4]);
+      assertThrowsMentioning(() => nk.localResponseNorm(tf.scalar(1)), ['localResponseNorm', "'x'", 'rank']);
+      assertThrowsMentioning(() => nk.localResponseNorm(tf.zeros([2, 4], 'int32')), ["'x'", 'float32']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { size: 4 }), ["'size'", 'odd', '4']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { size: 0 }), ["'size'", '>= 1']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { alpha: -1 }), ["'alpha'", '>= 0']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { beta: NaN }), ["'beta'"]);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { bias: 0 }), ["'bias'", '> 0']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { convention: 'torch' as never }), ["'convention'", '"caffe"']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { depthRadius: 2 } as never), ["'depthRadius'"]);
+      x.dispose();
+    });
+
+    it('leaks no tensors in forward or gradient', async () => {
+      const x = tf.tensor(randn(24, 30), [2, 2, 6]);
+      await assertNoLeak(() => nk.localResponseNorm(x).dispose(), 'forward');
+      await assertNoLeak(() => tf.grad((v: tf.Tensor) => tf.sum(nk.localResponseNorm(v, { alpha: 0.5 })))(x).dispose(), 'gradient');
+      x.dispose();
+    });
+  });
+
+  describe('LocalResponseNormalization layer', () => {
+    it('computes the op, trains in model.fit without leaking, round-trips its config and survives save/load', async () => {
+      const layer = new nk.LocalResponseNormalization({ size: 3, alpha: 0.5, convention: 'caffe' });
+      assert.equal(layer.bias, 1);
+      const xv = randn(2 * 3 * 2 * 4, 40);
+      tf.tidy(() => {
+        const y = layer.apply(tf.tensor(xv, [2, 3, 2, 4])) as tf.Tensor;
+        assertClose(f64(y), refLrn(xv, 4, { n: 3, k: 1, alpha: 0.5, beta: 0.75, caffe: true }), { atol: 1e-6, rtol: 1e-5 }, 'y');
+      });
+      const xs = tf.tensor(randn(48, 41), [12, 4]);
+      const ys = tf.tensor(randn(12, 42), [12, 1]);
+      await assertFitWithoutLeak(new nk.LocalResponseNormalization({ alpha: 0.5 }), [4], { xs, ys });
+      tf.dispose([xs, ys]);
+      for (const cfg of [{}, { size: 7, alpha: 2e-4, beta: 0.5, bias: 1.5, convention: 'caffe' as const }]) {
+        assertConfigRoundTrip(nk.LocalResponseNormalization, new nk.LocalResponseNormalization(cfg));
+      }
+      const x = tf.tensor(randn(2 * 3 * 5, 43, 0, 10), [2, 3, 5]);
+      await assertSaveLoadRoundTrip(new nk.LocalResponseNormalization({ size: 3, alpha: 0.1, bias: 1.5 }), [3, 5], x);
+      x.dispose();
+    });
+
+    it('is what the registry builds for "lrn", and rejects bad arguments', () => {
+      const layer = nk.createNorm('lrn', { size: 3 });
+      assert.ok(layer instanceof nk.LocalResponseNormalization);
+      assert.equal(layer.size, 3);
+      assert.equal(layer.bias, 2);
+      assertThrowsMentioning(() => new nk.LocalResponseNormalization({ size: 2 }), ['LocalResponseNormalization', "'size'"]);
+    });
+  });
+});
