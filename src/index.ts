@@ -35,3 +35,4 @@ export * from './optimizers/index.js';
 export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelLayout } from './core/kernel-layout.js';
 export * from './methods/batch-channel-norm/index.js';
 export * from './methods/lrn/index.js';
+export * from './surgery/diagnose.js';
