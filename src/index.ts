@@ -36,3 +36,4 @@ export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelL
 export * from './methods/batch-channel-norm/index.js';
 export * from './methods/lrn/index.js';
 export * from './surgery/diagnose.js';
+export * from './methods/evonorm/index.js';
