@@ -3,3 +3,4 @@ export { projectScaleInvariant, type ProjectionOptions } from './projection.js';
 export { AdamP, type AdamPOptions } from './adamp.js';
 export { SGDP, type SGDPOptions } from './sgdp.js';
 export { adaptiveClipGradient, adaptiveClipGradients, AdaptiveGradientClipping, withAgc, type AgcOptions } from './agc.js';
+export { Conda, type CondaOptions } from './conda.js';
