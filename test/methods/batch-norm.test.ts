@@ -439,6 +439,10 @@ forEachBackend(() => {
       assertThrowsMentioning(() => layer.apply(tf.zeros([2, 3])), ["'axis'", '3']);
       const one = new nk.BatchNormalization();
       assertThrowsMentioning(() => one.apply(tf.zeros([1, 3]), { training: true }), ["'x'", 'more than one value per channel']);
+      const built = new nk.BatchNormalization();
+      tf.tidy(() => { built.apply(tf.zeros([2, 2, 3])); });
+      assertThrowsMentioning(() => built.apply(tf.zeros([2, 3])), ['expected ndim=3']);
+      assertThrowsMentioning(() => built.apply(tf.zeros([2, 2, 4])), ['expected axis 2']);
     });
 
     it('is what the registry builds for "batch" and its aliases, and replaces tfjs\'s BatchNormalization in deserialization', () => {

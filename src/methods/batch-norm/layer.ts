@@ -132,6 +132,8 @@ export class BatchNormalization extends AffineNormLayer {
     this.channelAxis = axis < 0 ? axis + rank : axis;
     const channels = shape[this.channelAxis];
     if (channels == null) throw new NormkitError(WHERE, 'inputShape', 'a known size on the channel axis', shape);
+    // As Keras: later inputs must have the same rank and channel count.
+    this.inputSpec = [new tfl.InputSpec({ ndim: rank, axes: { [this.channelAxis]: channels } })];
     this.buildAffine([channels]);
     this.movingMean = this.addWeight('moving_mean', [channels], 'float32', this.movingMeanInitializer, undefined, false);
     this.movingVariance = this.addWeight('moving_variance', [channels], 'float32', this.movingVarianceInitializer, undefined, false);
