@@ -1,0 +1,165 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as nk from '../../src/index.js';
+import { forEachBackend } from '../helpers/backends.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+
+const D = 6;
+
+/** float64 per-row LN pieces: centered rows and sqrt(var + eps). */
+function rows(x: ArrayLike<number>, eps: number): { centered: Float64Array; std: number[] } {
+  const n = x.length / D;
+  const centered = new Float64Array(x.length);
+  const std: number[] = [];
+  for (let r = 0; r < n; r++) {
+    let m = 0;
+    for (let j = 0; j < D; j++) m += x[r * D + j];
+    m /= D;
+    let v = 0;
+    for (let j = 0; j < D; j++) v += (x[r * D + j] - m) ** 2;
+    std.push(Math.sqrt(v / D + eps));
+    for (let j = 0; j < D; j++) centered[r * D + j] = x[r * D + j] - m;
+  }
+  return { centered, std };
+}
+
+function affine(y: Float64Array, gamma: ArrayLike<number>, beta: ArrayLike<number>): Float64Array {
+  return y.map((v, i) => v * gamma[i % D] + beta[i % D]);
+}
+
+forEachBackend(() => {
+  describe('FakeLayerNormalization', () => {
+    const xv = randn(4 * D, 1, 3, 2);
+    const gv = randn(D, 2, 1, 0.3);
+    const bv = randn(D, 3);
+
+    function layerWithWeights(): nk.FakeLayerNormalization {
+      const layer = new nk.FakeLayerNormalization({ momentum: 0.75 });
+      layer.build([null, D]);
+      layer.setWeights([tf.tensor(gv), tf.tensor(bv), tf.tensor([-1]), tf.tensor([1])]);
+      return layer;
+    }
+
+    it('is LayerNorm in real mode and tracks the mean per-token std with an EMA in training calls only', () => {
+      const layer = layerWithWeights();
+      const { centered, std } = rows(xv, 1e-5);
+      const expected = affine(centered.map((v, i) => v / std[Math.floor(i / D)]), gv, bv);
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [4, D]);
+        assertClose(f64(layer.apply(x) as tf.Tensor), expected, { atol: 1e-5, rtol: 1e-5 }, 'real mode');
+        assert.equal(layer.currentStdEstimate(), -1, 'inference calls do not update');
+        layer.apply(x, { training: true });
+        const batchStd = std.reduce((a, b) => a + b, 0) / std.length;
+        assertClose([layer.currentStdEstimate()], [batchStd], { rtol: 1e-5 }, 'first estimate');
+        const x2v = randn(4 * D, 4, 0, 5);
+        const std2 = rows(x2v, 1e-5).std;
+        layer.apply(tf.tensor(x2v, [4, D]), { training: true });
+        assertClose([layer.currentStdEstimate()], [0.75 * batchStd + 0.25 * (std2.reduce((a, b) => a + b, 0) / 4)], { rtol: 1e-5 }, 'EMA');
+      });
+    });
+
+    it('divides by the frozen constant in fake mode, and its gradient matches finite differences', () => {
+      const layer = layerWithWeights();
+      tf.tidy(() => {
+        layer.apply(tf.tensor(xv, [4, D]), { training: true });
+      });
+      layer.switchToFake();
+      const c = layer.frozenStd();
+      assert.equal(layer.fake, true);
+      const { centered } = rows(xv, 1e-5);
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [4, D]);
+        assertClose(f64(layer.apply(x) as tf.Tensor), affine(centered.map((v) => v / c), gv, bv), { atol: 1e-5, rtol: 1e-5 }, 'fake mode');
+        // Training calls in fake mode leave the constant alone.
+        layer.apply(x, { training: true });
+        assert.equal(layer.frozenStd(), c);
+        const dy = randn(4 * D, 9);
+        const loss = (v: Float64Array) => affine(rows(v, 1e-5).centered.map((u) => u / c), gv, bv).reduce((s, y, i) => s + y * dy[i], 0);
+        const fd = finiteDifference(loss, Float64Array.from(xv));
+        const dx = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(layer.apply(t) as tf.Tensor, tf.tensor(dy, [4, D]))))(x);
+        assertClose(f64(dx), fd, { atol: 1e-4, rtol: 1e-4 }, 'dx');
+      });
+    });
+
+    it('refuses to switch before any estimate, and rejects bad arguments', () => {
+      const layer = layerWithWeights();
+      assertThrowsMentioning(() => layer.switchToFake(), ["'std_estimate'", '-1']);
+      assertThrowsMentioning(() => new nk.FakeLayerNormalization({ momentum: 2 }), ["'momentum'"]);
+      assertThrowsMentioning(() => new nk.FakeLayerNormalization({ fake: 1 as never }), ["'fake'"]);
+    });
+
+    it('round-trips its config (with the fake flag) and saves/loads its state', async () => {
+      const layer = new nk.FakeLayerNormalization({ momentum: 0.5, epsilon: 1e-4, fake: true, center: false });
+      const config = layer.getConfig();
+      const copy = nk.FakeLayerNormalization.fromConfig(nk.FakeLayerNormalization, config) as nk.FakeLayerNormalization;
+      assert.deepEqual(copy.getConfig(), config);
+      const model = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape: [D] }), layer] });
+      layer.setWeights([tf.tensor(gv), tf.tensor([2.5]), tf.tensor([1.75])]);
+      let artifacts: tf.io.ModelArtifacts | undefined;
+      await model.save(tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }));
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+      const restored = loaded.layers[loaded.layers.length - 1] as nk.FakeLayerNormalization;
+      assert.equal(restored.fake, true);
+      assert.equal(restored.frozenStd(), 1.75);
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [4, D]);
+        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
+      });
+      model.dispose();
+      loaded.dispose();
+    });
+  });
+
+  describe('LayerNorm removal on a Pre-LN Transformer', () => {
+    const cfg = { vocabSize: 6, seqLen: 5, dModel: 8, heads: 2, layers: 2, mlpRatio: 2, placement: 'pre' as const, seed: 3 };
+    const xs = () => tf.tensor([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 1, 2, 2, 3]], [3, 5], 'int32');
+    const ys = () => tf.oneHot(tf.tensor([[1, 2, 3, 4, 5], [3, 2, 1, 0, 5], [1, 2, 2, 3, 3]], [3, 5], 'int32'), 6);
+
+    it('replaceLayerNormWithFake keeps the outputs, and the schedule follows the reference order', async () => {
+      const model = nk.buildTransformerLM(cfg);
+      const fake = await nk.replaceLayerNormWithFake(model);
+      assert.equal(fake.layers.filter((l) => l instanceof nk.LayerNormalization).length, 0);
+      assert.equal(fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization).length, 5);
+      // Same math; LayerNormalization may take the fused kernel, so equality is to float32 rounding.
+      tf.tidy(() => assertClose(f64(fake.predict(xs()) as tf.Tensor), f64(model.predict(xs()) as tf.Tensor), { atol: 1e-5, rtol: 1e-5 }, 'logits'));
+      const schedule = nk.lnRemovalSchedule(fake, { start: 2, gapMlp: 1, gapAttn: 2, gapFinal: 3 });
+      assert.deepEqual(schedule, [
+        { step: 2, layer: 'block0_mlp_norm' },
+        { step: 3, layer: 'block1_mlp_norm' },
+        { step: 4, layer: 'block0_attn_norm' },
+        { step: 6, layer: 'block1_attn_norm' },
+        { step: 9, layer: 'final_norm' },
+      ]);
+      assertThrowsMentioning(() => nk.lnRemovalSchedule(model), ["'model'", 'FakeLayerNormalization']);
+      await assert.rejects(nk.replaceLayerNormWithFake(nk.buildTransformerLM({ ...cfg, placement: 'none' })), /LayerNormalization/);
+      model.dispose();
+      fake.dispose();
+    });
+
+    it('fine-tunes with the removal callback until no layer normalizes, without leaking', async () => {
+      const model = nk.buildTransformerLM(cfg);
+      model.compile({ optimizer: tf.train.adam(1e-2), loss: nk.lmCrossEntropy });
+      const [x, y] = [xs(), ys()];
+      await model.fit(x, y, { epochs: 20, verbose: 0 });
+      const fake = await nk.replaceLayerNormWithFake(model);
+      fake.compile({ optimizer: tf.train.adam(3e-3), loss: nk.lmCrossEntropy });
+      const schedule = nk.lnRemovalSchedule(fake, { start: 1, gapMlp: 1, gapAttn: 1, gapFinal: 1 });
+      await fake.fit(x, y, { epochs: 1, verbose: 0, callbacks: [nk.lnRemovalCallback(fake, schedule)] });
+      const before = tf.memory().numTensors;
+      const h = await fake.fit(x, y, { epochs: 8, verbose: 0, callbacks: [nk.lnRemovalCallback(fake, schedule, 1)] });
+      assert.equal(tf.memory().numTensors, before, 'fit with removal leaked');
+      const norms = fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization) as nk.FakeLayerNormalization[];
+      assert.ok(norms.every((l) => l.fake && l.frozenStd() > 0), 'every LN switched');
+      assert.ok((h.history.loss as number[]).every(Number.isFinite));
+      await assertNoLeak(() => (fake.predict(x) as tf.Tensor).dispose(), 'predict');
+      tf.dispose([x, y]);
+      model.dispose();
+      fake.dispose();
+    });
+  });
+});
