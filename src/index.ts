@@ -37,3 +37,4 @@ export * from './methods/batch-channel-norm/index.js';
 export * from './methods/lrn/index.js';
 export * from './surgery/diagnose.js';
 export * from './methods/evonorm/index.js';
+export * from './surgery/ln-removal.js';
