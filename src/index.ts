@@ -38,3 +38,4 @@ export * from './methods/lrn/index.js';
 export * from './surgery/diagnose.js';
 export * from './methods/evonorm/index.js';
 export * from './surgery/ln-removal.js';
+export * from './methods/filter-response-norm/index.js';
