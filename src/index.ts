@@ -39,3 +39,4 @@ export * from './surgery/diagnose.js';
 export * from './methods/evonorm/index.js';
 export * from './surgery/ln-removal.js';
 export * from './methods/filter-response-norm/index.js';
+export * from './methods/ibn/index.js';
