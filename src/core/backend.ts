@@ -4,6 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+// Kernels the wasm backend lacks (or gets wrong) for training: see src/kernels/wasm-gaps.
+import '../kernels/wasm-gaps/register.js';
 import { NormkitError } from './errors.js';
 
 /** Backends normkit is built and tested for. */

@@ -1,0 +1,60 @@
+/**
+ * Filter gradient of a 2-D or 3-D convolution (tfjs kernels Conv2DBackpropFilter, Conv3DBackpropFilterV2).
+ * Plain math over Float32Arrays; no tfjs import.
+ */
+import { layoutStrides, type WindowGeometry } from './geometry.js';
+
+/**
+ * dW[kd, kh, kw, ci, co] = sum over b, od, oh, ow of x[b, id, ih, iw, ci] * dy[b, od, oh, ow, co],
+ * with id = od * strideDepth - padFront + kd * dilationDepth (likewise ih, iw) and positions outside x
+ * contributing zero (the padding). Returns the filter gradient, shape [fD, fH, fW, inC, outC].
+ *
+ * Sums are kept in float64 and rounded once. Loop order: one output position at a time, its dy channels
+ * copied to a row, then for each filter tap and input channel an inner loop over the contiguous output
+ * channels of the gradient row: B * outD * outH * outW * fD * fH * fW * inC * outC multiply-adds, the same
+ * count as the forward convolution.
+ */
+export function convBackpropFilter(x: Float32Array, dy: Float32Array, g: WindowGeometry): Float32Array {
+  const { inChannels: inC, outChannels: outC, filterDepth: fD, filterHeight: fH, filterWidth: fW } = g;
+  const xs = layoutStrides(g.inDepth, g.inHeight, g.inWidth, inC, g.channelsFirst);
+  const ys = layoutStrides(g.outDepth, g.outHeight, g.outWidth, outC, g.channelsFirst);
+  const dw = new Float64Array(fD * fH * fW * inC * outC);
+  const dyRow = new Float64Array(outC);
+  for (let b = 0; b < g.batch; b++) {
+    for (let od = 0; od < g.outDepth; od++) {
+      for (let oh = 0; oh < g.outHeight; oh++) {
+        for (let ow = 0; ow < g.outWidth; ow++) {
+          const yBase = b * ys.batch + od * ys.depth + oh * ys.height + ow * ys.width;
+          let any = false;
+          for (let co = 0; co < outC; co++) {
+            const v = dy[yBase + co * ys.channel];
+            dyRow[co] = v;
+            if (v !== 0) any = true;
+          }
+          if (!any) continue;
+          for (let kd = 0; kd < fD; kd++) {
+            const id = od * g.strideDepth - g.padFront + kd * g.dilationDepth;
+            if (id < 0 || id >= g.inDepth) continue;
+            for (let kh = 0; kh < fH; kh++) {
+              const ih = oh * g.strideHeight - g.padTop + kh * g.dilationHeight;
+              if (ih < 0 || ih >= g.inHeight) continue;
+              for (let kw = 0; kw < fW; kw++) {
+                const iw = ow * g.strideWidth - g.padLeft + kw * g.dilationWidth;
+                if (iw < 0 || iw >= g.inWidth) continue;
+                const xBase = b * xs.batch + id * xs.depth + ih * xs.height + iw * xs.width;
+                const wBase = ((kd * fH + kh) * fW + kw) * inC * outC;
+                for (let ci = 0; ci < inC; ci++) {
+                  const xv = x[xBase + ci * xs.channel];
+                  if (xv === 0) continue;
+                  const row = wBase + ci * outC;
+                  for (let co = 0; co < outC; co++) dw[row + co] += xv * dyRow[co];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return Float32Array.from(dw);
+}

@@ -1,0 +1,254 @@
+/**
+ * Thin adapters that register the wasm-gap kernels with tfjs's `wasm` backend, so that models train on wasm:
+ * tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter (Conv1D/Conv2D/SeparableConv2D/Conv2DTranspose weight
+ * gradients), DepthwiseConv2dNativeBackpropFilter/Input (DepthwiseConv2D, SeparableConv2D) or
+ * UnsortedSegmentSum (the gradient of gather, so of Embedding). Its MaxPoolGrad (batch or channels > 1),
+ * MaxPool3D (windows of negative values give 1.2e-38), MaxPool3DGrad, Conv3DBackpropInputV2 and
+ * Conv3DBackpropFilterV2 kernels return wrong values (checked against tfjs's cpu kernels and a float64
+ * reference), so those are replaced, but only up to the wasm version where that was seen.
+ *
+ * A kernel reads its inputs in place from the wasm heap (`backend.dataIdMap.get(dataId).memoryOffset` into
+ * `backend.wasm.HEAPF32`), runs the plain math of this folder, and hands the result to
+ * `backend.makeOutput(shape, dtype, undefined, values)`, which allocates the output on the heap and copies it
+ * there. Inputs are read before that allocation, since a growing heap replaces HEAPF32.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import type { WindowGeometry } from './geometry.js';
+import { convBackpropFilter } from './conv-backprop-filter.js';
+import { convBackpropInput } from './conv-backprop-input.js';
+import { depthwiseConv2dBackpropFilter } from './depthwise-conv2d-backprop-filter.js';
+import { depthwiseConv2dBackpropInput } from './depthwise-conv2d-backprop-input.js';
+import { maxPool } from './max-pool.js';
+import { maxPoolBackprop } from './max-pool-backprop.js';
+import { unsortedSegmentSum } from './unsorted-segment-sum.js';
+
+/** What normkit did about one kernel on the wasm backend. */
+export interface WasmGapKernel {
+  kernelName: string;
+  /** 'added': wasm had none; 'replaced': wasm's own kernel gives wrong results in this version; 'kept': wasm's own kernel is used. */
+  status: 'added' | 'replaced' | 'kept';
+}
+
+interface WasmBackendAccess {
+  dataIdMap: { get(dataId: object): { memoryOffset: number } };
+  wasm: { HEAPF32: Float32Array; HEAP32: Int32Array };
+  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
+}
+
+const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A float32 view of a tensor in the wasm heap (valid until the next heap allocation). */
+function heapF32(backend: WasmBackendAccess, t: tf.TensorInfo): Float32Array {
+  const n = sizeOf(t.shape);
+  if (n === 0) return new Float32Array(0);
+  const at = backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
+  return backend.wasm.HEAPF32.subarray(at, at + n);
+}
+
+function heapI32(backend: WasmBackendAccess, t: tf.TensorInfo): Int32Array {
+  const n = sizeOf(t.shape);
+  if (n === 0) return new Int32Array(0);
+  const at = backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
+  return backend.wasm.HEAP32.subarray(at, at + n);
+}
+
+function requireFloat32(kernel: string, name: string, t: tf.TensorInfo): void {
+  if (t.dtype !== 'float32') throw new Error(`${kernel} on wasm (normkit): ${name} must be float32, got ${t.dtype}`);
+}
+
+/** WindowGeometry of a tfjs 2-D conv/pool info (depth 1). */
+function from2d(info: tf.backend_util.Conv2DInfo): WindowGeometry {
+  return {
+    batch: info.batchSize,
+    inDepth: 1,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    outDepth: 1,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    outChannels: info.outChannels,
+    filterDepth: 1,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideDepth: 1,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    dilationDepth: 1,
+    dilationHeight: info.dilationHeight,
+    dilationWidth: info.dilationWidth,
+    padFront: 0,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    channelsFirst: info.dataFormat === 'channelsFirst',
+  };
+}
+
+/** WindowGeometry of a tfjs 3-D conv/pool info. */
+function from3d(info: tf.backend_util.Conv3DInfo): WindowGeometry {
+  return {
+    batch: info.batchSize,
+    inDepth: info.inDepth,
+    inHeight: info.inHeight,
+    inWidth: info.inWidth,
+    inChannels: info.inChannels,
+    outDepth: info.outDepth,
+    outHeight: info.outHeight,
+    outWidth: info.outWidth,
+    outChannels: info.outChannels,
+    filterDepth: info.filterDepth,
+    filterHeight: info.filterHeight,
+    filterWidth: info.filterWidth,
+    strideDepth: info.strideDepth,
+    strideHeight: info.strideHeight,
+    strideWidth: info.strideWidth,
+    dilationDepth: info.dilationDepth,
+    dilationHeight: info.dilationHeight,
+    dilationWidth: info.dilationWidth,
+    padFront: info.padInfo.front,
+    padTop: info.padInfo.top,
+    padLeft: info.padInfo.left,
+    channelsFirst: info.dataFormat === 'channelsFirst',
+  };
+}
+
+type Inputs = Record<string, tf.TensorInfo>;
+type Attrs = Record<string, any>;
+type GapKernelFunc = (inputs: Inputs, backend: WasmBackendAccess, attrs: Attrs) => tf.TensorInfo;
+
+const conv2DBackpropFilter: GapKernelFunc = ({ x, dy }, backend, a) => {
+  requireFloat32('Conv2DBackpropFilter', 'x', x);
+  requireFloat32('Conv2DBackpropFilter', 'dy', dy);
+  const dataFormat = tf.backend_util.convertConv2DDataFormat(a.dataFormat ?? 'NHWC');
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, dataFormat);
+  const dw = convBackpropFilter(heapF32(backend, x), heapF32(backend, dy), from2d(info));
+  return backend.makeOutput(info.filterShape, 'float32', undefined, dw);
+};
+
+const conv3DBackpropFilterV2: GapKernelFunc = ({ x, dy }, backend, a) => {
+  requireFloat32('Conv3DBackpropFilterV2', 'x', x);
+  requireFloat32('Conv3DBackpropFilterV2', 'dy', dy);
+  const info = tf.backend_util.computeConv3DInfo(x.shape as [number, number, number, number, number], a.filterShape, a.strides, 1, a.pad);
+  const dw = convBackpropFilter(heapF32(backend, x), heapF32(backend, dy), from3d(info));
+  return backend.makeOutput(info.filterShape, 'float32', undefined, dw);
+};
+
+const conv3DBackpropInputV2: GapKernelFunc = ({ dy, filter }, backend, a) => {
+  requireFloat32('Conv3DBackpropInputV2', 'dy', dy);
+  requireFloat32('Conv3DBackpropInputV2', 'filter', filter);
+  const info = tf.backend_util.computeConv3DInfo(a.inputShape, filter.shape as [number, number, number, number, number], a.strides, 1, a.pad);
+  const dx = convBackpropInput(heapF32(backend, dy), heapF32(backend, filter), from3d(info));
+  return backend.makeOutput(info.inShape, 'float32', undefined, dx);
+};
+
+const depthwiseBackpropFilter: GapKernelFunc = ({ x, dy }, backend, a) => {
+  requireFloat32('DepthwiseConv2dNativeBackpropFilter', 'x', x);
+  requireFloat32('DepthwiseConv2dNativeBackpropFilter', 'dy', dy);
+  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, a.dilations, a.pad, a.dimRoundingMode, true);
+  const dw = depthwiseConv2dBackpropFilter(heapF32(backend, x), heapF32(backend, dy), from2d(info));
+  return backend.makeOutput(info.filterShape, 'float32', undefined, dw);
+};
+
+const depthwiseBackpropInput: GapKernelFunc = ({ dy, filter }, backend, a) => {
+  requireFloat32('DepthwiseConv2dNativeBackpropInput', 'dy', dy);
+  requireFloat32('DepthwiseConv2dNativeBackpropInput', 'filter', filter);
+  const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad, a.dimRoundingMode, true);
+  const dx = depthwiseConv2dBackpropInput(heapF32(backend, dy), heapF32(backend, filter), from2d(info));
+  return backend.makeOutput(info.inShape, 'float32', undefined, dx);
+};
+
+const maxPoolGrad: GapKernelFunc = ({ dy, input }, backend, a) => {
+  requireFloat32('MaxPoolGrad', 'input', input);
+  const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  const dx = maxPoolBackprop(heapF32(backend, input), heapF32(backend, dy), from2d(info), 'first');
+  return backend.makeOutput(input.shape, 'float32', undefined, dx);
+};
+
+const maxPool3D: GapKernelFunc = ({ x }, backend, a) => {
+  requireFloat32('MaxPool3D', 'x', x);
+  const info = tf.backend_util.computePool3DInfo(x.shape as [number, number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode, a.dataFormat ?? 'NDHWC');
+  if (info.dataFormat === 'channelsFirst') throw new Error('MaxPool3D on wasm (normkit): only NDHWC is supported');
+  return backend.makeOutput(info.outShape, 'float32', undefined, maxPool(heapF32(backend, x), from3d(info)));
+};
+
+const maxPool3DGrad: GapKernelFunc = ({ dy, input }, backend, a) => {
+  requireFloat32('MaxPool3DGrad', 'input', input);
+  const info = tf.backend_util.computePool3DInfo(input.shape as [number, number, number, number, number], a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
+  const dx = maxPoolBackprop(heapF32(backend, input), heapF32(backend, dy), from3d(info), 'last');
+  return backend.makeOutput(input.shape, 'float32', undefined, dx);
+};
+
+const unsortedSegmentSumKernel: GapKernelFunc = ({ x, segmentIds }, backend, a) => {
+  const numSegments = a.numSegments as number;
+  const ids = heapI32(backend, segmentIds);
+  const outShape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  if (x.dtype === 'int32') {
+    return backend.makeOutput(outShape, 'int32', undefined, unsortedSegmentSum(heapI32(backend, x), ids, numSegments));
+  }
+  requireFloat32('UnsortedSegmentSum', 'x', x);
+  return backend.makeOutput(outShape, 'float32', undefined, unsortedSegmentSum(heapF32(backend, x), ids, numSegments));
+};
+
+/**
+ * The kernels: `replaceThrough` names the last tfjs-backend-wasm version whose own kernel of that name was
+ * found to compute wrong values; a newer wasm backend keeps its own.
+ */
+const GAP_KERNELS: Array<{ kernelName: string; func: GapKernelFunc; replaceThrough?: string }> = [
+  { kernelName: 'Conv2DBackpropFilter', func: conv2DBackpropFilter },
+  { kernelName: 'DepthwiseConv2dNativeBackpropFilter', func: depthwiseBackpropFilter },
+  { kernelName: 'DepthwiseConv2dNativeBackpropInput', func: depthwiseBackpropInput },
+  { kernelName: 'UnsortedSegmentSum', func: unsortedSegmentSumKernel },
+  { kernelName: 'MaxPoolGrad', func: maxPoolGrad, replaceThrough: '4.22.0' },
+  { kernelName: 'MaxPool3D', func: maxPool3D, replaceThrough: '4.22.0' },
+  { kernelName: 'MaxPool3DGrad', func: maxPool3DGrad, replaceThrough: '4.22.0' },
+  { kernelName: 'Conv3DBackpropFilterV2', func: conv3DBackpropFilterV2, replaceThrough: '4.22.0' },
+  { kernelName: 'Conv3DBackpropInputV2', func: conv3DBackpropInputV2, replaceThrough: '4.22.0' },
+];
+
+/** True when version a <= b (numeric major.minor.patch; pre-release tags ignored). */
+function versionAtMost(a: string, b: string): boolean {
+  const pa = a.split(/[.-]/).map((s) => parseInt(s, 10));
+  const pb = b.split(/[.-]/).map((s) => parseInt(s, 10));
+  for (let i = 0; i < 3; i++) {
+    const x = pa[i] || 0;
+    const y = pb[i] || 0;
+    if (x !== y) return x < y;
+  }
+  return true;
+}
+
+const ownFuncs = new Set<tf.KernelFunc>();
+let report: WasmGapKernel[] = [];
+
+/**
+ * Registers normkit's kernels for the gaps of the wasm backend (idempotent; runs when normkit is imported).
+ * A kernel the wasm backend already has is left alone, unless it is one known to be wrong up to the
+ * installed wasm version. Returns what was done per kernel.
+ */
+export function registerWasmGapKernels(): readonly WasmGapKernel[] {
+  report = GAP_KERNELS.map(({ kernelName, func, replaceThrough }) => {
+    const existing = tf.getKernel(kernelName, 'wasm');
+    if (existing !== undefined && ownFuncs.has(existing.kernelFunc)) {
+      return { kernelName, status: report.find((r) => r.kernelName === kernelName)?.status ?? 'added' };
+    }
+    let status: WasmGapKernel['status'] = 'added';
+    if (existing !== undefined) {
+      if (replaceThrough === undefined || !versionAtMost(version_wasm, replaceThrough)) return { kernelName, status: 'kept' };
+      tf.unregisterKernel(kernelName, 'wasm');
+      status = 'replaced';
+    }
+    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, backend as unknown as WasmBackendAccess, (attrs ?? {}) as Attrs);
+    ownFuncs.add(kernelFunc);
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+    return { kernelName, status };
+  });
+  return report;
+}
+
+/** What {@link registerWasmGapKernels} did for each kernel (added, replaced or kept). */
+export function wasmGapKernels(): readonly WasmGapKernel[] {
+  return report;
+}
+
+registerWasmGapKernels();
