@@ -40,3 +40,4 @@ export * from './methods/evonorm/index.js';
 export * from './surgery/ln-removal.js';
 export * from './methods/filter-response-norm/index.js';
 export * from './methods/ibn/index.js';
+export * from './methods/dynamic-tanh/index.js';

@@ -1,0 +1,2 @@
+export { dynamicTanh, type DynamicTanhOptions } from './op.js';
+export { DynamicTanh, type DynamicTanhArgs } from './layer.js';
