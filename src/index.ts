@@ -41,3 +41,4 @@ export * from './surgery/ln-removal.js';
 export * from './methods/filter-response-norm/index.js';
 export * from './methods/ibn/index.js';
 export * from './methods/dynamic-tanh/index.js';
+export * from './methods/selu/index.js';
