@@ -336,6 +336,27 @@ forEachBackend(() => {
       model.dispose();
     });
 
+    it('inside a base model frozen with setBatchNormTrainable(base, false), stays in inference mode under model.fit', async () => {
+      const base = tfl.sequential();
+      base.add(tfl.layers.dense({ units: 3, inputShape: [4] }));
+      base.add(new nk.BatchNormalization());
+      const model = tfl.sequential();
+      model.add(base);
+      model.add(tfl.layers.dense({ units: 1 }));
+      base.trainable = false;
+      assert.equal(nk.setBatchNormTrainable(model, false), 1);
+      model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+      const xs = tf.tensor(randn(32, 92, 2, 3), [8, 4]);
+      const ys = tf.tensor(randn(8, 93), [8, 1]);
+      await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
+      const bn = base.layers[1] as nk.BatchNormalization;
+      assert.equal(bn.trainable, false);
+      assert.deepEqual([...stats(bn).mean], [0, 0, 0]);
+      assert.deepEqual([...stats(bn).variance], [1, 1, 1]);
+      tf.dispose([xs, ys]);
+      model.dispose();
+    });
+
     it('handles rank-5 inputs (3-D CNNs) and a channel axis that is not last, in training and inference', () => {
       const shape = [2, 2, 3, 2, 4];
       const xv = randn(size(shape), 89);

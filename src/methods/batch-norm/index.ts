@@ -15,4 +15,4 @@ export {
   type BatchNormOptions,
   type BatchNormResult,
 } from './op.js';
-export { BatchNormalization, smallBatchGroups, type BatchNormalizationArgs, type OnSmallBatch } from './layer.js';
+export { BatchNormalization, setBatchNormTrainable, smallBatchGroups, type BatchNormalizationArgs, type OnSmallBatch } from './layer.js';

@@ -272,6 +272,27 @@ export class BatchNormalization extends AffineNormLayer {
   }
 }
 
+/**
+ * Sets `trainable` on every BatchNormalization layer inside `model`, nested models included, and returns how
+ * many it changed. Needed to freeze a base model the Keras way in tfjs: `base.trainable = false` excludes the
+ * base's weights from training but does not reach the layers inside, whose own `trainable` flag is what
+ * makes a BatchNorm run in inference mode (and tfjs's compile marks their weights trainable again).
+ */
+export function setBatchNormTrainable(model: tfl.LayersModel, trainable: boolean): number {
+  let changed = 0;
+  const visit = (layers: tfl.layers.Layer[]) => {
+    for (const layer of layers) {
+      if (layer instanceof tfl.LayersModel) visit(layer.layers);
+      else if (layer.getClassName() === 'BatchNormalization') {
+        layer.trainable = trainable;
+        changed++;
+      }
+    }
+  };
+  visit(model.layers);
+  return changed;
+}
+
 registerLayerClass(BatchNormalization, [{ name: 'BatchNormalizationV1' }, { name: 'BatchNormalizationV2' }]);
 
 registerNorm({
