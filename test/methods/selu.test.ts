@@ -6,9 +6,9 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 
-// The paper's constants, typed in from bioinf-jku/SNNs selu.py.
-const ALPHA = 1.6732632423543772848170429916717;
-const LAMBDA = 1.0507009873554804934193349852946;
+// The paper's constants (bioinf-jku/SNNs selu.py: 1.6732632423543772848170429916717, 1.0507009873554804934193349852946) as float64.
+const ALPHA = 1.6732632423543772;
+const LAMBDA = 1.0507009873554805;
 const seluRef = (x: number) => (x > 0 ? LAMBDA * x : LAMBDA * ALPHA * Math.expm1(x));
 
 /** E[f(z)] for z ~ N(mu, sigma^2) by Simpson's rule over mu ± 12 sigma. */

@@ -12,9 +12,9 @@ import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
 /** SELU's alpha (Klambauer et al., `selu.py`). */
-export const SELU_ALPHA = 1.6732632423543772848170429916717;
+export const SELU_ALPHA = 1.6732632423543772;
 /** SELU's lambda (scale). */
-export const SELU_LAMBDA = 1.0507009873554804934193349852946;
+export const SELU_LAMBDA = 1.0507009873554805;
 /** Std of a normal truncated at ±2 std, relative to the untruncated std (tfjs truncates 'normal' init there). */
 const TRUNCATED_STD = 0.87962566103423978;
 
