@@ -95,6 +95,17 @@ forEachBackend(() => {
       folded.dispose();
     });
 
+    it('folds BN on axis 1 after a channels-first Conv2D', async () => {
+      const model = tfl.sequential();
+      model.add(tfl.layers.conv2d({ filters: 3, kernelSize: 2, inputShape: [2, 4, 4], dataFormat: 'channelsFirst' }));
+      model.add(new nk.BatchNormalization({ axis: 1 }));
+      const x = tf.tensor(randn(2 * 2 * 4 * 4, 5), [2, 2, 4, 4]);
+      const folded = await checkFold(model, x, 1);
+      tf.dispose(x);
+      model.dispose();
+      folded.dispose();
+    });
+
     it('leaves a BN on another axis than the producer\'s channels in place', async () => {
       const model = tfl.sequential();
       model.add(tfl.layers.dense({ units: 4, inputShape: [3, 2] }));
