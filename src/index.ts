@@ -42,3 +42,4 @@ export * from './methods/filter-response-norm/index.js';
 export * from './methods/ibn/index.js';
 export * from './methods/dynamic-tanh/index.js';
 export * from './methods/selu/index.js';
+export * from './methods/weight-compander/index.js';

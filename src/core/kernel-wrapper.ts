@@ -99,19 +99,20 @@ export abstract class KernelWrapper extends tfl.layers.Layer {
   }
 
   /**
-   * Runs the wrapped layer's own `call` with `kernel` in place of its kernel variable (and, when asked,
-   * without its bias and activation: the pre-activation used by data-dependent initialization).
+   * Runs the wrapped layer's own `call` with `kernel` in place of its kernel variable. `mode` `'linear'` skips
+   * the wrapped layer's activation (for wrappers that insert something before it) and `'pre-activation'`
+   * skips its bias too (the pre-activation used by data-dependent initialization).
    */
-  protected callWithKernel(inputs: tf.Tensor | tf.Tensor[], kernel: tf.Tensor, kwargs: Kwargs, preActivation = false): tf.Tensor {
+  protected callWithKernel(inputs: tf.Tensor | tf.Tensor[], kernel: tf.Tensor, kwargs: Kwargs, mode: 'full' | 'linear' | 'pre-activation' = 'full'): tf.Tensor {
     const layout = this.requireLayout();
     const holder = this.layer as unknown as Record<string, unknown>;
     const saved = { kernel: holder[layout.attribute], bias: holder.bias, useBias: holder.useBias, activation: holder.activation };
     const stand: KernelHolder = { read: () => kernel };
     holder[layout.attribute] = stand;
-    if (preActivation) {
+    if (mode !== 'full') holder.activation = { getClassName: () => 'linear', apply: (x: tf.Tensor) => x };
+    if (mode === 'pre-activation') {
       holder.bias = null;
       holder.useBias = false;
-      holder.activation = { getClassName: () => 'linear', apply: (x: tf.Tensor) => x };
     }
     try {
       return this.layer.call(inputs, kwargs) as tf.Tensor;

@@ -95,7 +95,7 @@ export class WeightNormalization extends KernelWrapper {
     const layout = this.requireLayout();
     const g = this.g as tfl.LayerVariable;
     tf.tidy(() => {
-      const t = this.callWithKernel(x, this.computeKernel(this.rawKernel.read(), layout), {}, true);
+      const t = this.callWithKernel(x, this.computeKernel(this.rawKernel.read(), layout), {}, 'pre-activation');
       const axes = [...Array(t.rank - 1).keys()];
       const { mean, variance } = stableMoments(t, axes);
       const scale = tf.rsqrt(tf.add(tf.reshape(variance, [-1]), 1e-10));

@@ -1,0 +1,1 @@
+export { WeightCompander, weightCompander, compand, type WeightCompanderArgs } from './layer.js';
