@@ -43,3 +43,4 @@ export * from './methods/ibn/index.js';
 export * from './methods/dynamic-tanh/index.js';
 export * from './methods/selu/index.js';
 export * from './methods/weight-compander/index.js';
+export * from './methods/alpha-bn/index.js';
