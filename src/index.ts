@@ -44,3 +44,4 @@ export * from './methods/dynamic-tanh/index.js';
 export * from './methods/selu/index.js';
 export * from './methods/weight-compander/index.js';
 export * from './methods/alpha-bn/index.js';
+export * from './methods/scale-norm/index.js';

@@ -1,0 +1,67 @@
+/**
+ * ScaleNorm and FixNorm (Nguyen & Salazar, "Transformers without Tears", IWSLT 2019).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { checkFloatTensor, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { NormkitError } from '../../core/errors.js';
+
+/** Options of {@link scaleNorm}. */
+export interface ScaleNormOptions {
+  /** The single learned gain g: a finite number or a tensor of shape [] or [1] (default sqrt(d), the paper's init). */
+  g?: number | tf.Tensor;
+  /** Lower clamp of the norm, NOT added under a square root (default 1e-5). */
+  epsilon?: number;
+}
+
+/** Options of {@link fixNorm}. */
+export interface FixNormOptions {
+  /** Lower clamp of the norm (default 1e-12, PyTorch's F.normalize). */
+  epsilon?: number;
+  /** Multiplies the unit rows (default 1; the paper's embeddings use sqrt(d)). */
+  scale?: number;
+}
+
+/** `x / max(||x||_2, eps)` over the last axis (the norm as sqrt of the sum of squares, whose gradient stays finite). */
+function unitRows(x: tf.Tensor, epsilon: number): tf.Tensor {
+  const norm = tf.sqrt(tf.sum(tf.square(x), -1, true));
+  return tf.div(x, tf.maximum(norm, epsilon));
+}
+
+/**
+ * ScaleNorm over the last axis (d features):
+ *
+ *   y = g * x / max(||x||_2, eps)
+ *
+ * with ONE scalar g per layer (no per-feature gain, no bias) and eps a clamp of the norm. Equivalent to
+ * RMSNorm with a shared gain g/sqrt(d) except for the eps treatment. Differentiable in x and g.
+ */
+export function scaleNorm(x: tf.Tensor, options: ScaleNormOptions = {}): tf.Tensor {
+  const where = 'scaleNorm';
+  checkKnownKeys(where, options, ['g', 'epsilon']);
+  checkFloatTensor(where, 'x', x, 1);
+  const epsilon = options.epsilon ?? 1e-5;
+  checkPositive(where, 'epsilon', epsilon);
+  const g = options.g ?? Math.sqrt(x.shape[x.rank - 1]);
+  if (typeof g === 'number') {
+    if (!Number.isFinite(g)) throw new NormkitError(where, 'g', 'a finite number or a scalar tensor', g);
+  } else {
+    checkFloatTensor(where, 'g', g);
+    if (g.size !== 1 || g.rank > 1) throw new NormkitError(where, 'g', 'a tensor of shape [] or [1] (one scalar per layer)', `shape [${g.shape.join(', ')}]`);
+  }
+  return tf.tidy(() => tf.mul(unitRows(x, epsilon), typeof g === 'number' ? tf.scalar(g) : tf.reshape(g, [])));
+}
+
+/**
+ * FixNorm: l2-normalizes each row (last axis) of `x`, `scale * x / max(||x||_2, eps)`. Applied to a word
+ * embedding table [V, d] before lookup and before its use as the tied output projection. Differentiable.
+ */
+export function fixNorm(x: tf.Tensor, options: FixNormOptions = {}): tf.Tensor {
+  const where = 'fixNorm';
+  checkKnownKeys(where, options, ['epsilon', 'scale']);
+  checkFloatTensor(where, 'x', x, 1);
+  const epsilon = options.epsilon ?? 1e-12;
+  checkPositive(where, 'epsilon', epsilon);
+  const scale = options.scale ?? 1;
+  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new NormkitError(where, 'scale', 'a finite number', scale);
+  return tf.tidy(() => (scale === 1 ? unitRows(x, epsilon) : tf.mul(unitRows(x, epsilon), scale)));
+}
