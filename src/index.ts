@@ -45,3 +45,4 @@ export * from './methods/selu/index.js';
 export * from './methods/weight-compander/index.js';
 export * from './methods/alpha-bn/index.js';
 export * from './methods/scale-norm/index.js';
+export * from './methods/nap/index.js';

@@ -1,0 +1,1 @@
+export { NormalizeAndProject, projectNap, napCallback, type NormalizeAndProjectArgs } from './layer.js';
