@@ -38,6 +38,12 @@ function deserialize<T>(kind: string, identifier: unknown): T | null {
   if (typeof identifier === 'string') obj = { className: toClassName(identifier), config: {} };
   else obj = identifier as SerializedObject;
   const map = tf.serialization.SerializationMap.getMap().classNameMap;
+  // Keras writes L1 / L2 regularizers as their own classes; tfjs has only L1L2, which covers both.
+  if ((obj.className === 'L1' || obj.className === 'L2') && map[obj.className] === undefined) {
+    const key = obj.className === 'L1' ? 'l1' : 'l2';
+    const value = (obj.config as Record<string, unknown>)?.[key] ?? 0.01;
+    return (key === 'l1' ? tfl.regularizers.l1({ l1: value as number }) : tfl.regularizers.l2({ l2: value as number })) as T;
+  }
   const found = map[obj.className];
   if (found === undefined) throw new Error(`normkit: unknown ${kind} '${obj.className}'`);
   const [cls, fromConfig] = found;

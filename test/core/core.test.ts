@@ -1,0 +1,87 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import * as tf from '@tensorflow/tfjs-core';
+import * as nk from '../../src/index.js';
+import { normalizeAxes, broadcastShape, paramShape, complementAxes, areTrailing } from '../../src/core/axes.js';
+import { stableMoments } from '../../src/core/moments.js';
+import { resolveRegularizer, resolveInitializer, serializeObject } from '../../src/core/serialization.js';
+import { forEachBackend } from '../helpers/backends.js';
+import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
+
+describe('axes', () => {
+  it('normalizes negative axes, sorts them, and rejects bad ones with the rank in the message', () => {
+    assert.deepEqual(normalizeAxes('f', -1, 3), [2]);
+    assert.deepEqual(normalizeAxes('f', [2, -3], 3), [0, 2]);
+    assertThrowsMentioning(() => normalizeAxes('f', 3, 3), ["'axis'", '[-3, 2]', 'rank 3']);
+    assertThrowsMentioning(() => normalizeAxes('f', [1, -2], 3), ["'axis'", 'distinct']);
+    assertThrowsMentioning(() => normalizeAxes('f', [], 3), ["'axis'", 'non-empty']);
+    assertThrowsMentioning(() => normalizeAxes('f', 0.5, 3), ["'axis'"]);
+  });
+
+  it('derives parameter and broadcast shapes', () => {
+    assert.deepEqual(paramShape([2, 3, 4, 5], [1, 3]), [3, 5]);
+    assert.deepEqual(broadcastShape([2, 3, 4, 5], [1, 3]), [1, 3, 1, 5]);
+    assert.deepEqual(complementAxes([1, 3], 4), [0, 2]);
+    assert.equal(areTrailing([2, 3], 4), true);
+    assert.equal(areTrailing([1, 3], 4), false);
+  });
+});
+
+forEachBackend(() => {
+  describe('stableMoments', () => {
+    it('keeps every digit on a large common offset where E[x^2]-E[x]^2 in float32 fails', () => {
+      const n = 4096;
+      const xv = randn(n, 5, 1e4, 1e-2);
+      let mean = 0;
+      for (const v of xv) mean += v;
+      mean /= n;
+      let variance = 0;
+      for (const v of xv) variance += (v - mean) ** 2;
+      variance /= n;
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [1, n]);
+        const m = stableMoments(x, [1]);
+        assertClose(f64(m.mean), [mean], { rtol: 1e-7 }, 'mean');
+        assertClose(f64(m.variance), [variance], { rtol: 1e-3 }, 'variance');
+        // The naive float32 formula is far off here: this is what the shift protects against.
+        const naive = tf.sub(tf.mean(tf.square(x)), tf.square(tf.mean(x))).dataSync()[0];
+        assert.ok(Math.abs(naive - variance) > 10 * variance * 1e-3, `naive formula unexpectedly accurate: ${naive} vs ${variance}`);
+      });
+    });
+  });
+});
+
+describe('registry', () => {
+  it('lists every method with a description, a paper and an existing docs page', () => {
+    const all = nk.listNorms();
+    assert.ok(all.length >= 1);
+    const names = new Set<string>();
+    for (const e of all) {
+      assert.ok(!names.has(e.name), `duplicate registry name ${e.name}`);
+      names.add(e.name);
+      assert.ok(e.description.length > 10, `${e.name}: description`);
+      assert.ok(e.paper.length > 10, `${e.name}: paper`);
+      assert.ok(existsSync(e.doc), `${e.name}: docs page ${e.doc} is missing`);
+      assert.match(readFileSync(e.doc, 'utf8'), /^# /, `${e.name}: ${e.doc} starts with a title`);
+    }
+  });
+
+  it('creates layers by name and alias, and explains unknown names', () => {
+    assert.ok(nk.createNorm('ln') instanceof nk.LayerNormalization);
+    assertThrowsMentioning(() => nk.createNorm('no-such-norm'), ['createNorm', "'name'", 'no-such-norm']);
+  });
+});
+
+describe('serialization', () => {
+  it('resolves Keras identifiers and L1/L2 classes that tfjs only knows as L1L2', () => {
+    const l2 = resolveRegularizer('l2');
+    assert.deepEqual(serializeObject(l2), { className: 'L1L2', config: { l1: 0, l2: 0.01 } });
+    const l1 = resolveRegularizer({ className: 'L1', config: { l1: 0.5 } });
+    assert.deepEqual(serializeObject(l1)?.config, { l1: 0.5, l2: 0 });
+    assert.equal(resolveRegularizer(undefined), null);
+    assert.equal(serializeObject(resolveInitializer('he_normal', 'zeros'))?.className, 'VarianceScaling');
+    assert.equal(serializeObject(resolveInitializer(undefined, 'ones'))?.className, 'Ones');
+    assert.throws(() => resolveInitializer('no_such_init', 'ones'), /unknown initializer 'NoSuchInit'/);
+  });
+});
