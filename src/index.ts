@@ -46,3 +46,4 @@ export * from './methods/weight-compander/index.js';
 export * from './methods/alpha-bn/index.js';
 export * from './methods/scale-norm/index.js';
 export * from './methods/nap/index.js';
+export * from './methods/fixup-skipinit/index.js';
