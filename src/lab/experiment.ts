@@ -39,12 +39,19 @@ export interface PlotSpec {
   x: 'step' | 'seconds';
   yTitle: string;
   logY?: boolean;
+  /** Axis title for x when the curve's `step` holds something else (e.g. alpha). */
+  xTitle?: string;
 }
 
 /** A claim check between two variants on one metric. */
 export interface CheckSpec extends Omit<ComparisonSpec, 'labelA' | 'labelB'> {
   variantA: string;
   variantB: string;
+  /** B's metric when it differs from A's (two evaluations of the same runs); `metric` is A's. */
+  metricB?: string;
+  /** Labels shown for A and B (default: the variants' labels). */
+  labelA?: string;
+  labelB?: string;
 }
 
 /** The plan of a lab run for one experiment. */

@@ -140,7 +140,7 @@ async function experimentSection(e: ExperimentResult): Promise<string> {
   for (const p of e.plots) {
     const rows = aggregateCurves(e, p.curve, p.x);
     if (rows.length === 0) continue;
-    const svg = await renderSvg(curveSpec(rows, p.title, p.x === 'step' ? 'step' : 'wall time (s)', p.yTitle, p.logY ?? false));
+    const svg = await renderSvg(curveSpec(rows, p.title, p.xTitle ?? (p.x === 'step' ? 'step' : 'wall time (s)'), p.yTitle, p.logY ?? false));
     plots.push(`<figure>${svg}<figcaption>${esc(p.title)}: mean over seeds, band = min..max across seeds</figcaption></figure>`);
   }
   if (plots.length) parts.push(`<div class="plots">${plots.join('')}</div>`);

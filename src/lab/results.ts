@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { RunOutput } from './experiment.js';
+import type { PlotSpec, RunOutput } from './experiment.js';
 import type { ComparisonResult, Verdict } from './verdict.js';
 
 /** Version of the per-run file layout. */
@@ -57,7 +57,7 @@ export interface ExperimentResult {
   runs: RunRecord[];
   checks: ComparisonResult[];
   verdict: Verdict | 'pending';
-  plots: Array<{ curve: string; title: string; x: 'step' | 'seconds'; yTitle: string; logY?: boolean }>;
+  plots: PlotSpec[];
 }
 
 /** The whole of results.json. */

@@ -177,9 +177,12 @@ function collect(
   }
   const label = (id: string) => plan.variants.find((v) => v.id === id)?.label ?? id;
   const checks = plan.checks.map((c) => {
-    const values = (id: string) => runs.filter((r) => r.variant === id).map((r) => metricValue(r, c.metric));
-    const { variantA, variantB, ...spec } = c;
-    return compareGroups({ ...spec, labelA: label(variantA), labelB: label(variantB) }, values(variantA), values(variantB));
+    const values = (id: string, metric: string) => runs.filter((r) => r.variant === id).map((r) => metricValue(r, metric));
+    const { variantA, variantB, metricB, labelA, labelB, ...spec } = c;
+    return compareGroups(
+      { ...spec, labelA: labelA ?? label(variantA), labelB: labelB ?? label(variantB) },
+      values(variantA, c.metric), values(variantB, metricB ?? c.metric),
+    );
   });
   const complete = runs.length === plan.variants.length * seeds;
   return { ...base, status: complete ? 'done' : 'incomplete', waitsFor: [], runs, checks, verdict: combineVerdicts(checks.map((c) => c.verdict)) };

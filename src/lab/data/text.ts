@@ -47,16 +47,3 @@ export function sampleWindows(ids: Int32Array, batch: number, length: number, ra
   }
   return { inputs, targets };
 }
-
-/** Fixed evaluation windows (the same for every run): `count` windows evenly spaced over `ids`. */
-export function evalWindows(ids: Int32Array, count: number, length: number): { inputs: Int32Array; targets: Int32Array } {
-  const step = Math.max(1, Math.floor((ids.length - length - 1) / count));
-  const inputs = new Int32Array(count * length);
-  const targets = new Int32Array(count * length);
-  for (let b = 0; b < count; b++) {
-    const start = Math.min(b * step, ids.length - length - 1);
-    inputs.set(ids.subarray(start, start + length), b * length);
-    targets.set(ids.subarray(start + 1, start + length + 1), b * length);
-  }
-  return { inputs, targets };
-}

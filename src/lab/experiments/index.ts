@@ -1,0 +1,20 @@
+/**
+ * The lab's experiments, in the order they run and appear in the report.
+ */
+import type { Experiment } from '../experiment.js';
+import { adamp, bnOnly, bnSpeedup, microBatch } from './image.js';
+import { lnRmsDyt, placement, powerNorm } from './language.js';
+import { nfAgc, testTime } from './shift.js';
+
+/** Every experiment of `normkit lab`. */
+export const EXPERIMENTS: readonly Experiment[] = [bnSpeedup, microBatch, bnOnly, placement, lnRmsDyt, adamp, nfAgc, testTime, powerNorm];
+
+/** The experiments named in `ids` (all when empty); throws listing the known ids on an unknown one. */
+export function selectExperiments(ids: readonly string[]): Experiment[] {
+  if (ids.length === 0) return [...EXPERIMENTS];
+  return ids.map((id) => {
+    const found = EXPERIMENTS.find((e) => e.id === id);
+    if (found === undefined) throw new Error(`normkit lab: unknown experiment '${id}'; known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);
+    return found;
+  });
+}
