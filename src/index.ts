@@ -47,3 +47,5 @@ export * from './methods/alpha-bn/index.js';
 export * from './methods/scale-norm/index.js';
 export * from './methods/nap/index.js';
 export * from './methods/fixup-skipinit/index.js';
+export * from './models/cnn.js';
+export * from './lab/index.js';
