@@ -49,3 +49,4 @@ export * from './methods/nap/index.js';
 export * from './methods/fixup-skipinit/index.js';
 export * from './models/cnn.js';
 export * from './lab/index.js';
+export * from './models/nf-resnet.js';
