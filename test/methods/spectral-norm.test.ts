@@ -78,6 +78,26 @@ forEachBackend(() => {
       layer.dispose();
     });
 
+    it('holds on kernels from 1e-20 to 1e15 (the power iteration is scale-free)', () => {
+      const layer = new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 3, useBias: false }) });
+      const x = tf.tensor(randn(8, 30), [2, 4]);
+      tf.dispose(layer.apply(x) as tf.Tensor);
+      const groups = unitGroups([4, 3], [1]);
+      const base = randn(12, 31);
+      for (const scale of [1e-20, 1e-3, 1, 1e6, 1e15]) {
+        const w = base.map((e) => e * scale);
+        tf.tidy(() => kernelOf(layer.layer).write(tf.tensor(w, [4, 3])));
+        layer.powerIterate(30);
+        const sigma = refSigma(unitMatrix(Float64Array.from(w), groups));
+        assertClose([layer.sigma()], [sigma], { rtol: 1e-4 }, `sigma at scale ${scale}`);
+        const k = layer.effectiveKernel();
+        assertClose(f64(k), Float64Array.from(w).map((e) => e / sigma), { atol: 1e-6, rtol: 2e-4 }, `W / sigma at scale ${scale}`);
+        k.dispose();
+      }
+      x.dispose();
+      layer.dispose();
+    });
+
     it('Dense: the gradient flows through sigma with u, v held constant (finite differences, float64)', () => {
       const layer = new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 3, useBias: false }) });
       const xv = randn(8, 3);

@@ -132,6 +132,33 @@ forEachBackend(() => {
       model.dispose();
     });
 
+    it('holds on kernels from 1e-20 to 1e15 and on an all-zero unit (finite gradients)', () => {
+      const layer = new nk.WeightNormalization({ layer: tfl.layers.dense({ units: 3, useBias: false }) });
+      const x = tf.tensor(randn(8, 20), [2, 4]);
+      tf.dispose(layer.apply(x) as tf.Tensor);
+      const groups = unitGroups([4, 3], [1]);
+      const gv = randn(3, 21, 1, 0.3);
+      (gOf(layer) as tf.Variable).assign(tf.tensor(gv));
+      for (const scale of [1e-20, 1e-3, 1, 1e6, 1e15]) {
+        const v = randn(12, 22).map((e) => e * scale);
+        tf.tidy(() => kernelOf(layer.layer).write(tf.tensor(v, [4, 3])));
+        const k = layer.effectiveKernel();
+        // Textbook g v / ||v|| in float64, no epsilon.
+        assertClose(f64(k), refWeightNorm(Float64Array.from(v), gv, groups, 0), { atol: 1e-7, rtol: 1e-5 }, `kernel at scale ${scale}`);
+        k.dispose();
+      }
+      const v = randn(12, 23);
+      for (const i of groups[1]) v[i] = 0;
+      tf.tidy(() => kernelOf(layer.layer).write(tf.tensor(v, [4, 3])));
+      const k = layer.effectiveKernel();
+      assert.ok(groups[1].every((i) => k.dataSync()[i] === 0), 'zero unit stays zero');
+      k.dispose();
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar);
+      for (const g of Object.values(grads)) assert.ok(f64(g).every(Number.isFinite), 'finite gradients');
+      tf.dispose([x, value, ...Object.values(grads)]);
+      layer.dispose();
+    });
+
     it('round-trips its config and survives save/load (Conv2D, DepthwiseConv2D, Conv2DTranspose)', async () => {
       for (const c of KERNEL_CASES.filter((k) => ['Conv2D', 'DepthwiseConv2D', 'Conv2DTranspose'].includes(k.name))) {
         const layer = new nk.WeightNormalization({ layer: c.make(), epsilon: 1e-10, dataInit: true });

@@ -8,6 +8,7 @@ import { NormkitError } from '../../core/errors.js';
 import { kernelAsMatrix, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
+import { scaleByMaxAbs } from '../../core/scaled-norm.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
 /** Arguments of {@link SpectralNormalization}. */
@@ -30,7 +31,8 @@ const BUILD_ITERATIONS = 15;
  * Matrix view: `W_mat = M^T` where `M = kernelAsMatrix(W)` has shape [fanIn, units] (the unit axes moved
  * last), so `W_mat` is PyTorch's `weight.reshape(out, -1)`. State (non-trainable weights, saved with the
  * model): `u` of length units and `v` of length fanIn, the same roles as PyTorch's buffers. One iteration
- * is `v <- normalize(W_mat^T u)`, `u <- normalize(W_mat v)` with `normalize(x) = x / max(||x||, eps)`, and
+ * is `v <- normalize(W_mat^T u)`, `u <- normalize(W_mat v)` with `normalize(x) = x / ||x||` (scale-free, see
+ * `normalize`; eps only guards an all-zero vector), and
  * `sigma = u^T W_mat v`.
  *
  * In training calls the iteration runs `powerIterations` times and stores u, v; sigma is then computed from
@@ -61,13 +63,18 @@ export class SpectralNormalization extends KernelWrapper {
     this.v = this.addWeight('v', [fanIn], 'float32', tfl.initializers.zeros(), undefined, false);
     tf.tidy(() => {
       const u = this.u as tfl.LayerVariable;
-      u.write(tf.div(u.read(), tf.maximum(tf.norm(u.read()), this.epsilon)));
+      u.write(this.normalize(u.read()));
     });
     this.powerIterate(BUILD_ITERATIONS);
   }
 
+  /**
+   * x / ||x||, scale-free: x is first divided by its largest magnitude (so ||.|| >= 1 unless x = 0), which keeps
+   * the power iteration exact for kernels of any magnitude; eps floors the norm of an all-zero vector only.
+   */
   private normalize(x: tf.Tensor): tf.Tensor {
-    return tf.div(x, tf.maximum(tf.norm(x), this.epsilon));
+    const { scaled } = scaleByMaxAbs(x, [0]);
+    return tf.div(scaled, tf.maximum(tf.norm(scaled), this.epsilon));
   }
 
   /** Runs `n` power iterations on M = [fanIn, units] from the stored u, storing the new u and v. */

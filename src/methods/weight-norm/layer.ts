@@ -8,12 +8,16 @@ import { NormkitError } from '../../core/errors.js';
 import { unitBroadcastShape, unitShape, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
 import { stableMoments } from '../../core/moments.js';
+import { scaleByMaxAbs, scaledL2Norm } from '../../core/scaled-norm.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
 /** Arguments of {@link WeightNormalization}. */
 export interface WeightNormalizationArgs extends KernelWrapperArgs {
-  /** Added to `sum(v^2)` inside the square root so an all-zero unit stays finite (default 1e-12). */
+  /**
+   * Relative floor: added to `||v_j||^2 / max|v_j|^2` (which is >= 1 for a non-zero unit) inside the square
+   * root, so an all-zero unit gives w_j = 0 with finite gradients (default 1e-12).
+   */
   epsilon?: number;
   /**
    * Run the paper's data-dependent initialization on the first training call (default false; call
@@ -27,8 +31,10 @@ const KNOWN = ['layer', 'epsilon', 'dataInit', 'name', 'trainable', 'dtype', 'in
 /**
  * Weight normalization of the wrapped layer's kernel, per output unit j:
  *
- *   w_j = g_j * v_j / sqrt(||v_j||^2 + eps),
+ *   w_j = g_j * v_j / ||v_j||,   computed as  g_j * u_j / sqrt(||u_j||^2 + eps),  u_j = v_j / max|v_j|,
  *
+ * (the division by the largest magnitude keeps float32 exact for kernels from 1e-20 to 1e15; eps only matters
+ * for an all-zero unit),
  * where v is the wrapped layer's own kernel (kept, trained and saved as before) and g (weight `g`, one per
  * output unit) is created at build time with g = ||v_j||, so wrapping does not change the layer's function
  * (the PyTorch / TF-Addons convention). The norm runs over the unit's fan-in axes (kernel-layout.ts):
@@ -56,7 +62,7 @@ export class WeightNormalization extends KernelWrapper {
 
   protected override buildReparam(kernelShape: number[], layout: KernelLayout): void {
     this.g = this.addWeight('g', unitShape(kernelShape, layout), 'float32', tfl.initializers.ones(), undefined, true);
-    const norm = tf.tidy(() => tf.reshape(this.unitNorm(this.rawKernel.read(), layout), unitShape(kernelShape, layout)));
+    const norm = tf.tidy(() => tf.reshape(scaledL2Norm(this.rawKernel.read(), layout.fanInAxes), unitShape(kernelShape, layout)));
     this.g.write(norm);
     norm.dispose();
     if (this.dataInit) {
@@ -64,14 +70,10 @@ export class WeightNormalization extends KernelWrapper {
     }
   }
 
-  /** sqrt(sum of v^2 over each unit's fan-in + eps), with kept dims (broadcasts against the kernel). */
-  private unitNorm(v: tf.Tensor, layout: KernelLayout): tf.Tensor {
-    return tf.sqrt(tf.add(tf.sum(tf.square(v), layout.fanInAxes, true), this.epsilon));
-  }
-
   protected override computeKernel(v: tf.Tensor, layout: KernelLayout): tf.Tensor {
     const g = tf.reshape((this.g as tfl.LayerVariable).read(), unitBroadcastShape(v.shape, layout));
-    return tf.mul(v, tf.div(g, this.unitNorm(v, layout)));
+    const { scaled } = scaleByMaxAbs(v, layout.fanInAxes);
+    return tf.mul(scaled, tf.mul(g, tf.rsqrt(tf.add(tf.sum(tf.square(scaled), layout.fanInAxes, true), this.epsilon))));
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
