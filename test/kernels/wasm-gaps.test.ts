@@ -302,6 +302,34 @@ describe('wasm-gap kernels: float64 reference for the replaced kernels', () => {
   });
 });
 
+describe('wasm-gap kernels: max-pool 3-D gradient with a window of unequal height and width', () => {
+  // tfjs 4.22's cpu MaxPool3DGrad encodes window positions with the filter height as the row stride, so it
+  // misroutes the gradient when height != width; normkit's kernel follows the definition, checked here.
+  it('window [1, 2, 3]: the gradient goes to each window\'s last maximum (float64 loop)', async () => {
+    const [D, H, W, C] = [3, 4, 6, 2];
+    const xv = randn(D * H * W * C, 38);
+    const gv = randn(D * 2 * 2 * C, 39);
+    const dx = new Float64Array(xv.length);
+    for (let d = 0; d < D; d++)
+      for (let oh = 0; oh < 2; oh++)
+        for (let ow = 0; ow < 2; ow++)
+          for (let c = 0; c < C; c++) {
+            let at = -1;
+            for (let i = 0; i < 2; i++)
+              for (let j = 0; j < 3; j++) {
+                const k = ((d * H + oh * 2 + i) * W + ow * 3 + j) * C + c;
+                if (at < 0 || xv[k] >= xv[at]) at = k;
+              }
+            dx[at] += gv[((d * 2 + oh) * 2 + ow) * C + c];
+          }
+    const out = await runOn('wasm', () => {
+      const g = tf.tensor(gv, [1, D, 2, 2, C]);
+      return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool3d(v as tf.Tensor5D, [1, 2, 3], [1, 2, 3], 'valid'), g)))(tf.tensor(xv, [1, D, H, W, C]));
+    });
+    assertClose(out.values[0], dx, { rtol: 1e-6, atol: 1e-6 }, 'dx');
+  });
+});
+
 /** Fixed, backend-independent initial weights for a model (Dense/Conv kernels scaled down to keep it tame). */
 function seededWeights(model: tfl.LayersModel): tf.Tensor[] {
   return model.getWeights().map((w, i) => tf.tensor(randn(w.size, 100 + i, 0, 0.3), w.shape, 'float32'));
