@@ -16,7 +16,8 @@ export interface SimdKernels {
   backward(layout: NormLayout, x: number, dy: number, gamma: number, mean: number, rstd: number, outs: number[]): boolean;
 }
 
-interface NormExports {
+/** The raw exports of the SIMD module (byte offsets into its memory). */
+export interface NormExports {
   rowsForward(x: number, y: number, g: number, b: number, mean: number, rstd: number, pm: number, pv: number, rows: number, n: number, eps: number, center: number): void;
   rowsBackward(x: number, dy: number, g: number, mean: number, rstd: number, dx: number, dg: number, db: number, rows: number, n: number, center: number): void;
   channelsScratchBytes(channels: number): number;
@@ -109,6 +110,92 @@ function adapter(k: NormExports, backend: any): SimdKernels {
         withScratch(l.width, (s) => k.channelsBackward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, l.outer, l.inner, l.width, l.group, s));
       }
       return true;
+    },
+  };
+}
+
+/** Forward results of {@link CpuSimdKernels}, as fresh Float32Arrays the cpu backend can own. */
+export interface CpuForwardResult {
+  y: Float32Array;
+  mean: Float32Array;
+  rstd: Float32Array;
+  plainMean: Float32Array;
+  variance: Float32Array;
+}
+
+/**
+ * The SIMD kernels for tfjs's cpu backend, whose tensors are JavaScript Float32Arrays: the inputs are copied
+ * into the module's own memory, the kernel runs there in place (y over x, dx over dy: every output element
+ * depends only on its own input element and the slice statistics of the first pass), and the outputs are
+ * copied out into new arrays. Two copies cost less than the scalar path they replace (see
+ * docs/performance.md). The memory keeps its largest size, like any allocator's arena.
+ */
+export interface CpuSimdKernels {
+  forward(layout: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, stats: number): CpuForwardResult | null;
+  backward(layout: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, wantGamma: boolean, wantBeta: boolean): { dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array } | null;
+}
+
+let cpuKernels: CpuSimdKernels | null | undefined;
+
+/** The copy-in/copy-out SIMD kernels for the cpu backend, or null when switched off or unavailable. */
+export function simdForCpuBackend(): CpuSimdKernels | null {
+  if (!simdEnabled) return null;
+  if (cpuKernels !== undefined) return cpuKernels;
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const k = instantiateSimd(memory);
+  cpuKernels = k ? cpuAdapter(k, memory) : null;
+  return cpuKernels;
+}
+
+function cpuAdapter(k: NormExports, memory: WebAssembly.Memory): CpuSimdKernels {
+  const align = (bytes: number) => (bytes + 15) & ~15;
+  /** Lays out `sizes` (in floats) one after another, growing the memory to fit; returns their byte offsets. */
+  const reserve = (sizes: number[]): { offsets: number[]; heap: Float32Array } => {
+    const offsets: number[] = [];
+    let end = 0;
+    for (const s of sizes) {
+      offsets.push(end);
+      end = align(end + 4 * s);
+    }
+    const need = end - memory.buffer.byteLength;
+    if (need > 0) memory.grow(Math.ceil(need / 65536));
+    return { offsets, heap: new Float32Array(memory.buffer) };
+  };
+  const put = (heap: Float32Array, offset: number, a: Float32Array) => heap.set(a, offset / 4);
+  const take = (heap: Float32Array, offset: number, n: number) => heap.slice(offset / 4, offset / 4 + n);
+  return {
+    forward(l, eps, x, gamma, beta, stats) {
+      if (l.kind === 'channels' && !l.center) return null;
+      const w = l.width;
+      const n = x.length;
+      const scratch = l.kind === 'channels' ? Math.ceil(k.channelsScratchBytes(w) / 4) : 0;
+      const { offsets, heap } = reserve([n, w, w, stats, stats, stats, stats, scratch]);
+      const [X, G, B, M, R, PM, PV, S] = offsets;
+      put(heap, X, x);
+      if (gamma) put(heap, G, gamma);
+      if (beta) put(heap, B, beta);
+      // y is written over x.
+      if (l.kind === 'rows') k.rowsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, l.outer, w, eps, l.center ? 1 : 0);
+      else k.channelsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, l.outer, l.inner, w, l.group, eps, S);
+      return { y: take(heap, X, n), mean: take(heap, M, stats), rstd: take(heap, R, stats), plainMean: take(heap, PM, stats), variance: take(heap, PV, stats) };
+    },
+    backward(l, x, dy, gamma, mean, rstd, wantGamma, wantBeta) {
+      if (l.kind === 'channels' && !l.center) return null;
+      const w = l.width;
+      const n = x.length;
+      const stats = mean.length;
+      const scratch = l.kind === 'channels' ? Math.ceil(k.channelsScratchBytes(w) / 4) : 0;
+      const { offsets, heap } = reserve([n, n, w, stats, stats, w, w, scratch]);
+      const [X, DY, G, M, R, DG, DB, S] = offsets;
+      put(heap, X, x);
+      put(heap, DY, dy);
+      if (gamma) put(heap, G, gamma);
+      put(heap, M, mean);
+      put(heap, R, rstd);
+      // dx is written over dy.
+      if (l.kind === 'rows') k.rowsBackward(X, DY, gamma ? G : 0, M, R, DY, wantGamma ? DG : 0, wantBeta ? DB : 0, l.outer, w, l.center ? 1 : 0);
+      else k.channelsBackward(X, DY, gamma ? G : 0, M, R, DY, wantGamma ? DG : 0, wantBeta ? DB : 0, l.outer, l.inner, w, l.group, S);
+      return { dx: take(heap, DY, n), dgamma: wantGamma ? take(heap, DG, w) : new Float32Array(0), dbeta: wantBeta ? take(heap, DB, w) : new Float32Array(0) };
     },
   };
 }

@@ -4,7 +4,8 @@
  * norm-math.ts (scalar JavaScript) and simd.ts (a WebAssembly SIMD module built from AssemblyScript).
  *
  * - cpu: tensors live in JavaScript Float32Arrays (`backend.data.get(dataId).values`); outputs are new
- *   Float32Arrays handed to `backend.makeTensorInfo`.
+ *   Float32Arrays handed to `backend.makeTensorInfo`. The SIMD module runs in its own memory with a copy in
+ *   and a copy out, which measured faster than the scalar JavaScript path (docs/performance.md).
  * - wasm: tensors live in the backend's WebAssembly memory at `backend.dataIdMap.get(dataId).memoryOffset`;
  *   outputs are allocated there with `backend.makeOutput` and the kernels write in place: the SIMD module
  *   imports that same memory, so no copies.
@@ -12,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { normBackward, normForward, statCount, type NormLayout } from './norm-math.js';
 import { STATISTICS_KERNELS, gradKernelName } from './names.js';
-import { simdForWasmBackend, type SimdKernels } from './simd.js';
+import { simdForCpuBackend, simdForWasmBackend, type SimdKernels } from './simd.js';
 
 /** Attributes every statistics kernel takes: the layout, epsilon and which parameters are present. */
 export interface NormKernelAttrs extends NormLayout {
@@ -104,6 +105,38 @@ function backwardKernel(access: (backend: AnyBackend) => BackendAccess, simd: (b
   };
 }
 
+/** cpu: the SIMD module with copies in and out when available (faster than the scalar path), else scalar. */
+function cpuForwardKernel(): tf.KernelFunc {
+  const scalar = forwardKernel(cpuAccess, () => null);
+  return (config) => {
+    const fast = simdForCpuBackend();
+    const a = layoutOf(config.attrs as tf.NamedAttrMap);
+    const backend = config.backend as AnyBackend;
+    const { x, gamma, beta } = config.inputs as Record<string, tf.TensorInfo>;
+    const read = (t: tf.TensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+    const stats = statCount(a);
+    const r = fast?.forward(a, a.epsilon, read(x), a.hasGamma ? read(gamma) : null, a.hasBeta ? read(beta) : null, stats);
+    if (!r) return scalar(config);
+    const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values) as tf.TensorInfo;
+    return [make(x.shape, r.y), make([stats], r.mean), make([stats], r.rstd), make([stats], r.plainMean), make([stats], r.variance)];
+  };
+}
+
+function cpuBackwardKernel(): tf.KernelFunc {
+  const scalar = backwardKernel(cpuAccess, () => null);
+  return (config) => {
+    const fast = simdForCpuBackend();
+    const a = layoutOf(config.attrs as tf.NamedAttrMap);
+    const backend = config.backend as AnyBackend;
+    const { x, dy, gamma, mean, rstd } = config.inputs as Record<string, tf.TensorInfo>;
+    const read = (t: tf.TensorInfo) => backend.data.get(t.dataId).values as Float32Array;
+    const r = fast?.backward(a, read(x), read(dy), a.hasGamma ? read(gamma) : null, read(mean), read(rstd), a.hasGamma, a.hasBeta);
+    if (!r) return scalar(config);
+    const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values) as tf.TensorInfo;
+    return [make(x.shape, r.dx), make([r.dgamma.length], r.dgamma), make([r.dbeta.length], r.dbeta)];
+  };
+}
+
 let registered = false;
 
 /**
@@ -113,14 +146,14 @@ let registered = false;
 export function registerFusedKernels(): void {
   if (registered) return;
   registered = true;
-  const backends: Array<[string, (b: AnyBackend) => BackendAccess, (b: AnyBackend) => SimdKernels | null]> = [
-    ['cpu', cpuAccess, () => null],
-    ['wasm', wasmAccess, simdForWasmBackend],
+  const backends: Array<[string, tf.KernelFunc, tf.KernelFunc]> = [
+    ['cpu', cpuForwardKernel(), cpuBackwardKernel()],
+    ['wasm', forwardKernel(wasmAccess, simdForWasmBackend), backwardKernel(wasmAccess, simdForWasmBackend)],
   ];
   for (const name of STATISTICS_KERNELS) {
-    for (const [backendName, access, simd] of backends) {
-      tf.registerKernel({ kernelName: name, backendName, kernelFunc: forwardKernel(access, simd) });
-      tf.registerKernel({ kernelName: gradKernelName(name), backendName, kernelFunc: backwardKernel(access, simd) });
+    for (const [backendName, forward, backward] of backends) {
+      tf.registerKernel({ kernelName: name, backendName, kernelFunc: forward });
+      tf.registerKernel({ kernelName: gradKernelName(name), backendName, kernelFunc: backward });
     }
     tf.registerGradient({
       kernelName: name,

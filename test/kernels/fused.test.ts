@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { fusedKernelAvailable } from '../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../src/kernels/fused.js';
-import { setSimdKernels, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
+import { setSimdKernels, simdForCpuBackend, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
@@ -178,7 +178,7 @@ function compare(actual: Outputs, expected: Outputs | ReturnType<typeof referenc
 }
 
 function suite(backend: string, simd: boolean) {
-  describe(`fused kernels${backend === 'wasm' ? (simd ? ' (SIMD module)' : ' (scalar JavaScript)') : ''}`, () => {
+  describe(`fused kernels (${simd ? 'SIMD module' : 'scalar JavaScript'})`, () => {
     let previousSimd = true;
     before(() => {
       previousSimd = simdKernelsEnabled();
@@ -186,11 +186,10 @@ function suite(backend: string, simd: boolean) {
     });
     after(() => setSimdKernels(previousSimd));
 
-    if (backend === 'wasm') {
-      it(simd ? 'the SIMD module is built, loaded and bound to the backend memory' : 'the SIMD path is switched off', () => {
-        assert.equal(simdForWasmBackend(tf.backend()) !== null, simd);
-      });
-    }
+    it(simd ? 'the SIMD module is built and loaded for this backend' : 'the SIMD path is switched off', () => {
+      const kernels = backend === 'wasm' ? simdForWasmBackend(tf.backend()) : simdForCpuBackend();
+      assert.equal(kernels !== null, simd);
+    });
 
     for (const m of METHODS) {
       it(`${m.name}: runs the fused kernel when on and the composite when off`, async () => {
@@ -343,5 +342,5 @@ function wasmHeapBytes(): number {
 
 forEachBackend((backend) => {
   suite(backend, true);
-  if (backend === 'wasm') suite(backend, false);
+  suite(backend, false);
 });

@@ -1,0 +1,109 @@
+/**
+ * Model-level figures: one training step (forward, backward, Adam update) of a Pre-LN Transformer LM
+ * (d = 256, 4 layers, sequence 128, batch 16; normkit's buildTransformerLM) with normkit's LayerNormalization
+ * versus tf.layers.layerNormalization, and of a small CNN (normkit's buildCNN) with normkit's
+ * BatchNormalization versus tf.layers.batchNormalization. The tfjs layers are plugged in through a
+ * bench-only registry entry, so the two models differ only in the normalization layer.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as nk from '../src/index.js';
+import { buildCNN } from '../src/models/cnn.js';
+import { timeIt, type Timing } from './timing.js';
+
+/** One model-level row. */
+export interface ModelStepResult {
+  backend: string;
+  model: string;
+  variant: string;
+  timing: Timing;
+  /** tfjs variant time / this time (absent on the tfjs row). */
+  speedup?: number;
+}
+
+let registered = false;
+function registerTfjsNorms(): void {
+  if (registered) return;
+  registered = true;
+  const common = { kind: 'activation' as const, paper: '(tfjs built-in, for the benchmark only)', doc: 'docs/performance.md' };
+  nk.registerNorm({
+    ...common,
+    name: 'bench-tfjs-layer',
+    description: "tfjs's own tf.layers.layerNormalization",
+    create: (cfg) => tfl.layers.layerNormalization({ axis: -1, epsilon: (cfg.epsilon as number) ?? 1e-5, name: cfg.name as string | undefined }),
+  });
+  nk.registerNorm({
+    ...common,
+    name: 'bench-tfjs-batch',
+    description: "tfjs's own tf.layers.batchNormalization",
+    create: (cfg) => tfl.layers.batchNormalization({ axis: -1, name: cfg.name as string | undefined }),
+  });
+}
+
+function trainStep(model: tfl.LayersModel, optimizer: tf.Optimizer, loss: () => tf.Scalar): void {
+  const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  tf.tidy(() => {
+    optimizer.minimize(loss, false, vars);
+  });
+}
+
+function timeSteps(name: string, build: () => { model: tfl.LayersModel; loss: (m: tfl.LayersModel) => tf.Scalar; dispose: () => void }, runs: number): Timing {
+  const { model, loss, dispose } = build();
+  const optimizer = tf.train.adam(1e-4);
+  const t = timeIt(() => trainStep(model, optimizer, () => loss(model)), { runs, warmup: 1, minRuns: runs, slowMs: 1e9 });
+  optimizer.dispose();
+  model.dispose();
+  dispose();
+  void name;
+  return t;
+}
+
+function transformer(norm: string) {
+  return () => {
+    const model = nk.buildTransformerLM({ vocabSize: 256, seqLen: 128, dModel: 256, heads: 4, layers: 4, placement: 'pre', norm, seed: 1 });
+    const tokens = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([16, 128], 0, 1, 'float32', 1), 255), 'int32'));
+    const targets = tf.tidy(() => tf.cast(tf.mul(tf.randomUniform([16, 128], 0, 1, 'float32', 2), 255), 'int32'));
+    return {
+      model,
+      loss: (m: tfl.LayersModel) => nk.lmCrossEntropy(targets, m.apply(tokens) as tf.Tensor),
+      dispose: () => tf.dispose([tokens, targets]),
+    };
+  };
+}
+
+function cnn(norm: string) {
+  return () => {
+    const { model } = buildCNN({ inputShape: [32, 32, 16], numClasses: 10, norm, widths: [32, 64], blocksPerStage: 1, seed: 1 });
+    const x = tf.randomNormal([32, 32, 32, 16], 0, 1, 'float32', 3);
+    const labels = tf.tidy(() => tf.oneHot(tf.cast(tf.mul(tf.randomUniform([32], 0, 1, 'float32', 4), 9.99), 'int32'), 10));
+    return {
+      model,
+      loss: (m: tfl.LayersModel) => tf.losses.softmaxCrossEntropy(labels, m.apply(x, { training: true }) as tf.Tensor) as tf.Scalar,
+      dispose: () => tf.dispose([x, labels]),
+    };
+  };
+}
+
+/**
+ * Times the steps on each backend: 5 runs after one warm-up. Returns rows and notes (a backend whose single
+ * step would take too long for the shared machine is reported as skipped, with the measured time).
+ */
+export async function modelSteps(backends: string[], log: (s: string) => void): Promise<{ results: ModelStepResult[]; notes: string[] }> {
+  registerTfjsNorms();
+  const results: ModelStepResult[] = [];
+  const notes: string[] = [];
+  for (const backend of backends) {
+    await nk.useBackend(backend);
+    for (const [modelName, make, ours, theirs] of [
+      ['Pre-LN Transformer d=256 L=4 T=128 B=16', transformer, 'layer', 'bench-tfjs-layer'],
+      ['CNN 2 residual stages [32, 64], 32x32x16 input, batch 32', cnn, 'batch', 'bench-tfjs-batch'],
+    ] as const) {
+      const base = timeSteps(modelName, make(theirs), 5);
+      const mine = timeSteps(modelName, make(ours), 5);
+      results.push({ backend, model: modelName, variant: `tfjs ${theirs === 'bench-tfjs-layer' ? 'tf.layers.layerNormalization' : 'tf.layers.batchNormalization'}`, timing: base });
+      results.push({ backend, model: modelName, variant: `normkit ${ours === 'layer' ? 'LayerNormalization' : 'BatchNormalization'} (fused)`, timing: mine, speedup: base.median / mine.median });
+      log(`  ${backend} ${modelName}: tfjs ${base.median.toFixed(0)} ms, normkit ${mine.median.toFixed(0)} ms -> ${(base.median / mine.median).toFixed(2)}x`);
+    }
+  }
+  return { results, notes };
+}

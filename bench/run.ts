@@ -1,0 +1,361 @@
+/**
+ * `npm run bench`: normkit's fused normalization kernels against the copy roofline, tfjs's built-ins and
+ * PyTorch CPU, plus model-level training steps. A benchmark, not a test: it asserts nothing.
+ *
+ * Options: --quick (one shape per method, fewer runs, no model-level figures), --backends cpu,wasm,
+ * --model-backends wasm (default: wasm only; one Transformer step takes minutes on the cpu backend),
+ * --no-models, --no-torch, --out <dir> (default bench/results).
+ *
+ * Every figure is the median of at least 5 runs after warm-up, with min and max; every ratio is computed
+ * inside this one process run (the copy roofline is measured here, per size), because the machine is shared
+ * and absolute times drift.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as nk from '../src/index.js';
+import { copyRoofline, gbps, timeIt, type Timing } from './timing.js';
+import { cpuEngineComparison, type EngineComparison } from './engines.js';
+import { modelSteps, type ModelStepResult } from './models.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.includes(name);
+const option = (name: string, fallback: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+};
+const QUICK = flag('--quick');
+const BACKENDS = option('--backends', 'cpu,wasm').split(',');
+const OUT = option('--out', 'bench/results');
+const RUNS = QUICK ? 7 : 15;
+const WARMUP = 2;
+
+type Method = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm';
+
+interface Case {
+  method: Method;
+  shape: number[];
+  groups?: number;
+}
+
+const ROW_SHAPES = [
+  [4096, 1024],
+  [16384, 256],
+  [256, 16384],
+];
+const NHWC = [32, 32, 32, 64];
+const ALL_CASES: Case[] = [
+  ...ROW_SHAPES.map((shape): Case => ({ method: 'layerNorm', shape })),
+  ...ROW_SHAPES.map((shape): Case => ({ method: 'rmsNorm', shape })),
+  { method: 'batchNorm', shape: NHWC },
+  { method: 'groupNorm', shape: NHWC, groups: 32 },
+  { method: 'instanceNorm', shape: NHWC },
+];
+const CASES = ALL_CASES.filter((c, i, all) => !QUICK || all.findIndex((d) => d.method === c.method) === i);
+
+const BASELINE: Record<Method, string> = {
+  layerNorm: 'tf.layers.layerNormalization',
+  rmsNorm: 'tfjs ops composite',
+  batchNorm: 'tf.layers.batchNormalization (training)',
+  groupNorm: 'tfjs ops composite',
+  instanceNorm: 'tfjs ops composite',
+};
+
+interface Row {
+  backend: string;
+  method: Method;
+  shape: number[];
+  pass: 'forward' | 'forward+backward';
+  normkit: Timing;
+  bytes: number;
+  gbps: number;
+  /** Effective GB/s over the copy's GB/s measured in this run for the same size. */
+  rooflineFraction: number;
+  baseline: string;
+  baselineTiming: Timing;
+  speedup: number;
+  torch1?: Timing;
+  torch2?: Timing;
+  vsTorch1?: number;
+  vsTorch2?: number;
+}
+
+const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** The op under test with normkit's current fused setting: returns y (all other outputs disposed). */
+function normkitOp(c: Case, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+  switch (c.method) {
+    case 'layerNorm':
+      return nk.layerNorm(x, { gamma, beta });
+    case 'rmsNorm':
+      return nk.rmsNorm(x, { gamma });
+    case 'groupNorm':
+      return nk.groupNorm(x, { groups: c.groups ?? 32, gamma, beta });
+    case 'instanceNorm':
+      return nk.instanceNorm(x, { gamma, beta });
+    case 'batchNorm': {
+      const c0 = x.shape[x.shape.length - 1];
+      return tf.tidy(() => nk.batchNorm(x, { training: true, movingMean: tf.zeros([c0]), movingVariance: tf.ones([c0]), gamma, beta }).y);
+    }
+  }
+}
+
+/** tfjs's own: the tfjs-layers layer where tfjs has one, else normkit's composite of tfjs ops. */
+function baselineOp(c: Case): { forward: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor; dispose: () => void } {
+  if (c.method === 'layerNorm' || c.method === 'batchNorm') {
+    const layer = c.method === 'layerNorm' ? tfl.layers.layerNormalization({ axis: -1, epsilon: 1e-5 }) : tfl.layers.batchNormalization({ axis: -1 });
+    return {
+      forward: (x) => layer.apply(x, { training: true }) as tf.Tensor,
+      dispose: () => layer.dispose(),
+    };
+  }
+  return {
+    forward: (x, g, b) => {
+      nk.setFusedKernels(false);
+      try {
+        return normkitOp(c, x, g, b);
+      } finally {
+        nk.setFusedKernels(true);
+      }
+    },
+    dispose: () => undefined,
+  };
+}
+
+function usesBeta(c: Case): boolean {
+  return c.method !== 'rmsNorm';
+}
+
+function benchCase(backend: string, c: Case, copyGbps: (floats: number) => number, log: (s: string) => void): Row[] {
+  const n = size(c.shape);
+  const width = c.shape[c.shape.length - 1];
+  const x = tf.randomNormal(c.shape, 0.5, 2, 'float32', 1);
+  const dy = tf.randomNormal(c.shape, 0, 1, 'float32', 2);
+  const gamma = tf.randomNormal([width], 1, 0.2, 'float32', 3);
+  const beta = tf.randomNormal([width], 0, 0.2, 'float32', 4);
+  const base = baselineOp(c);
+  base.forward(x, gamma, beta).dispose();
+  nk.setFusedKernels(true);
+
+  const fwd = () => normkitOp(c, x, gamma, beta).dispose();
+  // Gradients of x, gamma and beta given the upstream gradient dy (no extra loss ops in the timing).
+  const fwdBwd = () =>
+    tf.dispose(
+      usesBeta(c)
+        ? tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => normkitOp(c, a, g, b))([x, gamma, beta], dy)
+        : tf.grads((a: tf.Tensor, g: tf.Tensor) => normkitOp(c, a, g, beta))([x, gamma], dy),
+    );
+  const isLayer = c.method === 'layerNorm' || c.method === 'batchNorm';
+  const baseFwd = () => base.forward(x, gamma, beta).dispose();
+  // The tfjs layers own their weights: gradients of x only (favours the baseline).
+  const baseFwdBwd = () =>
+    tf.dispose(
+      isLayer
+        ? tf.grads((a: tf.Tensor) => base.forward(a, gamma, beta))([x], dy)
+        : usesBeta(c)
+          ? tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => base.forward(a, g, b))([x, gamma, beta], dy)
+          : tf.grads((a: tf.Tensor, g: tf.Tensor) => base.forward(a, g, beta))([x, gamma], dy),
+    );
+
+  const rows: Row[] = [];
+  for (const [pass, ours, theirs, floatsMoved] of [
+    ['forward', fwd, baseFwd, 2 * n],
+    ['forward+backward', fwdBwd, baseFwdBwd, 4 * n],
+  ] as const) {
+    const normkit = timeIt(ours, { runs: RUNS, warmup: WARMUP });
+    const baselineTiming = timeIt(theirs, { runs: QUICK ? 5 : 7, warmup: 1, minRuns: 5, slowMs: 200 });
+    const bytes = floatsMoved * 4;
+    const eff = gbps(bytes, normkit.median);
+    const row: Row = {
+      backend,
+      method: c.method,
+      shape: c.shape,
+      pass,
+      normkit,
+      bytes,
+      gbps: eff,
+      rooflineFraction: eff / copyGbps(n),
+      baseline: BASELINE[c.method],
+      baselineTiming,
+      speedup: baselineTiming.median / normkit.median,
+    };
+    rows.push(row);
+    log(
+      `  ${backend} ${c.method} [${c.shape}] ${pass}: ${normkit.median.toFixed(2)} ms (${eff.toFixed(1)} GB/s, ${(100 * row.rooflineFraction).toFixed(0)}% of copy), ` +
+        `${BASELINE[c.method]} ${baselineTiming.median.toFixed(1)} ms -> ${row.speedup.toFixed(0)}x`,
+    );
+  }
+  base.dispose();
+  tf.dispose([x, dy, gamma, beta]);
+  return rows;
+}
+
+interface TorchResult {
+  method: string;
+  shape: number[];
+  threads: number;
+  forward: Timing;
+  forwardBackward: Timing;
+}
+
+function runTorch(cases: Case[], log: (s: string) => void): { version?: string; results: TorchResult[]; note: string } {
+  if (flag('--no-torch')) return { results: [], note: 'PyTorch skipped (--no-torch).' };
+  // The Debian package installs into the system python; a python3 earlier on PATH (pyenv, venv) may lack it.
+  const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+  if (!python) {
+    return { results: [], note: 'PyTorch CPU skipped: neither python3 nor /usr/bin/python3 can import torch (install the Debian package python3-torch to include it).' };
+  }
+  log(`PyTorch (${python}) at 1 and 2 threads...`);
+  const r = spawnSync(python, ['bench/torch_bench.py', '1,2', String(QUICK ? 7 : 11)], {
+    input: JSON.stringify(cases.map((c) => ({ method: c.method, shape: c.shape, groups: c.groups }))),
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) return { results: [], note: `PyTorch CPU skipped: bench/torch_bench.py failed (${r.stderr.trim().split('\n').pop()}).` };
+  const parsed = JSON.parse(r.stdout) as { torch: string; results: TorchResult[] };
+  return { version: parsed.torch, results: parsed.results, note: `PyTorch ${parsed.torch} (CPU, Debian python3-torch), torch.set_num_threads(1) and (2).` };
+}
+
+function fmt(t: Timing | undefined, digits = 2): string {
+  if (!t) return 'n/a';
+  return `${t.median.toFixed(digits)} (${t.min.toFixed(digits)}–${t.max.toFixed(digits)})`;
+}
+
+function markdown(report: Report): string {
+  const lines: string[] = [];
+  lines.push(`# normkit benchmark, ${report.date}${report.quick ? ' (quick)' : ''}`);
+  lines.push('');
+  lines.push(`Node ${report.node}, tfjs ${report.tfjs}, ${report.cpus} CPU(s) (${report.cpuModel}); shared machine, so compare the ratios (all measured in this one run) rather than raw ms.`);
+  lines.push('Times in ms: median (min–max) of at least 5 runs after warm-up. GB/s counts bytes of x read + y written (forward) plus dy read + dx written (backward).');
+  lines.push('Roofline = effective GB/s / GB/s of a plain copy of the same number of floats measured in this run.');
+  lines.push(`Copy bandwidth measured: ${Object.entries(report.copy).map(([n, c]) => `${n} floats ${c.gbps.toFixed(1)} GB/s`).join('; ')}.`);
+  lines.push('');
+  lines.push('| backend | method | shape | pass | normkit ms | GB/s | roofline | tfjs baseline | baseline ms | speedup | torch 1T ms | vs torch 1T | torch 2T ms | vs torch 2T |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const r of report.rows) {
+    lines.push(
+      `| ${r.backend} | ${r.method} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${fmt(r.baselineTiming, 0)} | ${r.speedup.toFixed(0)}x | ${fmt(r.torch1)} | ${r.vsTorch1 ? r.vsTorch1.toFixed(2) + 'x' : 'n/a'} | ${fmt(r.torch2)} | ${r.vsTorch2 ? r.vsTorch2.toFixed(2) + 'x' : 'n/a'} |`,
+    );
+  }
+  lines.push('');
+  lines.push('"vs torch" = PyTorch time / normkit time (above 1: normkit faster). normkit runs on one thread (tfjs cpu and wasm backends are single-threaded in Node).');
+  lines.push('');
+  lines.push(`PyTorch: ${report.torchNote}`);
+  lines.push('');
+  if (report.engines.length) {
+    lines.push('## cpu backend: scalar JavaScript vs the SIMD module with copies');
+    lines.push('');
+    lines.push('| method | shape | pass | scalar JS ms | SIMD incl. copy in/out ms | of which copies ms |');
+    lines.push('|---|---|---|---|---|---|');
+    for (const e of report.engines) {
+      lines.push(`| ${e.method} | [${e.shape.join(', ')}] | ${e.pass} | ${fmt(e.scalar)} | ${fmt(e.simdWithCopies)} | ${fmt(e.copiesOnly)} |`);
+    }
+    lines.push('');
+  }
+  if (report.models.length) {
+    lines.push('## Model level: one training step (forward, backward, optimizer)');
+    lines.push('');
+    lines.push('| backend | model | normalization | step ms | speedup |');
+    lines.push('|---|---|---|---|---|');
+    for (const m of report.models) {
+      lines.push(`| ${m.backend} | ${m.model} | ${m.variant} | ${fmt(m.timing, 0)} | ${m.speedup ? m.speedup.toFixed(2) + 'x' : '(baseline)'} |`);
+    }
+    lines.push('');
+  }
+  if (report.notes.length) {
+    lines.push('## Notes');
+    lines.push('');
+    for (const n of report.notes) lines.push(`- ${n}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+interface Report {
+  date: string;
+  quick: boolean;
+  node: string;
+  tfjs: string;
+  cpus: number;
+  cpuModel: string;
+  copy: Record<string, { timing: Timing; gbps: number }>;
+  rows: Row[];
+  torchNote: string;
+  torchVersion?: string;
+  engines: EngineComparison[];
+  models: ModelStepResult[];
+  notes: string[];
+}
+
+async function main(): Promise<void> {
+  const os = await import('node:os');
+  const log = (s: string) => console.log(s);
+  const copy: Report['copy'] = {};
+  const copyGbps = (floats: number) => {
+    if (!copy[floats]) copy[floats] = copyRoofline(floats, RUNS);
+    return copy[floats].gbps;
+  };
+  const rows: Row[] = [];
+  for (const backend of BACKENDS) {
+    await nk.useBackend(backend);
+    log(`backend ${backend}`);
+    for (const c of CASES) rows.push(...benchCase(backend, c, copyGbps, log));
+  }
+  const torch = runTorch(CASES, log);
+  for (const r of rows) {
+    for (const threads of [1, 2] as const) {
+      const t = torch.results.find((q) => q.method === r.method && q.threads === threads && q.shape.join() === r.shape.join());
+      if (!t) continue;
+      const timing = r.pass === 'forward' ? t.forward : t.forwardBackward;
+      if (threads === 1) {
+        r.torch1 = timing;
+        r.vsTorch1 = timing.median / r.normkit.median;
+      } else {
+        r.torch2 = timing;
+        r.vsTorch2 = timing.median / r.normkit.median;
+      }
+    }
+  }
+  await nk.useBackend('cpu');
+  const engines = cpuEngineComparison(QUICK, RUNS);
+  const models: ModelStepResult[] = [];
+  const notes: string[] = [];
+  if (QUICK || flag('--no-models')) notes.push('Model-level figures skipped (--quick or --no-models).');
+  else {
+    const modelBackends = option('--model-backends', 'wasm').split(',');
+    const m = await modelSteps(modelBackends, log);
+    if (!modelBackends.includes('cpu')) {
+      notes.push('Model-level figures on the cpu backend are not run by default (--model-backends cpu,wasm): one Pre-LN Transformer training step takes over two minutes there (138 s measured once while writing the bench), dominated by the matmuls of tfjs-backend-cpu.');
+    }
+    models.push(...m.results);
+    notes.push(...m.notes);
+  }
+  const date = new Date().toISOString().slice(0, 10);
+  const report: Report = {
+    date,
+    quick: QUICK,
+    node: process.version,
+    tfjs: tf.version_core,
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    copy,
+    rows,
+    torchNote: torch.note,
+    torchVersion: torch.version,
+    engines,
+    models,
+    notes,
+  };
+  mkdirSync(OUT, { recursive: true });
+  const stem = join(OUT, `${date}${QUICK ? '-quick' : ''}`);
+  writeFileSync(`${stem}.json`, JSON.stringify(report, null, 2));
+  writeFileSync(`${stem}.md`, markdown(report));
+  log(`wrote ${stem}.json and ${stem}.md`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
