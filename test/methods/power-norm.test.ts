@@ -168,6 +168,21 @@ forEachBackend(() => {
       for (const it of [1, 9]) compareStep(opTrainStep(xv, dyv, shape, it, state0, o), refTrainStep(xv, dyv, it, state0, o));
     });
 
+    it('a bool mask (as Keras passes it) gives the same result as the 0/1 float mask', () => {
+      const maskValues = Array.from({ length: 12 }, (_, i) => i % 3 !== 2);
+      tf.tidy(() => {
+        const x = tf.tensor(randn(72, 16), shape);
+        const run = (mask: tf.Tensor) => {
+          const r = nk.powerNorm(x, { training: true, iteration: 1, groups: 2, mask });
+          return [f64(r.y), f64(r.runningPhi)];
+        };
+        const [yb, pb] = run(tf.tensor(maskValues, [3, 4], 'bool'));
+        const [yf, pf] = run(tf.tensor(maskValues.map(Number), [3, 4]));
+        assertClose(yb, yf, { atol: 0 }, 'y');
+        assertClose(pb, pf, { atol: 0 }, 'runningPhi');
+      });
+    });
+
     it('state trajectory over warm-up and beyond follows the reference (cumulative average, then EMA)', () => {
       let sOp: RefState = { phi: new Float64Array(C).fill(1), ema: new Float64Array(C) };
       let sRef: RefState = { phi: new Float64Array(C).fill(1), ema: new Float64Array(C) };
