@@ -50,3 +50,4 @@ export * from './methods/fixup-skipinit/index.js';
 export * from './models/cnn.js';
 export * from './lab/index.js';
 export * from './models/nf-resnet.js';
+export * from './methods/adab2n/index.js';
