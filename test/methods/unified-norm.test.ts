@@ -188,6 +188,25 @@ forEachBackend(() => {
       });
     });
 
+    it('inference folds into the following dense layer (the paper\'s efficiency argument)', () => {
+      const rv = Float64Array.from(randn(C, 75), (v) => 1 + Math.abs(v));
+      const gv = randn(C, 76);
+      const bv = randn(C, 77);
+      const kernel = randn(C * 3, 78);
+      const bias = randn(3, 79);
+      // folded: y = x K' + b' with K'[c, j] = gamma_c K[c, j] / sqrt(rv_c + eps), b'_j = b_j + sum_c beta_c K[c, j]
+      const folded = Float64Array.from(kernel, (k, i) => (gv[Math.floor(i / 3)] * k) / Math.sqrt(rv[Math.floor(i / 3)] + 1e-5));
+      const foldedBias = Float64Array.from(bias, (b, j) => b + Array.from(bv).reduce((acc, beta, c) => acc + beta * kernel[c * 3 + j], 0));
+      const xv = randn(N, 80);
+      tf.tidy(() => {
+        const x = tf.tensor(xv, shape);
+        const un = nk.unifiedNorm(x, { runningVar: tf.tensor(Float32Array.from(rv)), gamma: tf.tensor(gv), beta: tf.tensor(bv) }).y;
+        const viaNorm = tf.add(tf.matMul(tf.reshape(un, [-1, C]), tf.tensor(kernel, [C, 3])), tf.tensor(bias));
+        const viaFold = tf.add(tf.matMul(tf.reshape(x, [-1, C]), tf.tensor(Float32Array.from(folded), [C, 3])), tf.tensor(Float32Array.from(foldedBias)));
+        assertClose(f64(viaFold), f64(viaNorm), { atol: 1e-5, rtol: 1e-4 }, 'folded dense output');
+      });
+    });
+
     it('holds on magnitudes from 1e-15 to 1e15', () => {
       for (const scale of [1e-15, 1e-3, 1, 1e6, 1e15]) {
         const xv = randn(N, 80).map((v) => v * scale);
