@@ -232,3 +232,40 @@ export function lmCrossEntropy(targets: tf.Tensor, logits: tf.Tensor): tf.Scalar
     return tf.losses.softmaxCrossEntropy(t, z) as tf.Scalar;
   });
 }
+
+/** RMS of one tensor of a Transformer's residual stream or of one sublayer's output. */
+export interface StreamStat {
+  /** Layer whose output was measured (`embed`, `block0_attn_add`, ...). */
+  layer: string;
+  /** 'stream': the residual stream after this layer; 'branch': the sublayer output written into it. */
+  role: 'stream' | 'branch';
+  /** sqrt(mean(x^2)) over every element. */
+  rms: number;
+}
+
+/**
+ * Per-layer RMS of the residual stream and of every sublayer output added to it, for one batch of tokens
+ * (inference mode): the instrumentation of the placement papers (Peri-LN's "massive activations", Pre-LN's
+ * growing stream variance). Works on {@link buildTransformerLM} models; leaves no tensors behind.
+ */
+export function transformerStreamStats(model: tfl.LayersModel, tokens: tf.Tensor): StreamStat[] {
+  const where = 'transformerStreamStats';
+  if (!(model instanceof tfl.LayersModel)) throw new NormkitError(where, 'model', 'a tf.LayersModel', model);
+  if (!(tokens instanceof tf.Tensor) || tokens.rank !== 2) throw new NormkitError(where, 'tokens', 'a tensor of shape [batch, time]', tokens);
+  const probes: Array<{ layer: string; role: 'stream' | 'branch'; tensor: tfl.SymbolicTensor }> = [];
+  for (const layer of model.layers) {
+    if (layer instanceof TokenPositionEmbedding) probes.push({ layer: layer.name, role: 'stream', tensor: layer.output as tfl.SymbolicTensor });
+    if (layer instanceof ResidualAdd || layer instanceof NGPTResidual) {
+      const branch = (layer.input as tfl.SymbolicTensor[])[1];
+      probes.push({ layer: layer.name, role: 'branch', tensor: branch });
+      probes.push({ layer: layer.name, role: 'stream', tensor: layer.output as tfl.SymbolicTensor });
+    }
+  }
+  if (probes.length === 0) throw new NormkitError(where, 'model', 'a model built by buildTransformerLM', `'${model.name}'`);
+  const probe = tfl.model({ inputs: model.inputs, outputs: probes.map((p) => p.tensor) });
+  const values = tf.tidy(() => {
+    const outs = probe.predict(tokens) as tf.Tensor | tf.Tensor[];
+    return (Array.isArray(outs) ? outs : [outs]).map((o) => tf.sqrt(tf.mean(tf.square(o))).dataSync()[0]);
+  });
+  return probes.map((p, i) => ({ layer: p.layer, role: p.role, rms: values[i] }));
+}

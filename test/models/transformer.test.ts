@@ -347,3 +347,27 @@ forEachBackend(() => {
     });
   });
 });
+
+forEachBackend(() => {
+  describe('transformerStreamStats', () => {
+    it('reports the RMS of the stream and of each branch, equal to a direct float64 computation', async () => {
+      const model = nk.buildTransformerLM({ ...SMALL, placement: 'pre', seed: 21 });
+      const x = tokensTensor();
+      const stats = nk.transformerStreamStats(model, x);
+      assert.deepEqual(stats.map((s) => `${s.layer}:${s.role}`), [
+        'embed:stream',
+        'block0_attn_add:branch', 'block0_attn_add:stream', 'block0_mlp_add:branch', 'block0_mlp_add:stream',
+        'block1_attn_add:branch', 'block1_attn_add:stream', 'block1_mlp_add:branch', 'block1_mlp_add:stream',
+      ]);
+      // The stream after an add is residual + branch: check that and the embedding directly.
+      const probe = tfl.model({ inputs: model.inputs, outputs: [model.getLayer('embed').output as tfl.SymbolicTensor, model.getLayer('block0_attn_add').output as tfl.SymbolicTensor] });
+      const [e, s] = (probe.predict(x) as tf.Tensor[]).map(f64);
+      const rms = (v: Float64Array) => Math.sqrt(v.reduce((a, b) => a + b * b, 0) / v.length);
+      assertClose([stats[0].rms, stats[2].rms], [rms(e), rms(s)], { rtol: 1e-5 }, 'rms');
+      await assertNoLeak(() => nk.transformerStreamStats(model, x), 'stats');
+      assertThrowsMentioning(() => nk.transformerStreamStats(model, tf.zeros([3])), ["'tokens'"]);
+      x.dispose();
+      model.dispose();
+    });
+  });
+});
