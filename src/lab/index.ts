@@ -5,7 +5,8 @@ export { runLab, writeLabOutputs, type LabOptions } from './runner.js';
 export { EXPERIMENTS, selectExperiments } from './experiments/index.js';
 export type { Experiment, ExperimentPlan, RunContext, RunOutput, Variant, CheckSpec, PlotSpec } from './experiment.js';
 export { compareGroups, combineVerdicts, summarize, MIN_SEEDS, type Verdict, type Stats, type ComparisonSpec, type ComparisonResult } from './verdict.js';
-export { renderReport, renderSummary } from './report.js';
+export { renderReport, renderSummary, renderSvg, aggregateCurves, curveSpec } from './report.js';
+export { silentProgress, PlainProgress, TtyProgress, type ProgressSink } from './progress.js';
 export { readRunRecord, writeRunRecord, type LabResults, type ExperimentResult, type RunRecord, type LabMeta } from './results.js';
 export { parseIdx, readIdxFile, writeIdxFile, encodeIdx, type IdxArray } from './data/idx.js';
 export {

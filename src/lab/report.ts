@@ -71,7 +71,7 @@ export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
 /** The Vega-Lite spec of a curve plot: mean line per variant over a min-max band across seeds. */
 export function curveSpec(rows: CurveRow[], title: string, xTitle: string, yTitle: string, logY: boolean): vl.TopLevelSpec {
   const positive = rows.every((r) => r.lo > 0);
-  const yScale = logY && positive ? { type: 'log' as const, zero: false } : { zero: false };
+  const yScale = logY && positive ? { type: 'log' as const } : { zero: false };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title,

@@ -109,7 +109,6 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     }
     progress.startRun({ experiment: r.experiment.id, variant: r.variant.id, seed: r.seed, runIndex: i + 1, runCount: todo.length, steps: r.steps });
     const runStart = Date.now();
-    const tensorsBefore = tf.memory().numTensors;
     try {
       const ctx: RunContext = { ...ctxBase, onStep: (step, loss) => progress.step(step, loss) };
       const output = await r.experiment.run(r.variant, r.seed, ctx);
@@ -128,10 +127,6 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
       }
       progress.stop();
       throw e;
-    } finally {
-      // Experiments dispose their models; this catches anything a run left behind so later runs stay lean.
-      const leaked = tf.memory().numTensors - tensorsBefore;
-      if (leaked > 0) progress.log(`note: ${leaked} tensors left by ${r.experiment.id} ${r.variant.id}`);
     }
   }
   progress.stop();

@@ -129,13 +129,19 @@ export interface CNN {
 /** Registry names whose layers take a `groups` argument (their defaults, 32, exceed a small CNN's widths). */
 const GROUPED_NORMS = new Set(['group', 'gn', 'groupnorm', 'bcn', 'batch-channel', 'evonorm-s0', 'evonorms0']);
 
+/** Registry names of BatchNorm and the norms built on it that take a Keras-style (old-value) momentum. */
+const KERAS_MOMENTUM_NORMS = new Set(['batch', 'bn', 'batchnorm', 'alpha-bn']);
+
 /**
  * Default per-norm config for a channels-last feature map with `channels` channels: LayerNorm normalizes over
- * (H, W, C) as in the GN paper's comparison; grouped norms (GN, BCN, EvoNorm-S0) use min(4, C) groups; every
- * other norm keeps its defaults.
+ * (H, W, C) as in the GN paper's comparison; grouped norms (GN, BCN, EvoNorm-S0) use min(4, C) groups; BatchNorm
+ * uses momentum 0.9 (PyTorch's 0.1) because small models train for few steps: with Keras's 0.99 the moving
+ * averages would still weigh their initial values by 0.99^150 = 22% after 150 steps. Every other norm keeps its
+ * defaults.
  */
 export function defaultCnnNormConfig(norm: string, channels: number): Record<string, unknown> {
   if (norm === 'layer' || norm === 'ln' || norm === 'layernorm') return { axis: [1, 2, 3] };
+  if (KERAS_MOMENTUM_NORMS.has(norm)) return { momentum: 0.9 };
   if (GROUPED_NORMS.has(norm)) return { groups: Math.min(4, channels) };
   return {};
 }

@@ -10,7 +10,7 @@ import { recalibrateBatchNorm } from '../../surgery/recalibrate.js';
 import { CORRUPTIONS, corruptImages } from '../data/corrupt.js';
 import type { Experiment } from '../experiment.js';
 import { evaluateAccuracy, trainClassifier, type CurvePoint } from '../train.js';
-import { missingNorms, modelSeed, optionalModule, suiteImages } from './common.js';
+import { classifierOutput, missingNorms, modelSeed, optionalModule, runClassifier, suiteImages } from './common.js';
 
 /** The alpha-BN source weight of the verdict, fixed before any run (not tuned on the test data). */
 const ALPHA = 0.5;
@@ -100,8 +100,11 @@ export const testTime: Experiment = {
   ],
 };
 
-/** The NF-ResNet builder this experiment waits for (src/models/nf-resnet.ts). */
-type NfResNetBuilder = (config: Record<string, unknown>) => tfl.LayersModel;
+/** The NF-ResNet builder this experiment uses (src/models/nf-resnet.ts), loaded when present. */
+type NfResNetBuilder = (config: { inputShape: number[]; classes: number; stages: Array<{ units: number; blocks: number }>; seed?: number }) => tfl.LayersModel;
+type WithAgc = (optimizer: tf.Optimizer, options: { clipping?: number; exclude?: string[] }) => tf.Optimizer;
+
+const NF_LEARNING_RATE = 0.4;
 
 export const nfAgc: Experiment = {
   id: 'nf-agc',
@@ -118,17 +121,42 @@ export const nfAgc: Experiment = {
     if ((await optionalModule<NfResNetBuilder>('../../models/nf-resnet.js', 'buildNFResNet')) === null) missing.push('src/models/nf-resnet.ts (buildNFResNet)');
     return missing;
   },
-  plan: (quick) => ({
-    variants: [{ id: 'nf-agc', label: 'NF-ResNet + AGC' }, { id: 'nf', label: 'NF-ResNet' }, { id: 'bn', label: 'BN ResNet' }],
-    steps: quick ? 150 : 1500,
-    setup: 'Waits for the NF-ResNet block; nothing is run until it exists.',
-    checks: [
-      { description: 'NF-ResNet with AGC beats NF-ResNet without AGC at a large learning rate', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, variantA: 'nf-agc', variantB: 'nf' },
-      { description: 'NF-ResNet with AGC is within 0.02 of the BN ResNet', metric: 'final test accuracy', better: 'higher', kind: 'no-worse', margin: 0.02, variantA: 'nf-agc', variantB: 'bn' },
-    ],
-  }),
-  run: async () => {
-    throw new Error('nf-agc: the NF-ResNet block (src/models/nf-resnet.ts) is not in normkit yet; this experiment is pending');
+  plan: (quick) => {
+    const steps = quick ? 150 : 1500;
+    return {
+      variants: [{ id: 'nf-agc', label: 'NF-ResNet + AGC' }, { id: 'nf', label: 'NF-ResNet' }, { id: 'bn', label: 'BN ResNet' }],
+      steps,
+      setup: `${quick ? 'Fashion-MNIST subset at 14x14' : 'Fashion-MNIST at 28x28'}; NF-ResNet (Scaled-WS convs, widths 8, 16, one block per stage, alpha 0.2) with AGC (lambda 0.04, classifier excluded) vs without AGC vs a BN ResNet of the same widths; SGD momentum 0.9 at a large learning rate ${NF_LEARNING_RATE}; batch 32; ${steps} steps.`,
+      checks: [
+        { description: 'NF-ResNet with AGC beats NF-ResNet without AGC at a large learning rate', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, variantA: 'nf-agc', variantB: 'nf' },
+        { description: 'NF-ResNet with AGC is within 0.02 of the BN ResNet', metric: 'final test accuracy', better: 'higher', kind: 'no-worse', margin: 0.02, variantA: 'nf-agc', variantB: 'bn' },
+      ],
+    };
   },
-  plots: [],
+  run: async (variant, seed, ctx) => {
+    const steps = nfAgc.plan(ctx.quick).steps;
+    const evalEvery = Math.max(1, steps / 10);
+    if (variant.id === 'bn') {
+      return runClassifier({ cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, optimizer: () => tf.train.momentum(NF_LEARNING_RATE, 0.9), evalEvery }, seed, ctx);
+    }
+    const build = await optionalModule<NfResNetBuilder>('../../models/nf-resnet.js', 'buildNFResNet');
+    const withAgc = await optionalModule<WithAgc>('../../optimizers/agc.js', 'withAgc');
+    if (build === null || withAgc === null) throw new Error('nf-agc: buildNFResNet or withAgc is missing');
+    const { train, test } = suiteImages(ctx);
+    const model = build({ inputShape: [train.height, train.width, 1], classes: train.numClasses, stages: [{ units: 8, blocks: 1 }, { units: 16, blocks: 1 }], seed: modelSeed(seed, 'nf') });
+    const base = tf.train.momentum(NF_LEARNING_RATE, 0.9);
+    const optimizer = variant.id === 'nf-agc' ? withAgc(base, { clipping: 0.04, exclude: ['classifier/'] }) : base;
+    try {
+      const result = trainClassifier({ model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery, onStep: ctx.onStep, shouldStop: ctx.shouldStop });
+      return classifierOutput(result);
+    } finally {
+      optimizer.dispose();
+      if (optimizer !== base) base.dispose();
+      model.dispose();
+    }
+  },
+  plots: [
+    { curve: 'train loss', title: 'Training loss', x: 'step', yTitle: 'cross-entropy', logY: true },
+    { curve: 'test accuracy', title: 'Test accuracy', x: 'step', yTitle: 'accuracy' },
+  ],
 };

@@ -1,0 +1,122 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as nk from '../../src/index.js';
+import { runFilePath } from '../../src/lab/results.js';
+
+/** A fake experiment that trains nothing: each run's metric is a function of variant and seed, calls are counted. */
+function fakeExperiment(calls: string[], setup = 'fake setup'): nk.Experiment {
+  return {
+    id: 'fake',
+    title: 'A fake experiment',
+    claim: 'A beats B',
+    papers: ['nobody, 2024'],
+    methodPages: [],
+    metric: 'score',
+    missing: async () => [],
+    plan: () => ({
+      variants: [{ id: 'a', label: 'A' }, { id: 'b', label: 'B' }],
+      steps: 3,
+      setup,
+      checks: [{ description: 'A scores higher than B', metric: 'score', better: 'higher', kind: 'better', margin: 0.1, variantA: 'a', variantB: 'b' }],
+    }),
+    run: async (variant, seed, ctx) => {
+      for (let step = 1; step <= 3; step++) {
+        if (ctx.shouldStop()) throw new nk.LabInterrupted();
+        ctx.onStep(step, 1 / step);
+      }
+      calls.push(`${variant.id}${seed}`);
+      const score = (variant.id === 'a' ? 2 : 1) + seed / 100;
+      return { metrics: { score }, curves: { loss: [1, 2, 3].map((step) => ({ step, value: score / step })) } };
+    },
+    plots: [{ curve: 'loss', title: 'Loss', x: 'step', yTitle: 'loss' }],
+  };
+}
+
+const pending: nk.Experiment = {
+  ...fakeExperiment([]),
+  id: 'later',
+  missing: async () => ["registry 'not-yet'"],
+  run: async () => {
+    throw new Error('a pending experiment must not run');
+  },
+};
+
+describe('runLab', () => {
+  it('runs every variant and seed, computes the verdict, writes the three outputs, lists pending experiments', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'normkit-lab-'));
+    const calls: string[] = [];
+    const results = await nk.runLab({ experiments: [fakeExperiment(calls), pending], seeds: 3, outDir: out, backend: 'cpu', textPath: 'unused' });
+    assert.deepEqual(calls, ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']);
+    const [fake, later] = results.experiments;
+    assert.equal(fake.status, 'done');
+    assert.equal(fake.verdict, 'reproduced');
+    assert.equal(fake.checks[0].a.mean, 2.01);
+    assert.equal(later.status, 'pending');
+    assert.deepEqual(later.waitsFor, ["registry 'not-yet'"]);
+    for (const f of ['results.json', 'summary.md', 'report.html']) assert.ok(existsSync(join(out, f)), f);
+    const json = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as nk.LabResults;
+    assert.equal(json.experiments[0].runs.length, 6);
+    assert.equal(json.meta.backend, 'cpu');
+  });
+
+  it('--resume skips finished runs and redoes a corrupt or truncated one', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'normkit-lab-'));
+    const calls: string[] = [];
+    await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu' });
+    assert.equal(calls.length, 6);
+    calls.length = 0;
+    await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu', resume: true });
+    assert.deepEqual(calls, []);
+
+    const truncated = runFilePath(out, 'fake', 'a', 1);
+    writeFileSync(truncated, readFileSync(truncated, 'utf8').slice(0, 40));
+    const tampered = runFilePath(out, 'fake', 'b', 2);
+    writeFileSync(tampered, readFileSync(tampered, 'utf8').replace('"score":1.02', '"score":9.02'));
+    const logs: string[] = [];
+    const progress = { ...nk.silentProgress, log: (l: string) => logs.push(l) };
+    const results = await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu', resume: true, progress });
+    assert.deepEqual(calls, ['a1', 'b2']);
+    assert.ok(logs.some((l) => l.includes('not valid JSON')), logs.join('\n'));
+    assert.ok(logs.some((l) => l.includes('checksum')), logs.join('\n'));
+    assert.equal(results.experiments[0].runs.find((r) => r.variant === 'b' && r.seed === 2)?.output.metrics.score, 1.02);
+  });
+
+  it('a changed setup makes old runs stale; without --resume everything is redone', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'normkit-lab-'));
+    const calls: string[] = [];
+    await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu' });
+    calls.length = 0;
+    await nk.runLab({ experiments: [fakeExperiment(calls, 'another setup')], seeds: 3, outDir: out, backend: 'cpu', resume: true });
+    assert.equal(calls.length, 6);
+    calls.length = 0;
+    await nk.runLab({ experiments: [fakeExperiment(calls, 'another setup')], seeds: 3, outDir: out, backend: 'cpu' });
+    assert.equal(calls.length, 6);
+  });
+
+  it('stops cleanly when asked (Ctrl-C), keeps finished runs, and --resume finishes the rest', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'normkit-lab-'));
+    const calls: string[] = [];
+    let steps = 0;
+    const progress = { ...nk.silentProgress, step: () => void steps++ };
+    const first = await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu', progress, shouldStop: () => steps >= 7 });
+    assert.equal(first.meta.interrupted, true);
+    assert.deepEqual(calls, ['a0', 'a1']);
+    assert.equal(first.experiments[0].status, 'incomplete');
+    assert.ok(existsSync(join(out, 'report.html')));
+    calls.length = 0;
+    const second = await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu', resume: true });
+    assert.deepEqual(calls, ['a2', 'b0', 'b1', 'b2']);
+    assert.equal(second.experiments[0].status, 'done');
+    assert.equal(second.meta.interrupted, false);
+  });
+
+  it('the results are deterministic for a given seed (apart from times)', async () => {
+    const strip = (r: nk.LabResults) => r.experiments.map((e) => e.runs.map((run) => run.output));
+    const a = await nk.runLab({ experiments: [fakeExperiment([])], seeds: 3, outDir: mkdtempSync(join(tmpdir(), 'normkit-lab-')), backend: 'cpu' });
+    const b = await nk.runLab({ experiments: [fakeExperiment([])], seeds: 3, outDir: mkdtempSync(join(tmpdir(), 'normkit-lab-')), backend: 'cpu' });
+    assert.deepEqual(strip(a), strip(b));
+  });
+});
