@@ -1,5 +1,7 @@
 /**
  * Numerically stable moments as a composite of tfjs ops (the fallback path and the reference for fused kernels).
+ * One algorithm, shifted two-pass, served in three shapes: `stableMoments` (mean, variance), `centeredMoments`
+ * (also x - mean) and `shiftedMoments` (the shift K and m = mean(x - K) kept apart).
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -9,10 +11,42 @@ export interface Moments {
   variance: tf.Tensor;
 }
 
+/** The parts of the shifted two-pass moments over some axes, all with kept dimensions. */
+export interface ShiftedMoments {
+  /** K: the first element of each slice (the mean is K + meanOffset). */
+  shift: tf.Tensor;
+  /** m = mean(x - K). */
+  meanOffset: tf.Tensor;
+  /** Biased variance mean((x - K - m)^2). */
+  variance: tf.Tensor;
+  /** x - mean, computed as (x - K) - m. */
+  centered: tf.Tensor;
+}
+
 /**
- * Shifted two-pass moments over `axes` (kept as size-1 dims):
+ * Shifted two-pass moments over `axes` (kept as size-1 dims), returning K and m = mean(x - K) instead of
+ * their float32 sum:
  *
- *   K = x[first element of each slice],  d = x - K,  m = mean(d),  var = mean((d - m)^2),  mean = K + m.
+ *   K = x[first element of each slice],  d = x - K,  m = mean(d),  centered = d - m,  var = mean(centered^2).
+ *
+ * For methods that compare the batch mean with another statistic s near the same offset (a stored moving
+ * mean, say): `(s - K) - m` is s - mean to full precision, where `s - (K + m)` would first round the mean to
+ * the offset's ulp (1e-3 at 1e4). Call inside tf.tidy.
+ */
+export function shiftedMoments(x: tf.Tensor, axes: readonly number[]): ShiftedMoments {
+  const begin = x.shape.map(() => 0);
+  const size = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+  const shift = tf.slice(x, begin, size);
+  const d = tf.sub(x, shift);
+  const meanOffset = tf.mean(d, axes as number[], true);
+  const centered = tf.sub(d, meanOffset);
+  const variance = tf.mean(tf.square(centered), axes as number[], true);
+  return { shift, meanOffset, variance, centered };
+}
+
+/**
+ * Shifted two-pass moments over `axes` (kept as size-1 dims): mean = K + m and var = mean((d - m)^2) with
+ * K, d, m as in `shiftedMoments`.
  *
  * Subtracting a sample of the slice first makes `d` small when the slice sits on a large common offset
  * (mean 1e4, std 1e-2), so float32 sums lose no digits; the second pass never forms E[x^2] - E[x]^2.
@@ -31,13 +65,7 @@ export function stableMoments(x: tf.Tensor, axes: readonly number[]): Moments {
  */
 export function centeredMoments(x: tf.Tensor, axes: readonly number[]): Moments & { centered: tf.Tensor } {
   return tf.tidy(() => {
-    const begin = x.shape.map(() => 0);
-    const size = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-    const shift = tf.slice(x, begin, size);
-    const d = tf.sub(x, shift);
-    const m = tf.mean(d, axes as number[], true);
-    const centered = tf.sub(d, m);
-    const variance = tf.mean(tf.square(centered), axes as number[], true);
-    return { mean: tf.add(shift, m), variance, centered };
+    const { shift, meanOffset, variance, centered } = shiftedMoments(x, axes);
+    return { mean: tf.add(shift, meanOffset), variance, centered };
   });
 }

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { shiftedMoments } from '../../core/shifted-moments.js';
+import { shiftedMoments } from '../../core/moments.js';
 
 /**
  * How the variances mix: `'linear'` as the paper (alpha var_s + (1 - alpha) var_t) or `'mixture'`, the variance
