@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
 import { useBackend } from '../../src/index.js';
 import { wasmGapKernels } from '../../src/kernels/wasm-gaps/register.js';
 import { assertClose, randn, rng } from '../helpers/numeric.js';
@@ -61,8 +62,12 @@ describe('wasm-gap kernels: registration', () => {
     for (const name of ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'UnsortedSegmentSum']) {
       assert.equal(status.get(name), 'added', name);
     }
+    // Replaced only up to the wasm version where they were seen wrong; a newer wasm keeps its own (and the
+    // float64 tests below then check those).
+    const [major, minor, patch] = version_wasm.split(/[.-]/).map((n) => parseInt(n, 10) || 0);
+    const broken = major * 1e6 + minor * 1e3 + patch <= 4022000;
     for (const name of ['MaxPoolGrad', 'MaxPool3D', 'MaxPool3DGrad', 'Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2']) {
-      assert.equal(status.get(name), 'replaced', name);
+      assert.equal(status.get(name), broken ? 'replaced' : 'kept', name);
     }
     for (const name of [...status.keys(), 'Conv2D', 'Conv2DBackpropInput', 'Conv3D', 'AvgPoolGrad', 'AvgPool3DGrad', 'GatherV2', 'Softmax']) {
       assert.ok(tf.getKernel(name, 'wasm') !== undefined, `${name} registered for wasm`);
