@@ -294,7 +294,7 @@ forEachBackend(() => {
     it('RN-B: a two-input functional model trains without leaking, round-trips its config and survives save/load', async () => {
       const xIn = tfl.input({ shape: [4, 4, 2] });
       const maskIn = tfl.input({ shape: [8, 8, 1] });
-      // A dense layer (per pixel) below: tfjs-backend-wasm cannot train tf.conv2d kernels.
+      // A dense layer (per pixel) below.
       const h = tfl.layers.dense({ units: 3 }).apply(xIn) as tfl.SymbolicTensor;
       const layer = new nk.RegionNormalizationB({ statistics: 'instance' });
       const rn = layer.apply([h, maskIn]) as tfl.SymbolicTensor;

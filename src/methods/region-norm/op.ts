@@ -4,7 +4,6 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
-import { conv2dSame } from '../../core/conv.js';
 import { NormkitError } from '../../core/errors.js';
 import { stopGradient } from '../../core/stop-gradient.js';
 
@@ -124,11 +123,11 @@ export function regionNormLearned(x: tf.Tensor, options: RegionNormLearnedOption
   return tf.tidy(() => {
     const x4 = x as tf.Tensor4D;
     const pooled = tf.concat([tf.mean(x4, -1, true), tf.max(x4, -1, true)], -1) as tf.Tensor4D;
-    const attention = tf.sigmoid(conv2dSame(pooled, options.attentionKernel as tf.Tensor4D));
+    const attention = tf.sigmoid(tf.conv2d(pooled, options.attentionKernel as tf.Tensor4D, 1, 'same'));
     const m = tf.cast(tf.greaterEqual(attention, threshold), 'float32');
     const rn = regionNormalize(x, m, epsilon, statistics);
-    let gamma: tf.Tensor = conv2dSame(attention, options.gammaKernel as tf.Tensor4D);
-    let beta: tf.Tensor = conv2dSame(attention, options.betaKernel as tf.Tensor4D);
+    let gamma: tf.Tensor = tf.conv2d(attention, options.gammaKernel as tf.Tensor4D, 1, 'same');
+    let beta: tf.Tensor = tf.conv2d(attention, options.betaKernel as tf.Tensor4D, 1, 'same');
     if (options.gammaBias) gamma = tf.add(gamma, options.gammaBias);
     if (options.betaBias) beta = tf.add(beta, options.betaBias);
     return tf.add(tf.mul(rn, tf.add(gamma, 1)), beta);
