@@ -7,7 +7,7 @@ import { defaultFanInAxes, type KernelLayout } from '../core/kernel-layout.js';
 import { registerNorm } from '../core/registry.js';
 import { checkBoolean, checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
 import { projectScaleInvariant } from './projection.js';
-import { SlotOptimizer } from './slot-optimizer.js';
+import { configAsOptions, SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link AdamP} (official defaults). */
 export interface AdamPOptions {
@@ -115,7 +115,7 @@ export class AdamP extends SlotOptimizer {
   }
 
   static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
-    return new cls(config);
+    return new cls(configAsOptions(config));
   }
 }
 

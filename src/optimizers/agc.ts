@@ -155,7 +155,7 @@ export class AdaptiveGradientClipping extends tf.Optimizer {
     const inner = config.optimizer as { className?: unknown; config?: tf.serialization.ConfigDict } | undefined;
     const entry = typeof inner?.className === 'string' ? tf.serialization.SerializationMap.getMap().classNameMap[inner.className] : undefined;
     if (entry === undefined) throw new NormkitError('AdaptiveGradientClipping.fromConfig', 'optimizer', 'a serialized optimizer {className, config} of a registered class', inner);
-    const optimizer = entry[1](entry[0], { ...(inner?.config ?? {}) }) as unknown as tf.Optimizer;
+    const optimizer = entry[1](entry[0], { ...(inner?.config ?? {}), customObjects: config.customObjects ?? {} }) as unknown as tf.Optimizer;
     return new cls(optimizer, { clipping: config.clipping, epsilon: config.epsilon, exclude: config.exclude });
   }
 }

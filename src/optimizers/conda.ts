@@ -8,7 +8,7 @@ import { NormkitError } from '../core/errors.js';
 import { registerNorm } from '../core/registry.js';
 import { checkInteger } from '../core/checks.js';
 import { checkBoolean, checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
-import { SlotOptimizer } from './slot-optimizer.js';
+import { configAsOptions, SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link Conda}. */
 export interface CondaOptions {
@@ -146,7 +146,7 @@ export class Conda extends SlotOptimizer {
   }
 
   static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
-    return new cls(config);
+    return new cls(configAsOptions(config));
   }
 }
 

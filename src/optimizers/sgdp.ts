@@ -8,7 +8,7 @@ import { registerNorm } from '../core/registry.js';
 import { fanInAxesFor } from './adamp.js';
 import { checkBoolean, checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
 import { projectScaleInvariant } from './projection.js';
-import { SlotOptimizer } from './slot-optimizer.js';
+import { configAsOptions, SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link SGDP} (official defaults except the learning rate, which is required). */
 export interface SGDPOptions {
@@ -105,7 +105,7 @@ export class SGDP extends SlotOptimizer {
   }
 
   static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
-    return new cls(config);
+    return new cls(configAsOptions(config));
   }
 }
 

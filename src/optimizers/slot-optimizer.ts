@@ -23,6 +23,13 @@ export function gradientEntries(variableGradients: VariableGradients): Array<[st
   return pairs.filter((p): p is [string, tf.Tensor] => p[1] !== undefined && p[1] !== null);
 }
 
+/** A serialized optimizer config as constructor options: tfjs's deserializer adds `customObjects`, which is not one. */
+export function configAsOptions(config: tf.serialization.ConfigDict): Record<string, unknown> {
+  const options: Record<string, unknown> = { ...config };
+  delete options.customObjects;
+  return options;
+}
+
 /** The registered variable called `name`; throws a NormkitError when there is none. */
 export function variableNamed(where: string, name: string): tf.Variable {
   const v = tf.engine().registeredVariables[name];
@@ -36,6 +43,11 @@ export function variableNamed(where: string, name: string): tf.Variable {
  */
 export abstract class SlotOptimizer extends tf.Optimizer {
   private readonly slots = new Map<string, Map<string, tf.Variable>>();
+  /**
+   * Slot groups restored by setWeights, in saved order, not yet matched to a variable: the first variables
+   * to reach applyGradients without slots adopt them in order (tfjs's own optimizers match by position too).
+   */
+  private orphans: Array<Map<string, tf.Variable>> = [];
 
   /** The slot `slot` of variable `name`, created by `init` (in a tidy) when missing. */
   protected slot(name: string, slot: string, init: () => tf.Tensor): tf.Variable {
@@ -80,6 +92,9 @@ export abstract class SlotOptimizer extends tf.Optimizer {
         throw new NormkitError(where, `variableGradients['${name}']`, `a float32 tensor of shape [${variable.shape.join(', ')}]`, gradient);
       }
     }
+    for (const [name] of entries) {
+      if (!this.slots.has(name) && this.orphans.length > 0) this.slots.set(name, this.orphans.shift() as Map<string, tf.Variable>);
+    }
     for (const [name, gradient] of entries) {
       const variable = variableNamed(where, name);
       tf.tidy(() => this.update(name, variable, gradient, step));
@@ -92,6 +107,9 @@ export abstract class SlotOptimizer extends tf.Optimizer {
     for (const [name, forVar] of this.slots) {
       for (const [slot, v] of forVar) out.push({ name: `${name}/${slot}`, tensor: v });
     }
+    this.orphans.forEach((forVar, i) => {
+      for (const [slot, v] of forVar) out.push({ name: `unassigned_${i}/${slot}`, tensor: v });
+    });
     return out;
   }
 
@@ -103,11 +121,16 @@ export abstract class SlotOptimizer extends tf.Optimizer {
       if (cut <= 0) throw new NormkitError(`${this.getClassName()}.setWeights`, 'weightValues', "names '<variable>/<slot>'", name);
       this.setSlot(name.slice(0, cut), name.slice(cut + 1), tensor);
     }
+    // Restored groups are matched to variables by position, as tfjs's own optimizers do: a reloaded model's
+    // variables have new unique names, and the saved names may even belong to another live model.
+    this.orphans = [...this.slots.values()];
+    this.slots.clear();
   }
 
   private disposeSlots(): void {
-    for (const forVar of this.slots.values()) for (const v of forVar.values()) v.dispose();
+    for (const forVar of [...this.slots.values(), ...this.orphans]) for (const v of forVar.values()) v.dispose();
     this.slots.clear();
+    this.orphans = [];
   }
 
   override dispose(): void {

@@ -107,8 +107,8 @@ forEachBackend(() => {
 
     it('trains a tiny model with withAgc(adam) (loss goes down, no leak)', async () => {
       const model = tfl.sequential();
-      model.add(tfl.layers.dense({ units: 8, inputShape: [4], activation: 'relu' }));
-      model.add(tfl.layers.dense({ units: 1 }));
+      model.add(tfl.layers.dense({ units: 8, inputShape: [4], activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }) }));
+      model.add(tfl.layers.dense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 6 }) }));
       const optimizer = nk.withAgc(tf.train.adam(0.05), { clipping: 0.1, kernelLayouts: nk.kernelLayoutsByVariable(model.layers) });
       model.compile({ optimizer, loss: 'meanSquaredError' });
       const xs = tf.tensor(randn(64, 9), [16, 4]);
