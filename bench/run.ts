@@ -111,7 +111,9 @@ function baselineOp(c: Case): { forward: (x: tf.Tensor, g: tf.Tensor, b: tf.Tens
     const layer = c.method === 'layerNorm' ? tfl.layers.layerNormalization({ axis: -1, epsilon: 1e-5 }) : tfl.layers.batchNormalization({ axis: -1 });
     return {
       forward: (x) => layer.apply(x, { training: true }) as tf.Tensor,
-      dispose: () => layer.dispose(),
+      dispose: () => {
+        if (layer.built) layer.dispose();
+      },
     };
   }
   return {
