@@ -129,6 +129,10 @@ export interface CausalSelfAttentionArgs extends LayerArgs {
   qkScaleInitScaling?: number;
   /** Floor inside the query/key normalization, so a zero vector gives 0 instead of NaN (default 1e-12). */
   epsilon?: number;
+  /** Rotary position embedding on q and k (RoPE, half-split form; default false). */
+  rotary?: boolean;
+  /** RoPE frequency base (default 10000). */
+  rotaryBase?: number;
 }
 
 /**
@@ -139,7 +143,10 @@ export interface CausalSelfAttentionArgs extends LayerArgs {
  *   y = concat_h(g_h * A_h v_h) W_o + b_o
  *
  * with g_h = 1 unless `headScale` (NormFormer). With `qkNormalize` (nGPT), q and k are replaced by
- * s_qk * q/||q|| and s_qk * k/||k|| and scale = sqrt(dh). Kernels use the tfjs [in, out] layout.
+ * s_qk * q/||q|| and s_qk * k/||k|| and scale = sqrt(dh). With `rotary`, q and k are first rotated by
+ * RoPE (Su et al., 2021) in the half-split form: for position t and i < dh/2, theta_i = base^(-2i/dh),
+ * `[x1, x2] -> [x1 cos(t theta) - x2 sin(t theta), x2 cos(t theta) + x1 sin(t theta)]`.
+ * Kernels use the tfjs [in, out] layout.
  */
 export class CausalSelfAttention extends tfl.layers.Layer {
   static className = 'NormkitCausalSelfAttention';
@@ -150,6 +157,8 @@ export class CausalSelfAttention extends tfl.layers.Layer {
   readonly qkScaleInitValue: number;
   readonly qkScaleInitScaling: number | null;
   readonly epsilon: number;
+  readonly rotary: boolean;
+  readonly rotaryBase: number;
   private readonly kernelInitializer;
   private readonly outputInitializer;
   private dModel = 0;
@@ -181,6 +190,10 @@ export class CausalSelfAttention extends tfl.layers.Layer {
     if (this.qkScaleInitScaling !== null) checkPositive(where, 'qkScaleInitScaling', this.qkScaleInitScaling);
     this.epsilon = args.epsilon ?? 1e-12;
     checkPositive(where, 'epsilon', this.epsilon);
+    this.rotary = args.rotary ?? false;
+    checkBoolean(where, 'rotary', this.rotary);
+    this.rotaryBase = args.rotaryBase ?? 10000;
+    checkPositive(where, 'rotaryBase', this.rotaryBase);
     this.kernelInitializer = resolveInitializer(args.kernelInitializer ?? gpt2Normal(), 'zeros');
     this.outputInitializer = args.outputInitializer === undefined ? this.kernelInitializer : resolveInitializer(args.outputInitializer, 'zeros');
   }
@@ -189,6 +202,9 @@ export class CausalSelfAttention extends tfl.layers.Layer {
     const d = lastDim('CausalSelfAttention', inputShape);
     if (d % this.heads !== 0) {
       throw new NormkitError('CausalSelfAttention', 'heads', `a divisor of the model width ${d}`, this.heads);
+    }
+    if (this.rotary && (d / this.heads) % 2 !== 0) {
+      throw new NormkitError('CausalSelfAttention', 'rotary', `an even head size (dModel / heads = ${d / this.heads} is odd)`, true);
     }
     this.dModel = d;
     const zeros = tfl.initializers.zeros();
@@ -234,6 +250,11 @@ export class CausalSelfAttention extends tfl.layers.Layer {
       let q = project(this.queryKernel!, this.queryBias);
       let k = project(this.keyKernel!, this.keyBias);
       const v = project(this.valueKernel!, this.valueBias);
+      if (this.rotary) {
+        const { cos, sin } = this.rotaryTables(time, dh);
+        q = rotate(q, cos, sin);
+        k = rotate(k, cos, sin);
+      }
       let scale = 1 / Math.sqrt(dh);
       if (this.qkNormalize) {
         const s = tf.reshape(tf.mul(this.qkScale!.read(), this.qkScaleInitValue / this.storageScale()), [1, h, 1, dh]);
@@ -254,6 +275,21 @@ export class CausalSelfAttention extends tfl.layers.Layer {
     });
   }
 
+  /** cos(t theta_i) and sin(t theta_i) as [T, dh] tables (each of the dh/2 frequencies twice). */
+  private rotaryTables(time: number, dh: number): { cos: tf.Tensor; sin: tf.Tensor } {
+    const half = dh / 2;
+    const cos = new Float32Array(time * dh);
+    const sin = new Float32Array(time * dh);
+    for (let t = 0; t < time; t++) {
+      for (let i = 0; i < half; i++) {
+        const angle = t * this.rotaryBase ** ((-2 * i) / dh);
+        cos[t * dh + i] = cos[t * dh + half + i] = Math.cos(angle);
+        sin[t * dh + i] = sin[t * dh + half + i] = Math.sin(angle);
+      }
+    }
+    return { cos: tf.tensor(cos, [time, dh]), sin: tf.tensor(sin, [time, dh]) };
+  }
+
   override getConfig(): tf.serialization.ConfigDict {
     return {
       ...super.getConfig(),
@@ -264,10 +300,18 @@ export class CausalSelfAttention extends tfl.layers.Layer {
       qkScaleInitValue: this.qkScaleInitValue,
       qkScaleInitScaling: this.qkScaleInitScaling,
       epsilon: this.epsilon,
+      rotary: this.rotary,
+      rotaryBase: this.rotaryBase,
       kernelInitializer: serializeObject(this.kernelInitializer) as unknown as ConfigValue,
       outputInitializer: serializeObject(this.outputInitializer) as unknown as ConfigValue,
     };
   }
+}
+
+/** RoPE on [B, H, T, dh]: x * cos + rotate_half(x) * sin, rotate_half([x1, x2]) = [-x2, x1]. */
+function rotate(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  const [x1, x2] = tf.split(x, 2, -1);
+  return tf.add(tf.mul(x, cos), tf.mul(tf.concat([tf.neg(x2), x1], -1), sin));
 }
 
 /** Arguments of {@link ResidualAdd}. */

@@ -43,6 +43,11 @@ export interface TransformerLMConfig {
   output?: 'logits' | 'probabilities';
   /** NormFormer: learned per-channel residual scales (fairseq --scale-resids; default false). */
   scaleResiduals?: boolean;
+  /**
+   * Position information: 'learned' absolute embeddings added to the tokens, or 'rope' (rotary embeddings on
+   * q and k in every attention layer). Default 'rope' for nGPT (as its reference), 'learned' otherwise.
+   */
+  positional?: 'learned' | 'rope';
   /** Seed of the weight initializers, for reproducible models. */
   seed?: number;
   /** Model name (default 'transformer_lm'). */
@@ -50,7 +55,7 @@ export interface TransformerLMConfig {
 }
 
 const WHERE = 'buildTransformerLM';
-const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'norm', 'normConfig', 'placement', 'activation', 'dropout', 'useBias', 'output', 'scaleResiduals', 'seed', 'name'];
+const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'norm', 'normConfig', 'placement', 'activation', 'dropout', 'useBias', 'output', 'scaleResiduals', 'positional', 'seed', 'name'];
 
 /**
  * Builds a decoder-only Transformer LM as a tf.LayersModel mapping token ids [B, T] (int32, T <= seqLen) to
@@ -105,6 +110,11 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
   if (scaleResiduals && placement !== 'normformer') {
     throw new NormkitError(WHERE, 'scaleResiduals', "false unless placement is 'normformer'", scaleResiduals);
   }
+  const positional = config.positional ?? (placement === 'ngpt' ? 'rope' : 'learned');
+  checkOneOf(WHERE, 'positional', positional, ['learned', 'rope'] as const);
+  if (positional === 'rope' && (dModel / heads) % 2 !== 0) {
+    throw new NormkitError(WHERE, 'positional', `'learned' when the head size dModel / heads = ${dModel / heads} is odd`, positional);
+  }
   if (config.seed !== undefined) checkInteger(WHERE, 'seed', config.seed, 0);
   // Fail on an unknown norm name now, with the registry's list, rather than halfway through the graph.
   if (placement !== 'ngpt' && placement !== 'none') createNorm(normName, { ...normConfig });
@@ -122,7 +132,7 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
   const apply = (layer: tfl.layers.Layer, t: tfl.SymbolicTensor | tfl.SymbolicTensor[]) => layer.apply(t) as tfl.SymbolicTensor;
 
   const tokens = tfl.input({ shape: [null], dtype: 'int32', name: 'tokens' });
-  let x = apply(new TokenPositionEmbedding({ vocabSize, maxLength: seqLen, dModel, embeddingsInitializer: kernelInit(), name: 'embed' }), tokens);
+  let x = apply(new TokenPositionEmbedding({ vocabSize, maxLength: seqLen, dModel, positional: positional === 'learned', embeddingsInitializer: kernelInit(), name: 'embed' }), tokens);
   if (ngpt) x = apply(new L2Normalize({ name: 'embed_unit' }), x);
 
   for (let i = 0; i < layers; i++) {
@@ -136,6 +146,7 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
           outputInitializer: writerInit(),
           headScale: placement === 'normformer',
           qkNormalize: ngpt,
+          rotary: positional === 'rope',
           name: `${p}_attn`,
         }),
         input,

@@ -18,6 +18,8 @@ export interface RefConfig {
   activation: 'gelu' | 'relu';
   /** DeepNorm's residual multiplier. */
   alpha?: number;
+  /** Rotary position embedding on q and k (half-split form, base 10000). */
+  rope?: boolean;
 }
 
 type Vec = Float64Array;
@@ -105,6 +107,24 @@ function attention(w: Weights, cfg: RefConfig, name: string, xs: Vec[]): Vec[] {
   let q = proj('query');
   let k = proj('key');
   const v = proj('value');
+  if (cfg.rope) {
+    // Each head's pair (x_i, x_{i + dh/2}) rotated by the angle t * 10000^(-2i/dh).
+    const rot = (t: Vec, pos: number) => {
+      const out = Float64Array.from(t);
+      for (let hh = 0; hh < h; hh++) {
+        for (let i = 0; i < dh / 2; i++) {
+          const angle = pos * 10000 ** ((-2 * i) / dh);
+          const a = t[hh * dh + i];
+          const b = t[hh * dh + dh / 2 + i];
+          out[hh * dh + i] = a * Math.cos(angle) - b * Math.sin(angle);
+          out[hh * dh + dh / 2 + i] = b * Math.cos(angle) + a * Math.sin(angle);
+        }
+      }
+      return out;
+    };
+    q = q.map(rot);
+    k = k.map(rot);
+  }
   let scale = 1 / Math.sqrt(dh);
   const sqk = get(w, `${name}/qk_scale`);
   if (sqk) {

@@ -41,6 +41,7 @@ function refConfig(placement: Placement, norm: 'layer' | 'rms' = 'layer', epsilo
     epsilon,
     activation: 'gelu',
     alpha: (2 * SMALL.layers) ** 0.25,
+    rope: placement === 'ngpt',
   };
 }
 
@@ -143,6 +144,30 @@ forEachBackend(() => {
       assert.equal(norms.length, 2 * 2 * SMALL.layers + 1);
       assert.ok(norms.every((n) => n.epsilon === 1e-2));
       tf.tidy(() => assertClose(f64(model.predict(tokensTensor()) as tf.Tensor), referenceLM(weights, refConfig('peri', 'layer', 1e-2), TOKENS), { atol: 2e-4, rtol: 2e-4 }, 'logits'));
+      model.dispose();
+    });
+
+    it("positional 'rope' (rotary q/k, no position table) matches the float64 reference, forward and gradient", () => {
+      const model = nk.buildTransformerLM({ ...SMALL, placement: 'pre', positional: 'rope', seed: 14 });
+      assert.equal(model.weights.some((w) => w.originalName === 'embed/position_embeddings'), false);
+      const weights = randomizeWeights(model, 500);
+      const cfg = { ...refConfig('pre'), rope: true };
+      tf.tidy(() => assertClose(f64(model.predict(tokensTensor()) as tf.Tensor), referenceLM(weights, cfg, TOKENS), { atol: 2e-4, rtol: 2e-4 }, 'logits'));
+      const r = randn(2 * 5 * SMALL.vocabSize, 15);
+      const x = tokensTensor();
+      const q = model.trainableWeights.find((w) => w.originalName === 'block1_attn/query_kernel')!;
+      const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(model.apply(x) as tf.Tensor, tf.tensor(r, [2, 5, SMALL.vocabSize]))) as tf.Scalar, [q.read() as tf.Variable]);
+      const entry = weights.get(q.originalName)!;
+      const picks = [3, 17, 40];
+      const fd = finiteDifference((v) => {
+        const values = Float64Array.from(entry.values);
+        picks.forEach((p, i) => (values[p] = v[i]));
+        return referenceLM(new Map([...weights, [q.originalName, { values, shape: entry.shape }]]), cfg, TOKENS).reduce((s, u, i) => s + u * r[i], 0);
+      }, Float64Array.from(picks.map((p) => entry.values[p])), 1e-5);
+      const g = f64(grads[(q.read() as tf.Variable).name]);
+      assertClose(picks.map((p) => g[p]), fd, { atol: 2e-3, rtol: 2e-3 }, 'd/d query_kernel');
+      tf.dispose([x, value, ...Object.values(grads)]);
+      assertThrowsMentioning(() => nk.buildTransformerLM({ ...SMALL, dModel: 6, heads: 2, positional: 'rope' }), ["'positional'", 'odd']);
       model.dispose();
     });
 
@@ -315,7 +340,7 @@ forEachBackend(() => {
   describe('Transformer layers', () => {
     const cases: Array<[string, tfl.layers.Layer]> = [
       ['TokenPositionEmbedding', new nk.TokenPositionEmbedding({ vocabSize: 5, maxLength: 4, dModel: 6, positional: false })],
-      ['CausalSelfAttention', new nk.CausalSelfAttention({ heads: 2, useBias: false, headScale: true, qkNormalize: true, qkScaleInitScaling: 0.5, outputInitializer: 'zeros' })],
+      ['CausalSelfAttention', new nk.CausalSelfAttention({ heads: 2, useBias: false, headScale: true, qkNormalize: true, qkScaleInitScaling: 0.5, outputInitializer: 'zeros', rotary: true, rotaryBase: 500 })],
       ['ResidualAdd', new nk.ResidualAdd({ residualScale: 1.5, learnedScale: true })],
       ['SwiGLU', new nk.SwiGLU({})],
       ['LearnedScale', new nk.LearnedScale({ initValue: 2, initScaling: 0.25, extraFactor: 3 })],
