@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 import { unitGroups } from '../helpers/kernel-wrappers.js';
+import { assertOptimizerResumes } from '../helpers/optimizer-roundtrip.js';
 
 /**
  * Float64 AdamP / SGDP written from the official clovaai/AdamP code, with the channel view over the
@@ -164,36 +165,7 @@ forEachBackend(() => {
   describe('optimizer state in saved models', () => {
     for (const make of [() => new nk.AdamP({ learningRate: 0.01, weightDecay: 1e-3 }), () => new nk.SGDP({ learningRate: 0.05, momentum: 0.9 })]) {
       it(`${make().getClassName()}: model.save({includeOptimizer}) then loadLayersModel continues training identically`, async () => {
-        const build = () => {
-          const m = tfl.sequential();
-          m.add(tfl.layers.dense({ units: 3, inputShape: [4], activation: 'tanh', kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }) }));
-          m.add(tfl.layers.dense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }));
-          return m;
-        };
-        const model = build();
-        model.compile({ optimizer: make(), loss: 'meanSquaredError' });
-        const xs = tf.tensor(randn(32, 80), [8, 4]);
-        const ys = tf.tensor(randn(8, 81), [8, 1]);
-        await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0, shuffle: false });
-        let artifacts: tf.io.ModelArtifacts | undefined;
-        await model.save(tf.io.withSaveHandler(async (a) => {
-          artifacts = a;
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }), { includeOptimizer: true });
-        const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts as tf.io.ModelArtifacts));
-        assert.equal(loaded.optimizer.getClassName(), model.optimizer.getClassName());
-        assert.deepEqual(loaded.optimizer.getConfig(), model.optimizer.getConfig());
-        assert.equal(loaded.optimizer.iterations, model.optimizer.iterations);
-        await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0, shuffle: false });
-        await loaded.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0, shuffle: false });
-        const a = model.getWeights();
-        const b = loaded.getWeights();
-        a.forEach((w, i) => assertClose(f64(b[i]), f64(w), { rtol: 1e-6, atol: 1e-7 }, `weight ${i} after resumed training`));
-        tf.dispose([xs, ys]);
-        model.optimizer.dispose();
-        loaded.optimizer.dispose();
-        model.dispose();
-        loaded.dispose();
+        await assertOptimizerResumes(make);
       });
     }
   });

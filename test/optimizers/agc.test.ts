@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 import { unitGroups } from '../helpers/kernel-wrappers.js';
+import { assertOptimizerResumes } from '../helpers/optimizer-roundtrip.js';
 
 /** Float64 AGC over unit groups: max = lambda max(||W_i||, eps); clip G_i to max when ||G_i|| > max. */
 function refAgc(g: ArrayLike<number>, w: ArrayLike<number>, groups: number[][], lambda: number, eps: number): Float64Array {
@@ -103,6 +104,11 @@ forEachBackend(() => {
       tf.dispose(p);
       opt.dispose();
       copy.dispose();
+    });
+
+    it('model.save({includeOptimizer}) then loadLayersModel continues training identically (withAgc(adam), withAgc(AdamP))', async () => {
+      await assertOptimizerResumes(() => nk.withAgc(tf.train.adam(0.01), { clipping: 0.05, exclude: ['nothing/'] }));
+      await assertOptimizerResumes(() => nk.withAgc(new nk.AdamP({ learningRate: 0.01 }), { clipping: 0.05 }));
     });
 
     it('trains a tiny model with withAgc(adam) (loss goes down, no leak)', async () => {

@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
+import { assertOptimizerResumes } from '../helpers/optimizer-roundtrip.js';
 
 type Mat = number[][];
 const zeros = (r: number, c: number): Mat => Array.from({ length: r }, () => new Array(c).fill(0));
@@ -121,6 +122,10 @@ forEachBackend(() => {
       tf.dispose([p, q]);
       opt.dispose();
       copy.dispose();
+    });
+
+    it('model.save({includeOptimizer}) then loadLayersModel continues training identically', async () => {
+      await assertOptimizerResumes(() => new nk.Conda({ learningRate: 0.01, updateProjGap: 3, weightDecay: 1e-3 }));
     });
 
     it('a tiny model.fit lowers the loss, and no step leaks tensors', async () => {
