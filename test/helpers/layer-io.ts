@@ -1,6 +1,7 @@
 /**
- * Layer serialization helpers for tests: a save/load round trip through memory, and hand-written
- * Keras-style model.json artifacts (snake_case keys, as Keras and the tfjs converter write them).
+ * Layer serialization helpers for tests: the one save/load round trip through memory (layer-roundtrip.ts
+ * builds on it), and hand-written Keras-style model.json artifacts (snake_case keys, as Keras and the tfjs
+ * converter write them).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { saveAndLoad } from './layer-io.js';
 
 type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
 
@@ -25,13 +26,7 @@ export function assertConfigRoundTrip<L extends tfl.layers.Layer>(cls: LayerCtor
 export async function assertSaveLoadRoundTrip(layer: tfl.layers.Layer, inputShape: number[], x: tf.Tensor, setWeights?: tf.Tensor[]): Promise<void> {
   const model = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape }), layer] });
   if (setWeights) layer.setWeights(setWeights);
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    artifacts = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
-  assert.ok(artifacts, 'save handler was not called');
-  const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+  const loaded = await saveAndLoad(model);
   const original = model.getWeights();
   const restored = loaded.getWeights();
   assert.equal(restored.length, original.length, 'number of weights after load');

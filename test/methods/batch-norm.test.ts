@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { saveAndLoad } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const allBut = (axis: number, rank: number) => [...Array(rank).keys()].filter((a) => a !== axis);
@@ -404,12 +405,7 @@ forEachBackend(() => {
       model.add(new nk.BatchNormalization({ momentum: 0.5 }));
       const xs = tf.tensor(randn(24, 91), [6, 4]);
       tf.dispose(model.layers[1].apply(model.layers[0].apply(xs), { training: true }) as tf.Tensor);
-      let saved: tf.io.ModelArtifacts | undefined;
-      await model.save(tf.io.withSaveHandler(async (artifacts) => {
-        saved = artifacts;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }));
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+      const loaded = await saveAndLoad(model);
       assert.ok(loaded.layers[1] instanceof nk.BatchNormalization);
       assert.deepEqual(loaded.layers[1].getConfig(), model.layers[1].getConfig());
       for (let i = 0; i < model.weights.length; i++) assert.deepEqual(f64(loaded.weights[i].read()), f64(model.weights[i].read()), model.weights[i].name);

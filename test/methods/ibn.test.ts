@@ -7,6 +7,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { saveAndLoad } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -247,12 +248,7 @@ forEachBackend(() => {
       const before = tf.memory().numTensors;
       await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0 });
       assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
-      let artifacts: tf.io.ModelArtifacts | undefined;
-      await model.save(tf.io.withSaveHandler(async (a) => {
-        artifacts = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }));
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts as tf.io.ModelArtifacts));
+      const loaded = await saveAndLoad(model);
       const restored = loaded.layers.find((l) => l instanceof nk.ResidualInstanceNormalization);
       assert.ok(restored);
       assert.deepEqual(restored.getConfig(), layer.getConfig());

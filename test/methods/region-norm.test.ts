@@ -7,6 +7,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn, rng } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 import { conv2dSame } from '../helpers/conv-reference.js';
+import { saveAndLoad } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -314,12 +315,7 @@ forEachBackend(() => {
       assert.ok(f64(layer.weights[0].read()).some((v) => v !== 0), 'foregroundGamma trained');
 
       assertConfigRoundTrip(nk.RegionNormalizationB, new nk.RegionNormalizationB({ epsilon: 1e-3, gammaInitializer: 'ones', betaRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.01 } } }));
-      let artifacts: tf.io.ModelArtifacts | undefined;
-      await model.save(tf.io.withSaveHandler(async (a) => {
-        artifacts = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }));
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts as tf.io.ModelArtifacts));
+      const loaded = await saveAndLoad(model);
       const restored = loaded.layers.find((l) => l instanceof nk.RegionNormalizationB);
       assert.ok(restored, 'a RegionNormalizationB after load');
       assert.deepEqual(restored.getConfig(), layer.getConfig());
