@@ -2,6 +2,7 @@
 // the first 300 training and first 100 test images of each class, in file order.  Run: node data/fashion-mnist-subset/make-subset.mjs
 import { readFileSync, writeFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
+import { Buffer } from 'node:buffer';
 const dir = '/usr/share/datasets/fashion-mnist';
 function read(p){ const b=gunzipSync(readFileSync(p)); const r=b[3]; const dims=[]; for(let i=0;i<r;i++) dims.push(b.readUInt32BE(4+4*i)); return {dims, data:b.subarray(4+4*r)}; }
 function enc(dims,data){ const h=Buffer.alloc(4+4*dims.length); h[2]=8; h[3]=dims.length; dims.forEach((d,i)=>h.writeUInt32BE(d,4+4*i)); return gzipSync(Buffer.concat([h,Buffer.from(data)]),{level:9}); }

@@ -1,0 +1,96 @@
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import * as nk from '../../src/index.js';
+import { runClassifier } from '../../src/lab/experiments/common.js';
+import { forEachBackend } from '../helpers/backends.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** A tiny copy of the embedded data (64 training, 32 test images) so a lab run takes seconds. */
+function tinyData(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'normkit-tiny-'));
+  for (const [split, prefix, n] of [['train', 'train', 64], ['test', 't10k', 32]] as const) {
+    const set = nk.loadFashionMnist(nk.EMBEDDED_FASHION_MNIST_DIR, split, n);
+    nk.writeIdxFile(join(dir, `${prefix}-images-idx3-ubyte.gz`), [n, 28, 28], Uint8Array.from(set.images, (v) => Math.round(v * 255)));
+    nk.writeIdxFile(join(dir, `${prefix}-labels-idx1-ubyte`), [n], Uint8Array.from(set.labels));
+  }
+  return dir;
+}
+
+/** A real experiment at toy size: the CNN with LayerNorm vs no norm, 4 steps of batch 8. */
+const tiny: nk.Experiment = {
+  id: 'tiny',
+  title: 'Tiny',
+  claim: 'LayerNorm beats no normalization (not expected to be decided in 4 steps)',
+  papers: ['Ba, Kiros & Hinton 2016'],
+  methodPages: ['shared/methods/layer-norm.md'],
+  metric: 'final test accuracy',
+  missing: async () => [],
+  plan: () => ({
+    variants: [{ id: 'ln', label: 'LN' }, { id: 'none', label: 'none' }],
+    steps: 4,
+    setup: 'toy',
+    checks: [{ description: 'LN beats none', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, variantA: 'ln', variantB: 'none' }],
+  }),
+  run: async (variant, seed, ctx) => runClassifier({
+    cnn: { norm: variant.id === 'ln' ? 'layer' : 'none', widths: [4, 8] }, steps: 4, batchSize: 8, optimizer: () => tf.train.sgd(0.05), evalEvery: 2,
+  }, seed, ctx),
+  plots: [{ curve: 'train loss', title: 'Training loss', x: 'step', yTitle: 'loss' }],
+};
+
+forEachBackend((backend) => {
+  describe('lab end to end', () => {
+    let data: string;
+    before(() => {
+      data = tinyData();
+    });
+
+    it('trains a tiny experiment over 3 seeds and writes a report, deterministically and without leaks', async () => {
+      const run = (out: string) => nk.runLab({ experiments: [tiny], seeds: 3, quick: true, outDir: out, dataDir: data, backend });
+      const out = mkdtempSync(join(tmpdir(), 'normkit-e2e-'));
+      const tensors = tf.memory().numTensors;
+      const results = await run(out);
+      // The CNN's patch kernels are cached once per (kernel size, channels); everything else is freed.
+      assert.ok(tf.memory().numTensors - tensors <= 4, `${tf.memory().numTensors - tensors} tensors left`);
+      const e = results.experiments[0];
+      assert.equal(e.status, 'done');
+      assert.equal(e.runs.length, 6);
+      assert.ok(['reproduced', 'not reproduced', 'inconclusive'].includes(e.verdict));
+      for (const r of e.runs) {
+        assert.equal(r.output.curves['train loss'].length, 4);
+        assert.equal(r.output.curves['test accuracy'].length, 2);
+        const accuracy = r.output.metrics['final test accuracy'];
+        assert.ok(typeof accuracy === 'number' && accuracy >= 0 && accuracy <= 1);
+      }
+      assert.equal(results.meta.data, data);
+      const html = readFileSync(join(out, 'report.html'), 'utf8');
+      assert.ok(html.includes('<svg') && html.includes('LN beats none'));
+      assert.ok(existsSync(join(out, 'summary.md')));
+      const again = await run(mkdtempSync(join(tmpdir(), 'normkit-e2e-')));
+      assert.deepEqual(again.experiments[0].runs.map((r) => r.output.metrics), e.runs.map((r) => r.output.metrics));
+    });
+  });
+});
+
+describe('normkit CLI', () => {
+  it('lab --list names every experiment and its claim', () => {
+    const r = spawnSync(process.execPath, [CLI, 'lab', '--list'], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    for (const e of nk.EXPERIMENTS) assert.ok(r.stdout.includes(e.id) && r.stdout.includes(e.claim.slice(0, 40)), e.id);
+  });
+
+  it('rejects an unknown experiment and a bad option with a clear message', () => {
+    const unknown = spawnSync(process.execPath, [CLI, 'lab', 'no-such-experiment'], { encoding: 'utf8' });
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /unknown experiment 'no-such-experiment'; known: bn-speedup/);
+    const seeds = spawnSync(process.execPath, [CLI, 'lab', '--seeds', 'two'], { encoding: 'utf8' });
+    assert.equal(seeds.status, 2);
+    assert.match(seeds.stderr, /--seeds must be a positive integer/);
+  });
+});
