@@ -194,6 +194,14 @@ forEachBackend(() => {
       layer.dispose();
     });
 
+    it('a frozen wrapper (trainable: false) freezes the wrapped layer\'s weights too', () => {
+      const layer = new nk.WeightNormalization({ layer: tfl.layers.dense({ units: 2 }), trainable: false });
+      tf.dispose(layer.apply(tf.ones([1, 3])) as tf.Tensor);
+      assert.deepEqual(layer.trainableWeights, []);
+      assert.deepEqual(layer.nonTrainableWeights.map((w) => w.originalName.split('/').pop()).sort(), ['bias', 'g', 'kernel']);
+      layer.dispose();
+    });
+
     it('rejects bad arguments, naming them', () => {
       assertThrowsMentioning(() => new nk.WeightNormalization({ layer: tfl.layers.flatten() }), ['WeightNormalization', "'layer'", 'Dense', 'Flatten']);
       assertThrowsMentioning(() => new nk.WeightNormalization({ layer: 'dense' as never }), ["'layer'", 'a tfjs layer']);

@@ -170,6 +170,30 @@ forEachBackend(() => {
     }
   });
 
+  describe('projectScaleInvariant channel view on other kernel layouts', () => {
+    for (const [label, shape, unitAxes] of [
+      ['Conv2DTranspose [kh, kw, out, in]', [2, 2, 3, 2], [2]],
+      ['DepthwiseConv2D [kh, kw, in, mult]', [2, 2, 3, 2], [2, 3]],
+      ['Conv2D [kh, kw, in, out]', [2, 2, 2, 3], [3]],
+    ] as Array<[string, number[], number[]]>) {
+      it(`projects per output unit of a ${label} kernel given its fan-in axes`, () => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const groups = unitGroups(shape, unitAxes);
+        const fanInAxes = shape.map((_, i) => i).filter((a) => !unitAxes.includes(a));
+        const p = Float64Array.from(randn(n, 90));
+        const g = gradient('unit', p, groups, 91);
+        const d = Float64Array.from(randn(n, 92));
+        const ref = refProject(p, g, d, groups, 0.1, 0.1, 1e-8);
+        assert.equal(ref.wd, 0.1, 'the reference takes the channel branch');
+        tf.tidy(() => {
+          const r = nk.projectScaleInvariant(tf.tensor(Float32Array.from(p), shape), tf.tensor(Float32Array.from(g), shape), tf.tensor(Float32Array.from(d), shape), { delta: 0.1, wdRatio: 0.1, epsilon: 1e-8, fanInAxes });
+          assertClose(f64(r.update), ref.d, { atol: 1e-5, rtol: 1e-4 }, 'projected update');
+          assertClose(f64(r.wdFactor), [0.1], { rtol: 1e-6 }, 'wd factor');
+        });
+      });
+    }
+  });
+
   describe('SGDP', () => {
     for (const nesterov of [false, true]) {
       it(`matches a float64 SGDP step by step, projected buffer included (nesterov ${nesterov})`, () => {
