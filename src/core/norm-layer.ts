@@ -5,10 +5,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkPositive } from './checks.js';
+import { NormkitError } from './errors.js';
 import { resolveConstraint, resolveInitializer, resolveRegularizer, serializeObject } from './serialization.js';
 
 type LayerArgs = ConstructorParameters<typeof tfl.layers.Layer>[0];
 type LayerVariable = tfl.LayerVariable;
+type Initializer = ReturnType<typeof tfl.initializers.ones>;
 
 /** Keras arguments shared by every layer with an affine transform. */
 export interface AffineLayerArgs extends NonNullable<LayerArgs> {
@@ -71,6 +73,28 @@ export abstract class AffineNormLayer extends tfl.layers.Layer {
     }
   }
 
+  /**
+   * The channel (last) size of a channels-last input `[N, ..., C]` of rank >= `minRank`; throws a NormkitError
+   * naming `inputShape` (and this layer) before anything is built otherwise.
+   */
+  protected channelsLastSize(inputShape: tfl.Shape | tfl.Shape[], minRank = 2, expected = `rank >= ${minRank} with a known channel (last) size`): number {
+    const shape = firstInputShape(inputShape);
+    const channels = shape[shape.length - 1];
+    if (shape.length < minRank || channels == null) {
+      throw new NormkitError((this.constructor as unknown as { className: string }).className, 'inputShape', expected, shape);
+    }
+    return channels;
+  }
+
+  /**
+   * Adds a non-trainable float32 state weight (running statistics, streams, counters, windows): saved, loaded
+   * and listed by getWeights like any weight, never updated by an optimizer, only by the layer's own writes.
+   */
+  protected addStateWeight(name: string, shape: number[], initializer: 'zeros' | 'ones' | Initializer): LayerVariable {
+    const init = initializer === 'zeros' ? tfl.initializers.zeros() : initializer === 'ones' ? tfl.initializers.ones() : initializer;
+    return this.addWeight(name, shape, 'float32', init, undefined, false);
+  }
+
   /** Current gamma and beta values (undefined when disabled), for passing to an op. */
   protected affineValues(): { gamma?: tf.Tensor; beta?: tf.Tensor } {
     return { gamma: this.gamma?.read(), beta: this.beta?.read() };
@@ -94,6 +118,11 @@ export abstract class AffineNormLayer extends tfl.layers.Layer {
       gammaConstraint: serializeObject(this.gammaConstraint) as unknown as tf.serialization.ConfigDictValue,
     };
   }
+}
+
+/** The shape of a layer's single (or first) input (tfjs passes one shape or a list of them). */
+export function firstInputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+  return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
 }
 
 /** The single input tensor of a layer call (tfjs passes a tensor or a one-element list). */

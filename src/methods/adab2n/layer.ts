@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { adaB2N, adab2nEta } from './op.js';
@@ -72,21 +72,18 @@ export class AdaB2N extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const channels = shape[shape.length - 1];
-    if (shape.length < 2 || channels == null) throw new NormkitError(WHERE, 'inputShape', 'rank >= 2 with a known channel (last) size', shape);
+    const channels = this.channelsLastSize(inputShape);
     this.buildAffine([channels]);
-    const add = (name: string, size: number, init: ReturnType<typeof tfl.initializers.zeros>, trainable: boolean) => this.addWeight(name, [size], 'float32', init, undefined, trainable);
-    this.vars.movingMean = add('moving_mean', channels, tfl.initializers.zeros(), false);
-    this.vars.movingVariance = add('moving_variance', channels, tfl.initializers.ones(), false);
-    this.vars.taskLogits = add('task_logits', this.numTasks, tfl.initializers.constant({ value: this.initWeight }), true);
-    this.vars.step = add('num_batches_tracked', 1, tfl.initializers.zeros(), false);
-    this.vars.currentTask = add('current_task', 1, tfl.initializers.zeros(), false);
+    this.vars.movingMean = this.addStateWeight('moving_mean', [channels], 'zeros');
+    this.vars.movingVariance = this.addStateWeight('moving_variance', [channels], 'ones');
+    this.vars.taskLogits = this.addWeight('task_logits', [this.numTasks], 'float32', tfl.initializers.constant({ value: this.initWeight }), undefined, true);
+    this.vars.step = this.addStateWeight('num_batches_tracked', [1], 'zeros');
+    this.vars.currentTask = this.addStateWeight('current_task', [1], 'zeros');
     this.built = true;
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
-    return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return firstInputShape(inputShape);
   }
 
   /** Index of the current task (0 for the first). */

@@ -63,17 +63,13 @@ export class BatchChannelNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const channels = shape[shape.length - 1];
-    if (shape.length < 2 || channels == null) {
-      throw new NormkitError('BatchChannelNormalization', 'inputShape', 'rank >= 2 with a known channel (last) size', shape);
-    }
+    const channels = this.channelsLastSize(inputShape);
     resolveGroups('BatchChannelNormalization', this.groups, channels);
     this.buildAffine([channels]);
     this.groupGamma = this.addWeight('group_gamma', [this.groups], 'float32', tfl.initializers.ones(), undefined, true);
     this.groupBeta = this.addWeight('group_beta', [this.groups], 'float32', tfl.initializers.zeros(), undefined, true);
-    this.movingMean = this.addWeight('moving_mean', [channels], 'float32', tfl.initializers.zeros(), undefined, false);
-    this.movingVariance = this.addWeight('moving_variance', [channels], 'float32', tfl.initializers.ones(), undefined, false);
+    this.movingMean = this.addStateWeight('moving_mean', [channels], 'zeros');
+    this.movingVariance = this.addStateWeight('moving_variance', [channels], 'ones');
     this.built = true;
   }
 

@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger, checkOneOf } from '../../core/checks.js';
 import { centeredMoments } from '../../core/moments.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
 import {
@@ -122,7 +122,7 @@ export class BatchNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     const rank = shape.length;
     const axis = this.axisValue();
     if (rank < 2) throw new NormkitError(WHERE, 'inputShape', 'a shape of rank >= 2', shape);
@@ -135,8 +135,8 @@ export class BatchNormalization extends AffineNormLayer {
     // As Keras: later inputs must have the same rank and channel count.
     this.inputSpec = [new tfl.InputSpec({ ndim: rank, axes: { [this.channelAxis]: channels } })];
     this.buildAffine([channels]);
-    this.movingMean = this.addWeight('moving_mean', [channels], 'float32', this.movingMeanInitializer, undefined, false);
-    this.movingVariance = this.addWeight('moving_variance', [channels], 'float32', this.movingVarianceInitializer, undefined, false);
+    this.movingMean = this.addStateWeight('moving_mean', [channels], this.movingMeanInitializer);
+    this.movingVariance = this.addStateWeight('moving_variance', [channels], this.movingVarianceInitializer);
     if (this.accumulateSteps > 1) {
       this.accMean = tf.variable(tf.zeros([channels]), false);
       this.accM2 = tf.variable(tf.zeros([channels]), false);

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { crmsNorm } from './op.js';
@@ -24,7 +24,7 @@ export class CRMSNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     const kept = shape[shape.length - 1];
     if (shape.length < 1 || kept == null) throw new NormkitError('CRMSNormalization', 'inputShape', 'a known last-axis size', shape);
     this.buildAffine([kept]);

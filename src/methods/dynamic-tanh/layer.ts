@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { dynamicTanh } from './op.js';
@@ -39,7 +39,7 @@ export class DynamicTanh extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     const channels = shape[shape.length - 1];
     if (channels == null) throw new NormkitError('DynamicTanh', 'inputShape', 'a known channel (last) size', shape);
     this.alpha = this.addWeight('alpha', [1], 'float32', tfl.initializers.constant({ value: this.alphaInitValue }), undefined, true);

@@ -4,7 +4,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
@@ -29,14 +28,8 @@ export interface EvoNormS0Args extends EvoNormArgs {
   groups?: number;
 }
 
-function channelsOf(where: string, inputShape: tfl.Shape | tfl.Shape[]): number {
-  const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-  const channels = shape[shape.length - 1];
-  if (shape.length < 3 || channels == null) {
-    throw new NormkitError(where, 'inputShape', 'rank >= 3 ([N, ...spatial, C]) with a known channel (last) size', shape);
-  }
-  return channels;
-}
+/** What EvoNorm layers accept: image-like channels-last input (statistics over spatial axes). */
+const EVONORM_INPUT = 'rank >= 3 ([N, ...spatial, C]) with a known channel (last) size';
 
 /**
  * EvoNorm-B0, channels last: `x / max(sqrt(s2_batch + eps), v x + sqrt(s2_inst + eps)) * gamma + beta`
@@ -57,10 +50,10 @@ export class EvoNormB0 extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const channels = channelsOf('EvoNormB0', inputShape);
+    const channels = this.channelsLastSize(inputShape, 3, EVONORM_INPUT);
     this.buildAffine([channels]);
     this.v = this.addWeight('v', [channels], 'float32', this.vInitializer, undefined, true);
-    this.movingVariance = this.addWeight('moving_variance', [channels], 'float32', tfl.initializers.ones(), undefined, false);
+    this.movingVariance = this.addStateWeight('moving_variance', [channels], 'ones');
     this.built = true;
   }
 
@@ -103,7 +96,7 @@ export class EvoNormS0 extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const channels = channelsOf('EvoNormS0', inputShape);
+    const channels = this.channelsLastSize(inputShape, 3, EVONORM_INPUT);
     resolveGroups('EvoNormS0', this.groups, channels);
     this.buildAffine([channels]);
     this.v = this.addWeight('v', [channels], 'float32', this.vInitializer, undefined, true);

@@ -4,7 +4,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveConstraint, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
@@ -55,11 +54,7 @@ export class FilterResponseNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const channels = shape[shape.length - 1];
-    if (shape.length < 2 || channels == null) {
-      throw new NormkitError('FilterResponseNormalization', 'inputShape', 'rank >= 2 with a known channel (last) size', shape);
-    }
+    const channels = this.channelsLastSize(inputShape);
     this.buildAffine([channels]);
     if (this.tlu) {
       this.tau = this.addWeight('tau', [channels], 'float32', this.tauInitializer, this.tauRegularizer ?? undefined, true, this.tauConstraint ?? undefined);

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -51,7 +51,7 @@ export class GroupNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     if (shape.length < 2) {
       throw new NormkitError('GroupNormalization', 'inputShape', 'a shape [N, ..., C] of rank >= 2', shape);
     }

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkOneOf, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
 import { BATCH_NORM_CONVENTIONS, batchNormDefaults, type BatchNormConvention } from '../batch-norm/op.js';
@@ -80,7 +80,7 @@ export class InstanceBatchNormalization extends tfl.layers.Layer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     const channels = shape[shape.length - 1];
     if (shape.length < 3 || channels == null) {
       throw new NormkitError(WHERE_A, 'inputShape', 'a shape [N, ...spatial, C] of rank >= 3 with a known C', shape);
@@ -178,7 +178,7 @@ export class ResidualInstanceNormalization extends AffineNormLayer {
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
-    return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return firstInputShape(inputShape);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {

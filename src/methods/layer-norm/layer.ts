@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { normalizeAxes, paramShape } from '../../core/axes.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -40,7 +40,7 @@ export class LayerNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     this.axes = normalizeAxes('LayerNormalization', this.axis, shape.length);
     const pShape = paramShape(shape as number[], this.axes);
     if (pShape.some((d) => d == null)) {

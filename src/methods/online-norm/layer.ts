@@ -4,7 +4,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkOneOf, checkPositive } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
@@ -61,17 +60,12 @@ export class OnlineNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const channels = shape[shape.length - 1];
-    if (shape.length < 2 || channels == null) {
-      throw new NormkitError('OnlineNormalization', 'inputShape', 'rank >= 2 with a known channel (last) size', shape);
-    }
+    const channels = this.channelsLastSize(inputShape);
     this.buildAffine([channels]);
-    const stream = (name: string, init: ReturnType<typeof tfl.initializers.zeros>) => this.addWeight(name, [channels], 'float32', init, undefined, false);
-    this.mu = stream('mu', tfl.initializers.zeros());
-    this.sigma2 = stream('sigma2', tfl.initializers.ones());
-    this.u = stream('u', tfl.initializers.zeros());
-    this.v = stream('v', tfl.initializers.zeros());
+    this.mu = this.addStateWeight('mu', [channels], 'zeros');
+    this.sigma2 = this.addStateWeight('sigma2', [channels], 'ones');
+    this.u = this.addStateWeight('u', [channels], 'zeros');
+    this.v = this.addStateWeight('v', [channels], 'zeros');
     this.built = true;
   }
 

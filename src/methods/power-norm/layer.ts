@@ -53,20 +53,14 @@ export class PowerNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const channels = shape[shape.length - 1];
-    if (shape.length < 2 || channels == null) {
-      throw new NormkitError('PowerNormalization', 'inputShape', 'rank >= 2 with a known channel (last) size', shape);
-    }
+    const channels = this.channelsLastSize(inputShape);
     if (channels % this.groups !== 0) {
       throw new NormkitError('PowerNormalization', 'groups', `a divisor of the channel count ${channels}`, this.groups);
     }
     this.buildAffine([channels]);
-    const ones = tfl.initializers.ones();
-    const zeros = tfl.initializers.zeros();
-    this.runningPhi = this.addWeight('running_phi', [channels], 'float32', ones, undefined, false);
-    this.emaGz = this.addWeight('ema_gz', [channels], 'float32', zeros, undefined, false);
-    this.iterations = this.addWeight('iterations', [], 'float32', zeros, undefined, false);
+    this.runningPhi = this.addStateWeight('running_phi', [channels], 'ones');
+    this.emaGz = this.addStateWeight('ema_gz', [channels], 'zeros');
+    this.iterations = this.addStateWeight('iterations', [], 'zeros');
     this.built = true;
   }
 

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger, checkOneOf, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
+import { firstInputShape } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
 import { REGION_STATISTICS, regionNorm, regionNormLearned, type RegionStatistics } from './op.js';
@@ -88,7 +89,7 @@ export class RegionNormalizationB extends tfl.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
-    return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    return firstInputShape(inputShape);
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
@@ -169,7 +170,7 @@ export class RegionNormalizationL extends tfl.layers.Layer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     if (shape.length !== 4 || shape[3] == null) {
       throw new NormkitError('RegionNormalizationL', 'inputShape', 'rank 4 [N, H, W, C] with a known C', shape);
     }

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInteger, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { singleInput } from '../../core/norm-layer.js';
+import { firstInputShape, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
 import { fixNorm, scaleNorm } from './op.js';
@@ -41,7 +41,7 @@ export class ScaleNorm extends tfl.layers.Layer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     const d = shape[shape.length - 1];
     if (d == null) throw new NormkitError('ScaleNorm', 'inputShape', 'a known last-axis size', shape);
     const init = this.gInitValue ?? Math.sqrt(d);
@@ -127,7 +127,7 @@ export class FixNormEmbedding extends tfl.layers.Layer {
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const shape = firstInputShape(inputShape);
     return [...shape, this.outputDim];
   }
 

@@ -5,7 +5,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkInteger } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
@@ -53,22 +52,16 @@ export class UnifiedNormalization extends AffineNormLayer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
-    const channels = shape[shape.length - 1];
-    if (shape.length < 2 || channels == null) {
-      throw new NormkitError('UnifiedNormalization', 'inputShape', 'rank >= 2 with a known channel (last) size', shape);
-    }
+    const channels = this.channelsLastSize(inputShape);
     this.buildAffine([channels]);
-    const ones = tfl.initializers.ones();
-    const zeros = tfl.initializers.zeros();
     const [wf, wb] = this.windows;
     this.state = {
-      runningVar: this.addWeight('running_var', [channels], 'float32', ones, undefined, false),
-      emaGz: this.addWeight('ema_gz', [channels], 'float32', zeros, undefined, false),
-      bufferX2: this.addWeight('buffer_x2', [wf, channels], 'float32', zeros, undefined, false),
-      bufferGz: this.addWeight('buffer_gz', [wb, channels], 'float32', zeros, undefined, false),
-      iterations: this.addWeight('iterations', [], 'float32', zeros, undefined, false),
-      skipCounter: this.addWeight('skip_counter', [], 'float32', zeros, undefined, false),
+      runningVar: this.addStateWeight('running_var', [channels], 'ones'),
+      emaGz: this.addStateWeight('ema_gz', [channels], 'zeros'),
+      bufferX2: this.addStateWeight('buffer_x2', [wf, channels], 'zeros'),
+      bufferGz: this.addStateWeight('buffer_gz', [wb, channels], 'zeros'),
+      iterations: this.addStateWeight('iterations', [], 'zeros'),
+      skipCounter: this.addStateWeight('skip_counter', [], 'zeros'),
     };
     this.built = true;
   }
