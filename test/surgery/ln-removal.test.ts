@@ -83,6 +83,30 @@ forEachBackend(() => {
       });
     });
 
+    it('with firstPosition, gives position 0 its own estimate and constant until merged (float64)', () => {
+      const layer = new nk.FakeLayerNormalization({ momentum: 0.5, firstPosition: true, scale: false, center: false });
+      layer.build([null, 3, D]);
+      const xv = randn(2 * 3 * D, 30, 1, 3);
+      const { centered, std } = rows(xv, 1e-5); // rows in order (b, t)
+      const firstStd = (std[0] + std[3]) / 2;
+      const restStd = (std[1] + std[2] + std[4] + std[5]) / 4;
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [2, 3, D]);
+        layer.apply(x, { training: true });
+        assertClose([layer.currentFirstStdEstimate(), layer.currentStdEstimate()], [firstStd, restStd], { rtol: 1e-5 }, 'estimates');
+        layer.switchToFake();
+        const divisor = (i: number) => (Math.floor(i / D) % 3 === 0 ? firstStd : restStd);
+        assertClose(f64(layer.apply(x) as tf.Tensor), centered.map((v, i) => v / divisor(i)), { atol: 1e-5, rtol: 1e-5 }, 'fake, separate');
+        layer.mergeFirstPosition();
+        assert.equal(layer.frozenFirstStd(), layer.frozenStd());
+        assertClose(f64(layer.apply(x) as tf.Tensor), centered.map((v) => v / restStd), { atol: 1e-5, rtol: 1e-5 }, 'fake, merged');
+      });
+      const config = layer.getConfig();
+      assert.equal(config.firstMerged, true);
+      assert.deepEqual(nk.FakeLayerNormalization.fromConfig(nk.FakeLayerNormalization, config).getConfig(), config);
+      assertThrowsMentioning(() => new nk.FakeLayerNormalization({ firstPosition: true }).build([null, D]), ["'firstPosition'"]);
+    });
+
     it('refuses to switch before any estimate, and rejects bad arguments', () => {
       const layer = layerWithWeights();
       assertThrowsMentioning(() => layer.switchToFake(), ["'std_estimate'", '-1']);
@@ -128,13 +152,19 @@ forEachBackend(() => {
       // Same math; LayerNormalization may take the fused kernel, so equality is to float32 rounding.
       tf.tidy(() => assertClose(f64(fake.predict(xs()) as tf.Tensor), f64(model.predict(xs()) as tf.Tensor), { atol: 1e-5, rtol: 1e-5 }, 'logits'));
       const schedule = nk.lnRemovalSchedule(fake, { start: 2, gapMlp: 1, gapAttn: 2, gapFinal: 3 });
+      assert.ok(fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization).every((l) => (l as nk.FakeLayerNormalization).firstPosition));
+      const order = ['block0_mlp_norm', 'block1_mlp_norm', 'block0_attn_norm', 'block1_attn_norm', 'final_norm'];
       assert.deepEqual(schedule, [
-        { step: 2, layer: 'block0_mlp_norm' },
-        { step: 3, layer: 'block1_mlp_norm' },
-        { step: 4, layer: 'block0_attn_norm' },
-        { step: 6, layer: 'block1_attn_norm' },
-        { step: 9, layer: 'final_norm' },
+        { step: 2, layer: 'block0_mlp_norm', action: 'fake' },
+        { step: 3, layer: 'block1_mlp_norm', action: 'fake' },
+        { step: 4, layer: 'block0_attn_norm', action: 'fake' },
+        { step: 6, layer: 'block1_attn_norm', action: 'fake' },
+        { step: 9, layer: 'final_norm', action: 'fake' },
+        ...order.map((layer) => ({ step: 12, layer, action: 'mergeFirst' })),
       ]);
+      const noFirst = await nk.replaceLayerNormWithFake(model, { firstPosition: false });
+      assert.ok(nk.lnRemovalSchedule(noFirst).every((e) => e.action === 'fake'));
+      noFirst.dispose();
       assertThrowsMentioning(() => nk.lnRemovalSchedule(model), ["'model'", 'FakeLayerNormalization']);
       await assert.rejects(nk.replaceLayerNormWithFake(nk.buildTransformerLM({ ...cfg, placement: 'none' })), /LayerNormalization/);
       model.dispose();
@@ -154,7 +184,7 @@ forEachBackend(() => {
       const h = await fake.fit(x, y, { epochs: 8, verbose: 0, callbacks: [nk.lnRemovalCallback(fake, schedule, 1)] });
       assert.equal(tf.memory().numTensors, before, 'fit with removal leaked');
       const norms = fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization) as nk.FakeLayerNormalization[];
-      assert.ok(norms.every((l) => l.fake && l.frozenStd() > 0), 'every LN switched');
+      assert.ok(norms.every((l) => l.fake && l.firstMerged && l.frozenStd() > 0), 'every LN switched and merged');
       assert.ok((h.history.loss as number[]).every(Number.isFinite));
       await assertNoLeak(() => (fake.predict(x) as tf.Tensor).dispose(), 'predict');
       tf.dispose([x, y]);
