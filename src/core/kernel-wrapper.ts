@@ -16,8 +16,11 @@ type Kwargs = Record<string, unknown>;
 
 /** Arguments shared by every kernel wrapper. */
 export interface KernelWrapperArgs extends LayerArgs {
-  /** The wrapped layer: Dense, Conv1D, Conv2D, Conv3D, DepthwiseConv2D or Conv2DTranspose. */
-  layer: tfl.layers.Layer;
+  /**
+   * The wrapped layer: Dense, Conv1D, Conv2D, Conv3D, DepthwiseConv2D or Conv2DTranspose, or its serialized
+   * `{className, config}`.
+   */
+  layer: tfl.layers.Layer | { className: string; config: Record<string, unknown> };
 }
 
 /** A LayerVariable stand-in whose `read()` returns a computed kernel (what tfjs layers call in `call`). */
@@ -49,8 +52,12 @@ export abstract class KernelWrapper extends tfl.layers.Layer {
   constructor(args: KernelWrapperArgs) {
     super(args);
     const where = (this.constructor as unknown as { className: string }).className;
-    const layer = args?.layer as unknown;
-    if (!(layer instanceof tfl.layers.Layer)) throw new NormkitError(where, 'layer', 'a tfjs layer', layer);
+    let layer = args?.layer as unknown;
+    // A serialized {className, config} (e.g. from a registry config written as JSON) is built here.
+    if (layer !== null && typeof layer === 'object' && !(layer instanceof tfl.layers.Layer) && typeof (layer as { className?: unknown }).className === 'string') {
+      layer = deserializeLayer(where, layer);
+    }
+    if (!(layer instanceof tfl.layers.Layer)) throw new NormkitError(where, 'layer', 'a tfjs layer (or its serialized {className, config})', layer);
     if (!SUPPORTED_KERNEL_LAYERS.includes(layer.getClassName())) {
       throw new NormkitError(where, 'layer', `one of ${SUPPORTED_KERNEL_LAYERS.join(', ')}`, `a ${layer.getClassName()} layer`);
     }
