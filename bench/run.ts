@@ -73,7 +73,9 @@ interface Row {
   normkit: Timing;
   bytes: number;
   gbps: number;
-  /** Effective GB/s over the copy's GB/s measured in this run for the same size. */
+  /** GB/s of a plain copy of the same number of floats, measured right before this case. */
+  copyGbps: number;
+  /** Effective GB/s over copyGbps. */
   rooflineFraction: number;
   baseline: string;
   /** Absent when the baseline was not run for this shape (--baseline first). */
@@ -164,6 +166,8 @@ function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (f
           : tf.grads((a: tf.Tensor, g: tf.Tensor) => base.forward(a, g, beta))([x, gamma], dy),
     );
 
+  // The roofline is measured next to the kernel it judges: on a shared machine the load drifts over minutes.
+  const copyBw = copyGbps(n);
   const rows: Row[] = [];
   for (const [pass, ours, theirs, floatsMoved] of [
     ['forward', fwd, baseFwd, 2 * n],
@@ -181,7 +185,8 @@ function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (f
       normkit,
       bytes,
       gbps: eff,
-      rooflineFraction: eff / copyGbps(n),
+      copyGbps: copyBw,
+      rooflineFraction: eff / copyBw,
       baseline: BASELINE[c.method],
       baselineTiming,
       speedup: baselineTiming ? baselineTiming.median / normkit.median : undefined,
@@ -234,14 +239,13 @@ function markdown(report: Report): string {
   lines.push('');
   lines.push(`Node ${report.node}, tfjs ${report.tfjs}, ${report.cpus} CPU(s) (${report.cpuModel}); shared machine, so compare the ratios (all measured in this one run) rather than raw ms.`);
   lines.push('Times in ms: median (min–max) of at least 5 runs after warm-up. GB/s counts bytes of x read + y written (forward) plus dy read + dx written (backward).');
-  lines.push('Roofline = effective GB/s / GB/s of a plain copy of the same number of floats measured in this run.');
-  lines.push(`Copy bandwidth measured: ${Object.entries(report.copy).map(([n, c]) => `${n} floats ${c.gbps.toFixed(1)} GB/s`).join('; ')}.`);
+  lines.push('Roofline = effective GB/s / GB/s of a plain copy (Float32Array.set between preallocated arrays) of the same number of floats, measured in this run right before each case (column "copy GB/s").');
   lines.push('');
-  lines.push('| backend | method | shape | pass | normkit ms | GB/s | roofline | tfjs baseline | baseline ms | speedup | torch 1T ms | vs torch 1T | torch 2T ms | vs torch 2T |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| backend | method | shape | pass | normkit ms | GB/s | copy GB/s | roofline | tfjs baseline | baseline ms | speedup | torch 1T ms | vs torch 1T | torch 2T ms | vs torch 2T |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of report.rows) {
     lines.push(
-      `| ${r.backend} | ${r.method} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${r.baselineTiming ? fmt(r.baselineTiming, 0) : 'not run'} | ${r.speedup ? r.speedup.toFixed(0) + 'x' : 'n/a'} | ${fmt(r.torch1)} | ${r.vsTorch1 ? r.vsTorch1.toFixed(2) + 'x' : 'n/a'} | ${fmt(r.torch2)} | ${r.vsTorch2 ? r.vsTorch2.toFixed(2) + 'x' : 'n/a'} |`,
+      `| ${r.backend} | ${r.method} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${r.copyGbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${r.baselineTiming ? fmt(r.baselineTiming, 0) : 'not run'} | ${r.speedup ? r.speedup.toFixed(0) + 'x' : 'n/a'} | ${fmt(r.torch1)} | ${r.vsTorch1 ? r.vsTorch1.toFixed(2) + 'x' : 'n/a'} | ${fmt(r.torch2)} | ${r.vsTorch2 ? r.vsTorch2.toFixed(2) + 'x' : 'n/a'} |`,
     );
   }
   lines.push('');
@@ -299,7 +303,7 @@ async function main(): Promise<void> {
   const log = (s: string) => console.log(s);
   const copy: Report['copy'] = {};
   const copyGbps = (floats: number) => {
-    if (!copy[floats]) copy[floats] = copyRoofline(floats, RUNS);
+    copy[floats] = copyRoofline(floats, RUNS);
     return copy[floats].gbps;
   };
   const rows: Row[] = [];
