@@ -136,7 +136,8 @@ export interface CausalSelfAttentionArgs extends LayerArgs {
 }
 
 /**
- * Causal multi-head self-attention over [B, T, D] with H heads of size dh = D / H:
+ * Causal multi-head self-attention over [B, T, D] with H heads of size dh = D / H (input x, or [x, x_v] with
+ * the value projection reading x_v):
  *
  *   q, k, v = x W_q + b_q, x W_k + b_k, x W_v + b_v   (split into heads)
  *   A = softmax(q k^T * scale + M),  M[i, j] = -1e9 for j > i,  scale = 1/sqrt(dh)
@@ -229,27 +230,33 @@ export class CausalSelfAttention extends tfl.layers.Layer {
     return this.qkScaleInitScaling ?? 1 / Math.sqrt(this.dModel);
   }
 
-  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape | tfl.Shape[] {
-    return inputShape;
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    // One input, or [qkInput, vInput] when the query/key and value paths read different tensors (LN removal).
     const x = singleInput(inputs);
+    const xv = Array.isArray(inputs) && inputs.length === 2 ? inputs[1] : x;
     if (x.rank !== 3) throw new NormkitError('CausalSelfAttention', 'inputs', 'a tensor of shape [batch, time, features]', x);
+    if (xv.rank !== 3 || xv.shape.some((n, i) => n !== x.shape[i])) {
+      throw new NormkitError('CausalSelfAttention', 'inputs', `a value input of the query input's shape [${x.shape.join(', ')}]`, xv);
+    }
     return tf.tidy(() => {
       const [batch, time, d] = x.shape;
       const h = this.heads;
       const dh = d / h;
       const flat = tf.reshape(x, [batch * time, d]);
-      const project = (kernel: LayerVariable, bias: LayerVariable | null): tf.Tensor => {
-        let y = tf.matMul(flat, kernel.read());
+      const flatV = xv === x ? flat : tf.reshape(xv, [batch * time, d]);
+      const project = (kernel: LayerVariable, bias: LayerVariable | null, input = flat): tf.Tensor => {
+        let y = tf.matMul(input, kernel.read());
         if (bias) y = tf.add(y, bias.read());
         // [B*T, D] -> [B, H, T, dh]
         return tf.transpose(tf.reshape(y, [batch, time, h, dh]), [0, 2, 1, 3]);
       };
       let q = project(this.queryKernel!, this.queryBias);
       let k = project(this.keyKernel!, this.keyBias);
-      const v = project(this.valueKernel!, this.valueBias);
+      const v = project(this.valueKernel!, this.valueBias, flatV);
       if (this.rotary) {
         const { cos, sin } = this.rotaryTables(time, dh);
         q = rotate(q, cos, sin);

@@ -12,6 +12,7 @@ import { centeredMoments } from '../core/moments.js';
 import { registerNorm } from '../core/registry.js';
 import { registerLayerClass } from '../core/serialization.js';
 import { LayerNormalization } from '../methods/layer-norm/layer.js';
+import { CausalSelfAttention } from '../models/transformer-layers.js';
 
 /** Arguments of {@link FakeLayerNormalization}. */
 export interface FakeLayerNormalizationArgs extends AffineLayerArgs {
@@ -179,6 +180,11 @@ export interface ReplaceLayerNormOptions {
   momentum?: number;
   /** Separate constant for position 0 of [B, T, D] inputs (the BOS treatment; default true for such inputs). */
   firstPosition?: boolean;
+  /**
+   * Split each LN that feeds only a CausalSelfAttention into two copies, `<name>_qk` for the query/key path
+   * and `<name>_v` for the value path, removed at different steps (the reference's ln1qk / ln1v; default true).
+   */
+  splitAttention?: boolean;
 }
 
 /**
@@ -188,7 +194,9 @@ export interface ReplaceLayerNormOptions {
  */
 export async function replaceLayerNormWithFake(model: tfl.LayersModel, options: ReplaceLayerNormOptions = {}): Promise<tfl.LayersModel> {
   if (!(model instanceof tfl.LayersModel)) throw new NormkitError(WHERE, 'model', 'a tf.LayersModel', model);
-  checkKnownKeys(WHERE, options, ['momentum', 'firstPosition']);
+  checkKnownKeys(WHERE, options, ['momentum', 'firstPosition', 'splitAttention']);
+  const splitAttention = options.splitAttention ?? true;
+  checkBoolean(WHERE, 'splitAttention', splitAttention);
   const momentum = options.momentum ?? 0.9;
   checkInRange(WHERE, 'momentum', momentum, 0, 1);
   if (options.firstPosition !== undefined) checkBoolean(WHERE, 'firstPosition', options.firstPosition);
@@ -203,19 +211,45 @@ export async function replaceLayerNormWithFake(model: tfl.LayersModel, options: 
       throw new NormkitError(WHERE, 'model', 'LayerNormalization layers over the last axis', `'${ln.name}' over axis ${JSON.stringify(ln.axis)}`);
     }
   }
-  const topology = JSON.parse(model.toJSON(null, true) as string) as { config: { layers: Array<{ class_name: string; config: Record<string, unknown> }> } };
+  type Entry = { class_name: string; name?: string; config: Record<string, unknown>; inbound_nodes?: unknown[] };
+  const topology = JSON.parse(model.toJSON(null, true) as string) as { config: { layers: Entry[] } };
+  // New layer name -> the LN whose weights it takes.
+  const sourceLayer = new Map<string, string>();
+  const layers: Entry[] = [];
   for (const entry of topology.config.layers) {
     const ln = norms.find((n) => n.name === entry.config.name);
-    if (!ln) continue;
+    if (!ln) {
+      layers.push(entry);
+      continue;
+    }
     const firstPosition = (options.firstPosition ?? true) && ranks.get(ln.name) === 3;
-    entry.class_name = FakeLayerNormalization.className;
-    entry.config = { name: ln.name, trainable: ln.trainable, epsilon: ln.epsilon, center: ln.center, scale: ln.scale, momentum, fake: false, firstPosition, firstMerged: false };
+    const fakeEntry = (name: string): Entry => ({
+      ...entry,
+      name,
+      class_name: FakeLayerNormalization.className,
+      config: { name, trainable: ln.trainable, epsilon: ln.epsilon, center: ln.center, scale: ln.scale, momentum, fake: false, firstPosition, firstMerged: false },
+    });
+    const readers = ln.outboundNodes.map((node) => node.outboundLayer);
+    const split = splitAttention && readers.length === 1 && readers[0] instanceof CausalSelfAttention && readers[0].inboundNodes.length === 1;
+    if (!split) {
+      layers.push(fakeEntry(ln.name));
+      sourceLayer.set(ln.name, ln.name);
+      continue;
+    }
+    for (const suffix of ['_qk', '_v']) {
+      layers.push(fakeEntry(ln.name + suffix));
+      sourceLayer.set(ln.name + suffix, ln.name);
+    }
+    const attention = topology.config.layers.find((e) => e.config.name === readers[0].name)!;
+    attention.inbound_nodes = [[[`${ln.name}_qk`, 0, 0, {}], [`${ln.name}_v`, 0, 0, {}]]];
   }
+  topology.config.layers = layers;
   const converted = await tfl.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] });
   const source = new Map(model.weights.map((w) => [w.originalName, w]));
   tf.tidy(() => {
     for (const w of converted.weights) {
-      const from = source.get(w.originalName);
+      const [layerName, ...rest] = w.originalName.split('/');
+      const from = source.get([sourceLayer.get(layerName) ?? layerName, ...rest].join('/'));
       if (from) w.write(from.read());
     }
   });
@@ -244,7 +278,8 @@ export interface LNRemovalScheduleOptions {
 /**
  * The progressive removal order of the reference (`config.py`), for a model built by buildTransformerLM
  * with placement 'pre': the MLP-input norms `block{i}_mlp_norm` at `start + i*gapMlp`, then the
- * attention-input norms `block{i}_attn_norm` every `gapAttn` steps, then `final_norm` `gapFinal` steps after
+ * attention-input norms every `gapAttn` steps (split models: the query/key copies `block{i}_attn_norm_qk` of
+ * every block, then the value copies `block{i}_attn_norm_v`), then `final_norm` `gapFinal` steps after
  * the last attention switch, and last, `gapFinal` steps later, every layer with a separate position-0
  * constant merges it into the common one (the reference's BOS special case, handled last).
  */
@@ -270,9 +305,15 @@ export function lnRemovalSchedule(model: tfl.LayersModel, options: LNRemovalSche
     if (names.includes(`block${i}_mlp_norm`)) events.push({ step, layer: `block${i}_mlp_norm`, action: 'fake' });
     step += gapMlp;
   }
-  for (let i = 0; i < blocks; i++) {
-    if (names.includes(`block${i}_attn_norm`)) events.push({ step, layer: `block${i}_attn_norm`, action: 'fake' });
-    if (i < blocks - 1) step += gapAttn;
+  // Unsplit attention norms, or the query/key copies of all blocks, then the value copies (ln1qk, then ln1v).
+  const attnNames = [...Array.from({ length: blocks }, (_, i) => [`block${i}_attn_norm`, `block${i}_attn_norm_qk`]), ...Array.from({ length: blocks }, (_, i) => [`block${i}_attn_norm_v`])];
+  let first = true;
+  for (const candidates of attnNames) {
+    const present = candidates.filter((n) => names.includes(n));
+    if (present.length === 0) continue;
+    if (!first) step += gapAttn;
+    first = false;
+    for (const layer of present) events.push({ step, layer, action: 'fake' });
   }
   step += gapFinal;
   if (names.includes('final_norm')) events.push({ step, layer: 'final_norm', action: 'fake' });

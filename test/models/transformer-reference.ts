@@ -98,15 +98,15 @@ function add(a: Vec, b: Vec, scaleA = 1, weightA?: Float64Array): Vec {
   return a.map((v, i) => v * scaleA * (weightA ? weightA[i] : 1) + b[i]);
 }
 
-/** Causal self-attention over one sequence xs[t] (each a d-vector). */
-function attention(w: Weights, cfg: RefConfig, name: string, xs: Vec[]): Vec[] {
+/** Causal self-attention over one sequence xs[t] (each a d-vector); the value path reads xsV when given. */
+export function attention(w: Weights, cfg: RefConfig, name: string, xs: Vec[], xsV: Vec[] = xs): Vec[] {
   const d = cfg.dModel;
   const h = cfg.heads;
   const dh = d / h;
-  const proj = (kind: string) => xs.map((x) => linear(x, must(w, `${name}/${kind}_kernel`), d, get(w, `${name}/${kind}_bias`)));
+  const proj = (kind: string, input = xs) => input.map((x) => linear(x, must(w, `${name}/${kind}_kernel`), d, get(w, `${name}/${kind}_bias`)));
   let q = proj('query');
   let k = proj('key');
-  const v = proj('value');
+  const v = proj('value', xsV);
   if (cfg.rope) {
     // Each head's pair (x_i, x_{i + dh/2}) rotated by the angle t * 10000^(-2i/dh).
     const rot = (t: Vec, pos: number) => {

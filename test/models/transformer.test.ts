@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { erf, referenceCrossEntropy, referenceLM, type RefConfig, type Weights } from './transformer-reference.js';
+import { attention, erf, referenceCrossEntropy, referenceLM, type RefConfig, type Weights } from './transformer-reference.js';
 
 type Placement = RefConfig['placement'];
 const PLACEMENTS: Placement[] = ['post', 'pre', 'peri', 'deepnorm', 'normformer', 'ngpt', 'none'];
@@ -355,6 +355,25 @@ forEachBackend(() => {
         assert.deepEqual(copy.getConfig(), config);
       });
     }
+
+    it('CausalSelfAttention with [x, xV] reads the value path from xV (float64 reference)', () => {
+      const a = tfl.input({ shape: [4, 8] });
+      const b = tfl.input({ shape: [4, 8] });
+      const layer = new nk.CausalSelfAttention({ heads: 2, name: 'att' });
+      const model = tfl.model({ inputs: [a, b], outputs: layer.apply([a, b]) as tfl.SymbolicTensor });
+      const weights = randomizeWeights(model, 600);
+      const av = randn(32, 61);
+      const bv = randn(32, 62);
+      const rows = (v: Float32Array) => Array.from({ length: 4 }, (_, t) => Float64Array.from(v.slice(t * 8, t * 8 + 8)));
+      const expected = attention(weights, { ...refConfig('pre'), dModel: 8, heads: 2 }, 'att', rows(av), rows(bv)).flatMap((r) => Array.from(r));
+      tf.tidy(() => {
+        const [ta, tb] = [tf.tensor(av, [1, 4, 8]), tf.tensor(bv, [1, 4, 8])];
+        assertClose(f64(model.predict([ta, tb]) as tf.Tensor), expected, { atol: 1e-5, rtol: 1e-5 }, 'two inputs');
+        assert.deepEqual(Array.from((layer.apply([ta, ta]) as tf.Tensor).dataSync()), Array.from((layer.apply(ta) as tf.Tensor).dataSync()));
+        assertThrowsMentioning(() => layer.apply([ta, tf.zeros([1, 3, 8])]), ["'inputs'", 'value input']);
+      });
+      model.dispose();
+    });
 
     it('reject bad arguments, naming them', () => {
       assertThrowsMentioning(() => new nk.CausalSelfAttention({ heads: 0 }), ["'heads'"]);

@@ -144,27 +144,44 @@ forEachBackend(() => {
     const xs = () => tf.tensor([[0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [1, 1, 2, 2, 3]], [3, 5], 'int32');
     const ys = () => tf.oneHot(tf.tensor([[1, 2, 3, 4, 5], [3, 2, 1, 0, 5], [1, 2, 2, 3, 3]], [3, 5], 'int32'), 6);
 
-    it('replaceLayerNormWithFake keeps the outputs, and the schedule follows the reference order', async () => {
+    it('replaceLayerNormWithFake keeps the outputs, splits the attention norms, and the schedule follows the reference order', async () => {
       const model = nk.buildTransformerLM(cfg);
       const fake = await nk.replaceLayerNormWithFake(model);
       assert.equal(fake.layers.filter((l) => l instanceof nk.LayerNormalization).length, 0);
-      assert.equal(fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization).length, 5);
+      const fakes = fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization) as nk.FakeLayerNormalization[];
+      assert.deepEqual(fakes.map((l) => l.name).sort(), ['block0_attn_norm_qk', 'block0_attn_norm_v', 'block0_mlp_norm', 'block1_attn_norm_qk', 'block1_attn_norm_v', 'block1_mlp_norm', 'final_norm']);
+      assert.ok(fakes.every((l) => l.firstPosition));
+      // Both copies carry the original gain and bias; the attention reads [qk copy, v copy].
+      const original = model.getLayer('block1_attn_norm').getWeights().map(f64);
+      for (const copy of ['block1_attn_norm_qk', 'block1_attn_norm_v']) {
+        fake.getLayer(copy).getWeights().slice(0, 2).forEach((w, i) => assert.deepEqual(Array.from(f64(w)), Array.from(original[i])));
+      }
+      assert.deepEqual((fake.getLayer('block0_attn').input as tfl.SymbolicTensor[]).map((t) => t.sourceLayer.name), ['block0_attn_norm_qk', 'block0_attn_norm_v']);
       // Same math; LayerNormalization may take the fused kernel, so equality is to float32 rounding.
       tf.tidy(() => assertClose(f64(fake.predict(xs()) as tf.Tensor), f64(model.predict(xs()) as tf.Tensor), { atol: 1e-5, rtol: 1e-5 }, 'logits'));
       const schedule = nk.lnRemovalSchedule(fake, { start: 2, gapMlp: 1, gapAttn: 2, gapFinal: 3 });
-      assert.ok(fake.layers.filter((l) => l instanceof nk.FakeLayerNormalization).every((l) => (l as nk.FakeLayerNormalization).firstPosition));
-      const order = ['block0_mlp_norm', 'block1_mlp_norm', 'block0_attn_norm', 'block1_attn_norm', 'final_norm'];
+      const names = fakes.map((l) => l.name);
       assert.deepEqual(schedule, [
+        { step: 2, layer: 'block0_mlp_norm', action: 'fake' },
+        { step: 3, layer: 'block1_mlp_norm', action: 'fake' },
+        { step: 4, layer: 'block0_attn_norm_qk', action: 'fake' },
+        { step: 6, layer: 'block1_attn_norm_qk', action: 'fake' },
+        { step: 8, layer: 'block0_attn_norm_v', action: 'fake' },
+        { step: 10, layer: 'block1_attn_norm_v', action: 'fake' },
+        { step: 13, layer: 'final_norm', action: 'fake' },
+        ...['block0_mlp_norm', 'block1_mlp_norm', 'block0_attn_norm_qk', 'block1_attn_norm_qk', 'block0_attn_norm_v', 'block1_attn_norm_v', 'final_norm']
+          .filter((n) => names.includes(n))
+          .map((layer) => ({ step: 16, layer, action: 'mergeFirst' })),
+      ]);
+      const plain = await nk.replaceLayerNormWithFake(model, { firstPosition: false, splitAttention: false });
+      assert.deepEqual(nk.lnRemovalSchedule(plain, { start: 2, gapMlp: 1, gapAttn: 2, gapFinal: 3 }), [
         { step: 2, layer: 'block0_mlp_norm', action: 'fake' },
         { step: 3, layer: 'block1_mlp_norm', action: 'fake' },
         { step: 4, layer: 'block0_attn_norm', action: 'fake' },
         { step: 6, layer: 'block1_attn_norm', action: 'fake' },
         { step: 9, layer: 'final_norm', action: 'fake' },
-        ...order.map((layer) => ({ step: 12, layer, action: 'mergeFirst' })),
       ]);
-      const noFirst = await nk.replaceLayerNormWithFake(model, { firstPosition: false });
-      assert.ok(nk.lnRemovalSchedule(noFirst).every((e) => e.action === 'fake'));
-      noFirst.dispose();
+      plain.dispose();
       assertThrowsMentioning(() => nk.lnRemovalSchedule(model), ["'model'", 'FakeLayerNormalization']);
       await assert.rejects(nk.replaceLayerNormWithFake(nk.buildTransformerLM({ ...cfg, placement: 'none' })), /LayerNormalization/);
       model.dispose();
