@@ -111,7 +111,7 @@ export const bnOnly: Experiment = {
     return {
       variants: [{ id: 'bn-affine', label: 'only BN gamma, beta' }, { id: 'random-k', label: 'as many random conv/dense weights' }],
       steps,
-      setup: `${DATA(quick)}; ResNet (widths 16, 32) with BN, kernels frozen at their seeded He init; either only BN's gamma and beta are trained, or the same number K of kernel entries chosen at random (seeded) among all conv and dense kernels (BN's gamma, beta frozen at 1, 0); Adam, learning rate 0.01; batch 32; ${steps} steps.`,
+      setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN, kernels frozen at their seeded He init; either only BN's gamma and beta are trained, or the same number K of kernel entries chosen at random (seeded) among all conv and dense kernels (BN's gamma, beta frozen at 1, 0); Adam, learning rate 0.01; batch 32; ${steps} steps.`,
       checks: [
         { description: 'Training only BN\'s affine parameters beats training as many random other parameters', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.02, variantA: 'bn-affine', variantB: 'random-k' },
       ],
@@ -123,12 +123,12 @@ export const bnOnly: Experiment = {
       cnn.normLayers.flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
     if (variant.id === 'bn-affine') {
       return runClassifier({
-        cnn: { norm: 'batch', widths: [16, 32] }, steps, batchSize: 32, optimizer: () => tf.train.adam(0.01), evalEvery: Math.max(1, steps / 10),
+        cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, optimizer: () => tf.train.adam(0.01), evalEvery: Math.max(1, steps / 10),
         vars: normVars,
       }, seed, ctx);
     }
     return runClassifier({
-      cnn: { norm: 'batch', widths: [16, 32] }, steps, batchSize: 32, optimizer: () => tf.train.adam(0.01), evalEvery: Math.max(1, steps / 10),
+      cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, optimizer: () => tf.train.adam(0.01), evalEvery: Math.max(1, steps / 10),
       vars: (cnn) => [...cnn.convLayers, cnn.head].map((l) => l.trainableWeights[0].read() as tf.Variable),
       hooks: (cnn) => {
         // K = number of BN affine parameters; pick K kernel entries uniformly at random (seeded), mask the rest.

@@ -37,7 +37,7 @@ export const testTime: Experiment = {
     return {
       variants: [{ id: 'bn', label: 'BN ResNet' }],
       steps,
-      setup: `${quick ? 'Fashion-MNIST subset at 14x14' : 'Fashion-MNIST at 28x28'}; ResNet (widths 8, 16) with BN trained on clean images (SGD momentum 0.9, learning rate 0.05, batch 32, ${steps} steps), then evaluated without training on the corrupted test set with: the source moving statistics; statistics recalibrated on the whole corrupted test set (precise BN); the test batch's own statistics (alpha = 0); alpha-BN with alpha = ${ALPHA} (fixed beforehand; the sweep over alpha is plotted). Test batches of ${TEST_BATCH}.`,
+      setup: `${quick ? 'Fashion-MNIST subset at 14x14' : 'Fashion-MNIST at 28x28'}; ResNet (widths 8, 16) with BN trained on clean images (SGD momentum 0.9, learning rate 0.1, batch 32, ${steps} steps), then evaluated without training on the corrupted test set with: the source moving statistics; statistics recalibrated on the whole corrupted test set (precise BN); the test batch's own statistics (alpha = 0); alpha-BN with alpha = ${ALPHA} (fixed beforehand; the sweep over alpha is plotted). Test batches of ${TEST_BATCH}.`,
       checks: [
         { description: `alpha-BN (alpha = ${ALPHA}) beats the source statistics`, metric: 'alpha-BN accuracy', metricB: 'source accuracy', better: 'higher', kind: 'better', margin: 0.01, variantA: 'bn', variantB: 'bn', labelA: 'alpha-BN', labelB: 'source BN' },
         { description: `alpha-BN (alpha = ${ALPHA}) beats test-batch statistics (alpha = 0) at batch ${TEST_BATCH}`, metric: 'alpha-BN accuracy', metricB: 'test-batch accuracy', better: 'higher', kind: 'better', margin: 0, variantA: 'bn', variantB: 'bn', labelA: 'alpha-BN', labelB: 'test-batch BN' },
@@ -49,7 +49,7 @@ export const testTime: Experiment = {
     const { train, test } = suiteImages(ctx);
     const steps = testTime.plan(ctx.quick).steps;
     const cnn = buildCNN({ inputShape: [train.height, train.width, 1], numClasses: train.numClasses, norm: 'batch', widths: [8, 16], seed: modelSeed(seed, 'cnn') });
-    const optimizer = tf.train.momentum(0.05, 0.9);
+    const optimizer = tf.train.momentum(0.1, 0.9);
     const models: tfl.LayersModel[] = [];
     try {
       const result = trainClassifier({ model: cnn.model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery: Math.max(1, steps / 10), onStep: ctx.onStep, shouldStop: ctx.shouldStop });
