@@ -36,6 +36,7 @@ export async function assertSaveLoadRoundTrip(layer: tfl.layers.Layer, inputShap
   }
   const restoredLayer = loaded.layers[loaded.layers.length - 1];
   assert.equal(restoredLayer.getClassName(), layer.getClassName());
+  assert.ok(restoredLayer instanceof layer.constructor, `a ${layer.getClassName()} after load`);
   assert.deepEqual(restoredLayer.getConfig(), layer.getConfig(), 'config after load');
   const [a, b] = tf.tidy(() => [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor]);
   assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()), 'outputs after load');

@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { saveAndLoad } from '../helpers/layer-io.js';
 
@@ -129,16 +130,8 @@ forEachBackend(() => {
     }
 
     it('training gradient matches finite differences of the op itself', () => {
-      const shape = [4, 3];
-      const xv = randn(12, 30);
-      const dyv = randn(12, 31);
       const opts = () => ({ training: true, epsilon: 1e-2, movingMean: tf.zeros([3]), movingVariance: tf.ones([3]) });
-      const loss = (v: Float64Array) => tf.tidy(() => tf.sum(tf.mul(nk.batchNorm(tf.tensor(Float32Array.from(v), shape), opts()).y, tf.tensor(dyv, shape))).dataSync()[0]);
-      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
-      const dxT = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.batchNorm(x, opts()).y, tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
-      const dx = f64(dxT);
-      dxT.dispose();
-      assertClose(dx, fd, { atol: 5e-3, rtol: 5e-2 }, 'dx vs finite differences');
+      assertGradMatchesFiniteDifferences((x) => nk.batchNorm(x, opts()).y, [4, 3], randn(12, 30), randn(12, 31));
     });
 
     it('inference gradient is gamma * dy / sqrt(movingVariance + eps) only; dgamma = sum(dy * xhat)', () => {

@@ -4,9 +4,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
-import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
+import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
+import { assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
-import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts, saveAndLoad } from '../helpers/layer-io.js';
+import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -103,16 +105,7 @@ forEachBackend(() => {
     });
 
     it('gradient matches finite differences of the op itself', () => {
-      const shape = [2, 3, 4];
-      const xv = randn(24, 30);
-      const dyv = randn(24, 31);
-      const opts = { groups: 2, epsilon: 1e-2 };
-      const loss = (v: Float64Array) => tf.tidy(() => tf.sum(tf.mul(nk.groupNorm(tf.tensor(Float32Array.from(v), shape), opts), tf.tensor(dyv, shape))).dataSync()[0]);
-      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
-      const dxT = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.groupNorm(x, opts), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
-      const dx = f64(dxT);
-      dxT.dispose();
-      assertClose(dx, fd, { atol: 5e-3, rtol: 5e-2 }, 'dx vs finite differences');
+      assertGradMatchesFiniteDifferences((x) => nk.groupNorm(x, { groups: 2, epsilon: 1e-2 }), [2, 3, 4], randn(24, 30), randn(24, 31));
     });
 
     it('is exact on a large common offset (mean 1e4, std 1e-2)', () => {
@@ -241,22 +234,10 @@ forEachBackend(() => {
     });
 
     it('saves and loads through model.json with identical weights and outputs', async () => {
-      const model = tfl.sequential();
-      model.add(new nk.GroupNormalization({ inputShape: [3, 6], groups: 3, epsilon: 1e-4 }));
-      const layer = model.layers[0];
-      layer.setWeights([tf.tensor(randn(6, 85, 1, 0.3), [6]), tf.tensor(randn(6, 86), [6])]);
-      const loaded = await saveAndLoad(model);
-      const copy = loaded.layers[0] as nk.GroupNormalization;
-      assert.ok(copy instanceof nk.GroupNormalization);
-      assert.deepEqual(copy.getConfig(), layer.getConfig());
       const x = tf.tensor(randn(36, 87), [2, 3, 6]);
-      tf.tidy(() => {
-        layer.getWeights().forEach((w, i) => assert.deepEqual(Array.from(copy.getWeights()[i].dataSync()), Array.from(w.dataSync())));
-        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
-      });
-      x.dispose();
-      model.dispose();
-      loaded.dispose();
+      const weights = [tf.tensor(randn(6, 85, 1, 0.3), [6]), tf.tensor(randn(6, 86), [6])];
+      await assertSaveLoadRoundTrip(new nk.GroupNormalization({ groups: 3, epsilon: 1e-4 }), [3, 6], x, weights);
+      tf.dispose([x, ...weights]);
     });
 
     const aliasCases: Array<{ className: string; groups: number; resolved: number }> = [

@@ -4,9 +4,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
-import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
+import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
+import { assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
-import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts, saveAndLoad } from '../helpers/layer-io.js';
+import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 /** Instance statistics of channels-last input: every axis but batch (0) and channels (last). */
@@ -63,15 +65,7 @@ forEachBackend(() => {
     });
 
     it('gradient matches finite differences of the op itself', () => {
-      const shape = [2, 4, 3];
-      const xv = randn(24, 30);
-      const dyv = randn(24, 31);
-      const loss = (v: Float64Array) => tf.tidy(() => tf.sum(tf.mul(nk.instanceNorm(tf.tensor(Float32Array.from(v), shape), { epsilon: 1e-2 }), tf.tensor(dyv, shape))).dataSync()[0]);
-      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
-      const dxT = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.instanceNorm(x, { epsilon: 1e-2 }), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
-      const dx = f64(dxT);
-      dxT.dispose();
-      assertClose(dx, fd, { atol: 5e-3, rtol: 5e-2 }, 'dx vs finite differences');
+      assertGradMatchesFiniteDifferences((x) => nk.instanceNorm(x, { epsilon: 1e-2 }), [2, 4, 3], randn(24, 30), randn(24, 31));
     });
 
     it('is exact on a large common offset (mean 1e4, std 1e-2)', () => {
@@ -198,22 +192,10 @@ forEachBackend(() => {
     });
 
     it('saves and loads through model.json with identical weights and outputs', async () => {
-      const model = tfl.sequential();
-      model.add(new nk.InstanceNormalization({ inputShape: [5, 3], epsilon: 1e-4 }));
-      const layer = model.layers[0];
-      layer.setWeights([tf.tensor(randn(3, 85, 1, 0.3), [3]), tf.tensor(randn(3, 86), [3])]);
-      const loaded = await saveAndLoad(model);
-      const copy = loaded.layers[0] as nk.InstanceNormalization;
-      assert.ok(copy instanceof nk.InstanceNormalization);
-      assert.deepEqual(copy.getConfig(), layer.getConfig());
       const x = tf.tensor(randn(30, 87), [2, 5, 3]);
-      tf.tidy(() => {
-        layer.getWeights().forEach((w, i) => assert.deepEqual(Array.from(copy.getWeights()[i].dataSync()), Array.from(w.dataSync())));
-        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
-      });
-      x.dispose();
-      model.dispose();
-      loaded.dispose();
+      const weights = [tf.tensor(randn(3, 85, 1, 0.3), [3]), tf.tensor(randn(3, 86), [3])];
+      await assertSaveLoadRoundTrip(new nk.InstanceNormalization({ epsilon: 1e-4 }), [5, 3], x, weights);
+      tf.dispose([x, ...weights]);
     });
 
     it('loads a TensorFlow Addons InstanceNormalization model.json (groups key ignored)', async () => {

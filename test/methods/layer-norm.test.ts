@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
@@ -62,16 +63,7 @@ forEachBackend(() => {
     }
 
     it('gradient matches finite differences of the op itself', () => {
-      const shape = [2, 6];
-      const xv = randn(12, 30);
-      const dyv = randn(12, 31);
-      const loss = (v: Float64Array) =>
-        tf.tidy(() => tf.sum(tf.mul(nk.layerNorm(tf.tensor(Float32Array.from(v), shape), { epsilon: 1e-2 }), tf.tensor(dyv, shape))).dataSync()[0]);
-      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
-      const dxT = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.layerNorm(x, { epsilon: 1e-2 }), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
-      const dx = f64(dxT);
-      dxT.dispose();
-      assertClose(dx, fd, { atol: 5e-3, rtol: 5e-2 }, 'dx vs finite differences');
+      assertGradMatchesFiniteDifferences((x) => nk.layerNorm(x, { epsilon: 1e-2 }), [2, 6], randn(12, 30), randn(12, 31));
     });
 
     it('is exact on a large common offset (mean 1e4, std 1e-2)', () => {

@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 
 /** Runs `fn` in a tf.tidy scope and returns its (non-tensor) result. */
@@ -251,15 +252,8 @@ forEachBackend(() => {
     });
 
     it('one-sample training gradient equals finite differences of the op itself', () => {
-      const shape = [1, 8, 2];
-      const xv = randn(16, 30);
-      const dOut = randn(16, 31);
       const opts = { ecm: 'none' as const, state: undefined, epsilon: 1e-2 };
-      const loss = (v: Float64Array) =>
-        tf.tidy(() => tf.sum(tf.mul(nk.onlineNorm(tf.tensor(Float32Array.from(v), shape), opts).y, tf.tensor(dOut, shape))).dataSync()[0]);
-      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
-      const dx = scoped(() => f64(tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.onlineNorm(x, opts).y, tf.tensor(dOut, shape))))(tf.tensor(xv, shape))));
-      assertClose(dx, fd, { atol: 5e-3, rtol: 1e-2 }, 'dx vs finite differences');
+      assertGradMatchesFiniteDifferences((x) => nk.onlineNorm(x, opts).y, [1, 8, 2], randn(16, 30), randn(16, 31), { tol: { atol: 5e-3, rtol: 1e-2 } });
     });
 
     it('holds on a large common offset, constant samples and magnitudes from 1e-6 to 1e15', () => {

@@ -5,8 +5,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
+import { assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
-import { kerasSequentialArtifacts, saveAndLoad } from '../helpers/layer-io.js';
+import { kerasSequentialArtifacts } from '../helpers/layer-io.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -86,16 +88,7 @@ forEachBackend(() => {
     });
 
     it('gradient matches finite differences of the op itself', () => {
-      const shape = [2, 6];
-      const xv = randn(12, 30);
-      const dyv = randn(12, 31);
-      const loss = (v: Float64Array) =>
-        tf.tidy(() => tf.sum(tf.mul(nk.rmsNorm(tf.tensor(Float32Array.from(v), shape), { epsilon: 1e-2 }), tf.tensor(dyv, shape))).dataSync()[0]);
-      const fd = finiteDifference(loss, Float64Array.from(xv), 1e-2);
-      const dxT = tf.tidy(() => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.rmsNorm(x, { epsilon: 1e-2 }), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
-      const dx = f64(dxT);
-      dxT.dispose();
-      assertClose(dx, fd, { atol: 5e-3, rtol: 5e-2 }, 'dx vs finite differences');
+      assertGradMatchesFiniteDifferences((x) => nk.rmsNorm(x, { epsilon: 1e-2 }), [2, 6], randn(12, 30), randn(12, 31));
     });
 
     it('pRMSNorm: forward and gradient match a float64 reference', () => {
@@ -258,22 +251,10 @@ forEachBackend(() => {
     });
 
     it('saves and loads through model.json with identical weights and outputs', async () => {
-      const model = tfl.sequential();
-      model.add(new nk.RMSNormalization({ inputShape: [3, 6], axis: [-2, -1], center: true, epsilon: 1e-4 }));
-      const layer = model.layers[0];
-      layer.setWeights([tf.tensor(randn(18, 85, 1, 0.3), [3, 6]), tf.tensor(randn(18, 86), [3, 6])]);
-      const loaded = await saveAndLoad(model);
-      const copy = loaded.layers[0] as nk.RMSNormalization;
-      assert.ok(copy instanceof nk.RMSNormalization);
-      assert.deepEqual(copy.getConfig(), layer.getConfig());
       const x = tf.tensor(randn(36, 87), [2, 3, 6]);
-      tf.tidy(() => {
-        layer.getWeights().forEach((w, i) => assert.deepEqual(Array.from(copy.getWeights()[i].dataSync()), Array.from(w.dataSync())));
-        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
-      });
-      x.dispose();
-      model.dispose();
-      loaded.dispose();
+      const weights = [tf.tensor(randn(18, 85, 1, 0.3), [3, 6]), tf.tensor(randn(18, 86), [3, 6])];
+      await assertSaveLoadRoundTrip(new nk.RMSNormalization({ axis: [-2, -1], center: true, epsilon: 1e-4 }), [3, 6], x, weights);
+      tf.dispose([x, ...weights]);
     });
 
     it('loads a Keras 3 RMSNormalization model.json (weight "scale")', async () => {
