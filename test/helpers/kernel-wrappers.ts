@@ -20,15 +20,18 @@ export interface KernelCase {
   unitAxes: number[];
 }
 
+/** A seeded Glorot-uniform initializer, so every test kernel is the same from run to run. */
+const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
+
 export const KERNEL_CASES: KernelCase[] = [
-  { name: 'Dense', make: () => tfl.layers.dense({ units: 3 }), inputShape: [4], kernelShape: [4, 3], unitAxes: [1] },
-  { name: 'Conv1D', make: () => tfl.layers.conv1d({ filters: 3, kernelSize: 2 }), inputShape: [5, 2], kernelShape: [2, 2, 3], unitAxes: [2] },
-  { name: 'Conv2D', make: () => tfl.layers.conv2d({ filters: 3, kernelSize: 2 }), inputShape: [4, 4, 2], kernelShape: [2, 2, 2, 3], unitAxes: [3] },
-  { name: 'Conv3D', make: () => tfl.layers.conv3d({ filters: 2, kernelSize: 2 }), inputShape: [3, 3, 3, 2], kernelShape: [2, 2, 2, 2, 2], unitAxes: [4] },
+  { name: 'Dense', make: () => tfl.layers.dense({ units: 3, kernelInitializer: seeded(1) }), inputShape: [4], kernelShape: [4, 3], unitAxes: [1] },
+  { name: 'Conv1D', make: () => tfl.layers.conv1d({ filters: 3, kernelSize: 2, kernelInitializer: seeded(2) }), inputShape: [5, 2], kernelShape: [2, 2, 3], unitAxes: [2] },
+  { name: 'Conv2D', make: () => tfl.layers.conv2d({ filters: 3, kernelSize: 2, kernelInitializer: seeded(3) }), inputShape: [4, 4, 2], kernelShape: [2, 2, 2, 3], unitAxes: [3] },
+  { name: 'Conv3D', make: () => tfl.layers.conv3d({ filters: 2, kernelSize: 2, kernelInitializer: seeded(4) }), inputShape: [3, 3, 3, 2], kernelShape: [2, 2, 2, 2, 2], unitAxes: [4] },
   // Output channel c * multiplier + m is fed only by kernel[:, :, c, m].
-  { name: 'DepthwiseConv2D', make: () => tfl.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2 }), inputShape: [4, 4, 3], kernelShape: [2, 2, 3, 2], unitAxes: [2, 3] },
+  { name: 'DepthwiseConv2D', make: () => tfl.layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2, depthwiseInitializer: seeded(5) }), inputShape: [4, 4, 3], kernelShape: [2, 2, 3, 2], unitAxes: [2, 3] },
   // Conv2DTranspose kernels are [kh, kw, out, in]: output channel o is kernel[:, :, o, :].
-  { name: 'Conv2DTranspose', make: () => tfl.layers.conv2dTranspose({ filters: 3, kernelSize: 2 }), inputShape: [3, 3, 2], kernelShape: [2, 2, 3, 2], unitAxes: [2] },
+  { name: 'Conv2DTranspose', make: () => tfl.layers.conv2dTranspose({ filters: 3, kernelSize: 2, kernelInitializer: seeded(6) }), inputShape: [3, 3, 2], kernelShape: [2, 2, 3, 2], unitAxes: [2] },
 ];
 
 /** For each output unit (indexed like a parameter over `unitAxes`), the flat kernel indices of its weights. */
