@@ -56,12 +56,28 @@ export async function assertFitWithoutLeak(layer: tfl.layers.Layer, inputShape: 
   model.add(layer);
   model.add(tfl.layers.dense({ units: 1 }));
   model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
-  await model.fit(seedData.xs, seedData.ys, { epochs: 1, batchSize: 4, verbose: 0 });
+  const loss = await assertModelFitWithoutLeak(model, seedData.xs, seedData.ys);
+  model.dispose();
+  return loss;
+}
+
+/**
+ * Fits the compiled `model` one warm-up epoch (batches of `warmupBatchSize`), then asserts that two more
+ * epochs (batches of `batchSize`) leave tf.memory().numTensors unchanged and end on a finite loss, which it
+ * returns.
+ */
+export async function assertModelFitWithoutLeak(
+  model: tfl.LayersModel,
+  xs: tf.Tensor | tf.Tensor[],
+  ys: tf.Tensor,
+  { warmupBatchSize = 4, batchSize = 4, shuffle }: { warmupBatchSize?: number; batchSize?: number; shuffle?: boolean } = {},
+): Promise<number> {
+  const order = shuffle === undefined ? {} : { shuffle };
+  await model.fit(xs, ys, { epochs: 1, batchSize: warmupBatchSize, verbose: 0, ...order });
   const before = tf.memory().numTensors;
-  const h = await model.fit(seedData.xs, seedData.ys, { epochs: 2, batchSize: 4, verbose: 0 });
+  const h = await model.fit(xs, ys, { epochs: 2, batchSize, verbose: 0, ...order });
   assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
   const loss = h.history.loss[1] as number;
   assert.ok(Number.isFinite(loss), `finite loss, got ${loss}`);
-  model.dispose();
   return loss;
 }

@@ -6,7 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
-import { assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
 
@@ -216,11 +216,7 @@ forEachBackend(() => {
       tf.tidy(() => assertClose(f64(gn.apply(h) as tf.Tensor), refGroupNorm(hv, shape, 4, 1e-3, gv, bv).y, { atol: 2e-5, rtol: 2e-5 }, 'y'));
       const xs = tf.tensor(randn(4 * 32, 80), [4, 4, 4, 2]);
       const ys = tf.tensor(randn(4, 81), [4, 1]);
-      await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
-      const before = tf.memory().numTensors;
-      const hist = await model.fit(xs, ys, { epochs: 2, batchSize: 2, verbose: 0 });
-      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
-      assert.ok(Number.isFinite(hist.history.loss[1] as number));
+      await assertModelFitWithoutLeak(model, xs, ys, { batchSize: 2 });
       tf.dispose([xs, ys, h]);
       model.dispose();
     });

@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn, rng } from '../helpers/numeric.js';
-import { assertConfigRoundTrip, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { assertConfigRoundTrip, assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { conv2dSame } from '../helpers/conv-reference.js';
 import { saveAndLoad } from '../helpers/layer-io.js';
 
@@ -307,11 +307,7 @@ forEachBackend(() => {
       const xs = tf.tensor(randn(8 * 32, 70), [8, 4, 4, 2]);
       const ms = tf.tensor(binaryMask(8 * 64, 71), [8, 8, 8, 1]);
       const ys = tf.tensor(randn(8, 72), [8, 1]);
-      await model.fit([xs, ms], ys, { epochs: 1, batchSize: 4, verbose: 0 });
-      const before = tf.memory().numTensors;
-      const hist = await model.fit([xs, ms], ys, { epochs: 2, batchSize: 4, verbose: 0 });
-      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
-      assert.ok(Number.isFinite(hist.history.loss[1] as number));
+      await assertModelFitWithoutLeak(model, [xs, ms], ys);
       assert.ok(f64(layer.weights[0].read()).some((v) => v !== 0), 'foregroundGamma trained');
 
       assertConfigRoundTrip(nk.RegionNormalizationB, new nk.RegionNormalizationB({ epsilon: 1e-3, gammaInitializer: 'ones', betaRegularizer: { className: 'L1L2', config: { l1: 0, l2: 0.01 } } }));
@@ -334,11 +330,7 @@ forEachBackend(() => {
       assert.deepEqual(layer.weights.map((wt) => wt.originalName.split('/').pop()), ['attentionKernel', 'gammaKernel', 'gammaBias', 'betaKernel', 'betaBias']);
       const xs = tf.tensor(randn(8 * 50, 80), [8, 5, 5, 2]);
       const ys = tf.tensor(randn(8, 81), [8, 1]);
-      await model.fit(xs, ys, { epochs: 1, batchSize: 4, verbose: 0 });
-      const before = tf.memory().numTensors;
-      const hist = await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0 });
-      assert.equal(tf.memory().numTensors, before, 'model.fit leaked tensors');
-      assert.ok(Number.isFinite(hist.history.loss[1] as number));
+      await assertModelFitWithoutLeak(model, xs, ys);
       tf.dispose([xs, ys]);
       model.dispose();
 
