@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import '../index.js';
 import { listNorms } from '../core/registry.js';
 import { EXPERIMENTS, selectExperiments } from '../lab/experiments/index.js';
@@ -111,6 +112,8 @@ function norms(): void {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // Production mode: no debug checks, and no "install tfjs-node" banner in the command's output.
+  tf.enableProdMode();
   const [command, ...rest] = argv;
   switch (command) {
     case 'lab':

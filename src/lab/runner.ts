@@ -3,7 +3,7 @@
  * skips runs whose stored file is intact and made with the same plan, and redoes corrupt or stale ones. After the
  * runs, computes each experiment's checks and verdict and writes results.json, summary.md and report.html.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -188,9 +188,4 @@ export async function writeLabOutputs(outDir: string, results: LabResults): Prom
   writeAtomic(join(outDir, 'results.json'), `${toJson(results, 1)}\n`);
   writeAtomic(join(outDir, 'summary.md'), renderSummary(results));
   writeAtomic(join(outDir, 'report.html'), await renderReport(results));
-}
-
-/** True when `outDir` holds results of an earlier lab run. */
-export function hasLabOutput(outDir: string): boolean {
-  return existsSync(join(outDir, 'runs'));
 }
