@@ -57,6 +57,18 @@ export function checkParam(where: string, name: string, param: unknown, shape: r
   if (!ok) throw new NormkitError(where, name, `a tensor of shape [${shape.join(', ')}]`, `shape [${param.shape.join(', ')}]`);
 }
 
+/** As {@link checkParam}, but the tensor must be given (stored statistics an op cannot run without). */
+export function checkRequiredParam(where: string, name: string, param: unknown, shape: readonly number[]): void {
+  if (param === undefined || param === null) throw new NormkitError(where, name, `a float32 tensor of shape [${shape.join(', ')}]`, param);
+  checkParam(where, name, param, shape);
+}
+
+/** As {@link checkInteger}, for a value required only in some case, which `when` names ('when training is true'). */
+export function checkRequiredInteger(where: string, name: string, value: unknown, min: number, when: string): asserts value is number {
+  if (value === undefined) throw new NormkitError(where, name, `an integer >= ${min} ${when}`, undefined);
+  checkInteger(where, name, value, min);
+}
+
 /** Throws when an options object carries keys the function does not know (catches typos like `epsilion`). */
 export function checkKnownKeys(where: string, options: object | undefined, known: readonly string[]): void {
   if (options === undefined || options === null) return;

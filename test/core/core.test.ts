@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { normalizeAxes, broadcastShape, paramShape, complementAxes, areTrailing } from '../../src/core/axes.js';
-import { stableMoments } from '../../src/core/moments.js';
+import { shiftedMoments, stableMoments } from '../../src/core/moments.js';
+import { checkRequiredInteger, checkRequiredParam } from '../../src/core/checks.js';
 import { resolveRegularizer, resolveInitializer, serializeObject } from '../../src/core/serialization.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
@@ -49,6 +50,44 @@ forEachBackend(() => {
         assert.ok(Math.abs(naive - variance) > 10 * variance * 1e-3, `naive formula unexpectedly accurate: ${naive} vs ${variance}`);
       });
     });
+
+    it('shiftedMoments keeps the shift apart: shift + meanOffset is the mean, centered is x - mean', () => {
+      const n = 512;
+      const xv = randn(2 * n, 6, 1e4, 1e-2);
+      const rows = [0, 1].map((r) => Array.from(xv.subarray(r * n, (r + 1) * n)));
+      const means = rows.map((row) => row.reduce((a, v) => a + v, 0) / n);
+      const variances = rows.map((row, r) => row.reduce((a, v) => a + (v - means[r]) ** 2, 0) / n);
+      tf.tidy(() => {
+        const m = shiftedMoments(tf.tensor(xv, [2, n]), [1]);
+        assert.deepEqual(m.shift.shape, [2, 1]);
+        assert.deepEqual(Array.from(f64(m.shift)), [xv[0], xv[n]], 'shift is the first element of each row');
+        const shift = f64(m.shift);
+        const offset = f64(m.meanOffset);
+        // In float64, (K - mean) + m must vanish to the precision of m (|m| ~ 1e-2), not of the offset 1e4.
+        assertClose([shift[0] - means[0] + offset[0], shift[1] - means[1] + offset[1]], [0, 0], { atol: 1e-8 }, 'shift + meanOffset');
+        assertClose(f64(m.variance), variances, { rtol: 1e-3 }, 'variance');
+        const centered = xv.reduce((out, v, i) => (out.push(v - means[Math.floor(i / n)]), out), [] as number[]);
+        assertClose(f64(m.centered), centered, { atol: 1e-6 }, 'centered');
+      });
+    });
+  });
+});
+
+describe('checks', () => {
+  it('checkRequiredParam rejects a missing or misshapen tensor, naming it and the shape', () => {
+    const t = tf.zeros([3]);
+    checkRequiredParam('f', 'movingMean', t, [3]);
+    assertThrowsMentioning(() => checkRequiredParam('f', 'movingMean', undefined, [3]), ['f', "'movingMean'", 'shape [3]']);
+    assertThrowsMentioning(() => checkRequiredParam('f', 'movingMean', null, [3]), ["'movingMean'", 'shape [3]']);
+    assertThrowsMentioning(() => checkRequiredParam('f', 'movingMean', t, [4]), ["'movingMean'", 'shape [4]']);
+    t.dispose();
+  });
+
+  it('checkRequiredInteger rejects a missing or bad integer, saying when it is required', () => {
+    checkRequiredInteger('f', 'iteration', 2, 1, 'when training is true');
+    assertThrowsMentioning(() => checkRequiredInteger('f', 'iteration', undefined, 1, 'when training is true'), ["'iteration'", 'an integer >= 1 when training is true']);
+    assertThrowsMentioning(() => checkRequiredInteger('f', 'iteration', 0, 1, 'when training is true'), ["'iteration'"]);
+    assertThrowsMentioning(() => checkRequiredInteger('f', 'iteration', 1.5, 1, 'when training is true'), ["'iteration'"]);
   });
 });
 

@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { broadcastShape } from '../../core/axes.js';
-import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { centeredMoments } from '../../core/moments.js';
 import { stopGradient } from '../../core/stop-gradient.js';
@@ -84,10 +84,7 @@ export function adaB2N(x: tf.Tensor, options: AdaB2NOptions): AdaB2NResult {
   checkFloatTensor(WHERE, 'x', x, 2);
   checkBoolean(WHERE, 'training', options.training);
   const channels = x.shape[x.rank - 1];
-  for (const name of ['movingMean', 'movingVariance'] as const) {
-    if (options[name] === undefined || options[name] === null) throw new NormkitError(WHERE, name, `a float32 tensor of shape [${channels}]`, options[name]);
-    checkParam(WHERE, name, options[name], [channels]);
-  }
+  for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(WHERE, name, options[name], [channels]);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
   const epsilon = options.epsilon ?? 1e-5;

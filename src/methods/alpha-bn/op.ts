@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
-import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
+import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { shiftedMoments } from '../../core/moments.js';
 
@@ -69,10 +69,7 @@ export function alphaBatchNorm(x: tf.Tensor, options: AlphaBatchNormOptions): tf
   const mixing = options.varianceMixing ?? 'linear';
   checkOneOf(WHERE, 'varianceMixing', mixing, VARIANCE_MIXINGS);
   const pShape = [x.shape[channelAxis]];
-  for (const name of ['movingMean', 'movingVariance'] as const) {
-    if (options[name] === undefined || options[name] === null) throw new NormkitError(WHERE, name, `a float32 tensor of shape [${pShape[0]}]`, options[name]);
-    checkParam(WHERE, name, options[name], pShape);
-  }
+  for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(WHERE, name, options[name], pShape);
   checkParam(WHERE, 'gamma', options.gamma, pShape);
   checkParam(WHERE, 'beta', options.beta, pShape);
   const reduceAxes = complementAxes([channelAxis], x.rank);

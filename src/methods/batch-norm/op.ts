@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNormWithMoments } from '../../kernels/fused.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
-import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { centeredMoments } from '../../core/moments.js';
 
@@ -131,12 +131,7 @@ export function validateBatchNorm(where: string, x: unknown, options: BatchNormO
   const epsilon = options.epsilon ?? defaults.epsilon;
   checkPositive(where, 'epsilon', epsilon);
   const pShape = [x.shape[channelAxis]];
-  for (const name of ['movingMean', 'movingVariance'] as const) {
-    if (options[name] === undefined || options[name] === null) {
-      throw new NormkitError(where, name, `a float32 tensor of shape [${pShape[0]}]`, options[name]);
-    }
-    checkParam(where, name, options[name], pShape);
-  }
+  for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(where, name, options[name], pShape);
   checkParam(where, 'gamma', options.gamma, pShape);
   checkParam(where, 'beta', options.beta, pShape);
   if (options.training) checkBatchHasSpread(where, x.shape, channelAxis);

@@ -4,7 +4,7 @@
  * {@link instanceNorm} and {@link batchNorm} ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { BATCH_NORM_CONVENTIONS, batchNorm, batchNormDefaults, checkBatchHasSpread, type BatchNormConvention } from '../batch-norm/op.js';
 import { instanceNorm, spatialAxes } from '../instance-norm/op.js';
@@ -80,10 +80,7 @@ export function ibnA(x: tf.Tensor, options: IbnAOptions): IbnAResult {
   checkPositive(WHERE_A, 'epsilon', epsilon);
   spatialAxes(WHERE_A, x.shape, x.rank - 1);
   if (options.training) checkBatchHasSpread(WHERE_A, x.shape, x.rank - 1);
-  for (const name of ['movingMean', 'movingVariance'] as const) {
-    if (options[name] === undefined || options[name] === null) throw new NormkitError(WHERE_A, name, `a float32 tensor of shape [${channels - half}]`, options[name]);
-    checkParam(WHERE_A, name, options[name], [channels - half]);
-  }
+  for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(WHERE_A, name, options[name], [channels - half]);
   checkParam(WHERE_A, 'inGamma', options.inGamma, [half]);
   checkParam(WHERE_A, 'inBeta', options.inBeta, [half]);
   checkParam(WHERE_A, 'bnGamma', options.bnGamma, [channels - half]);

@@ -2,7 +2,7 @@
  * PowerNorm (Shen, Yao, Gholami, Mahoney & Keutzer, ICML 2020) as a functional op with explicit state.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
 
@@ -75,10 +75,7 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
   const channels = x.shape[x.rank - 1];
   const training = options.training ?? false;
   checkBoolean(WHERE, 'training', training);
-  if (training) {
-    if (options.iteration === undefined) throw new NormkitError(WHERE, 'iteration', 'an integer >= 1 when training is true', undefined);
-    checkInteger(WHERE, 'iteration', options.iteration, 1);
-  }
+  if (training) checkRequiredInteger(WHERE, 'iteration', options.iteration, 1, 'when training is true');
   const warmupIters = options.warmupIters ?? 10000;
   checkInteger(WHERE, 'warmupIters', warmupIters, 0);
   const alphaForward = options.alphaForward ?? 0.9;

@@ -2,7 +2,7 @@
  * Unified Normalization (Yang et al., ACM MM 2022) as a functional op with explicit state.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
 
@@ -97,10 +97,7 @@ export function unifiedNorm(x: tf.Tensor, options: UnifiedNormOptions = {}): Uni
   const channels = x.shape[x.rank - 1];
   const training = options.training ?? false;
   checkBoolean(WHERE, 'training', training);
-  if (training) {
-    if (options.iteration === undefined) throw new NormkitError(WHERE, 'iteration', 'an integer >= 1 when training is true', undefined);
-    checkInteger(WHERE, 'iteration', options.iteration, 1);
-  }
+  if (training) checkRequiredInteger(WHERE, 'iteration', options.iteration, 1, 'when training is true');
   const [wf, wb] = unifiedWindows(WHERE, options.windowSize ?? 4);
   const warmupIters = options.warmupIters ?? 4000;
   checkInteger(WHERE, 'warmupIters', warmupIters, 0);
