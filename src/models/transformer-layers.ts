@@ -9,6 +9,7 @@ import { checkBoolean, checkInteger, checkPositive } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
 import { singleInput } from '../core/norm-layer.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../core/serialization.js';
+import { unitNormalize } from '../methods/ngpt/layers.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 type LayerVariable = tfl.LayerVariable;
@@ -265,9 +266,8 @@ export class CausalSelfAttention extends tfl.layers.Layer {
       let scale = 1 / Math.sqrt(dh);
       if (this.qkNormalize) {
         const s = tf.reshape(tf.mul(this.qkScale!.read(), this.qkScaleInitValue / this.storageScale()), [1, h, 1, dh]);
-        const unit = (t: tf.Tensor) => tf.mul(t, tf.rsqrt(tf.maximum(tf.sum(tf.square(t), -1, true), this.epsilon * this.epsilon)));
-        q = tf.mul(unit(q), s);
-        k = tf.mul(unit(k), s);
+        q = tf.mul(unitNormalize(q, this.epsilon), s);
+        k = tf.mul(unitNormalize(k, this.epsilon), s);
         scale = Math.sqrt(dh);
       }
       const causal = tf.linalg.bandPart(tf.ones([time, time]), -1, 0);

@@ -335,6 +335,20 @@ forEachBackend(() => {
     it('unitNormalize maps zero vectors to zero instead of NaN', () => {
       tf.tidy(() => assertClose(f64(nk.unitNormalize(tf.tensor([[0, 0], [3, 4]]))), [0, 0, 0.6, 0.8], { atol: 1e-7 }, 'y'));
     });
+
+    it('unitNormalize equals x / max(||x||, eps) in float64 for magnitudes from 1e-30 to 1e30', () => {
+      for (const scale of [1e-30, 1e-14, 1e-6, 1, 1e6, 1e19, 1e30]) {
+        const xv = randn(4 * 16, 17).map((v) => v * scale);
+        const expected = new Float64Array(xv.length);
+        for (let r = 0; r < 4; r++) {
+          let n = 0;
+          for (let j = 0; j < 16; j++) n += Number(xv[r * 16 + j]) ** 2;
+          const denom = Math.max(Math.sqrt(n), 1e-12);
+          for (let j = 0; j < 16; j++) expected[r * 16 + j] = xv[r * 16 + j] / denom;
+        }
+        tf.tidy(() => assertClose(f64(nk.unitNormalize(tf.tensor(xv, [4, 16]))), expected, { rtol: 1e-5, atol: 1e-30 }, `scale ${scale}`));
+      }
+    });
   });
 
   describe('Transformer layers', () => {

@@ -12,10 +12,20 @@ type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 
 /**
  * `x / max(||x||_2, epsilon)` over the last axis. nGPT's `justnorm` has no epsilon; the floor (default
- * 1e-12) only matters for an exactly zero vector, which it maps to 0 instead of NaN.
+ * 1e-12) only matters for (near-)zero vectors, which it maps to x / epsilon (0 for an exact zero) instead of
+ * NaN. The norm is computed scale-free, as `s * ||x / s||` with `s = max|x|`, so vectors of any magnitude
+ * representable in float32 (1e-30 to 1e30) neither underflow nor overflow when squared.
  */
 export function unitNormalize(x: tf.Tensor, epsilon = 1e-12): tf.Tensor {
-  return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.maximum(tf.sum(tf.square(x), -1, true), epsilon * epsilon))));
+  return tf.tidy(() => {
+    // max|x|, floored so an all-zero (or subnormal) vector divides by a positive number; below the floor the
+    // result is x / epsilon anyway. A floor (not a where on s > 0) keeps the op differentiable in tfjs.
+    const safe = tf.maximum(tf.max(tf.abs(x), -1, true), 1e-30);
+    const z = tf.div(x, safe);
+    const norm = tf.mul(safe, tf.sqrt(tf.sum(tf.square(z), -1, true)));
+    // x / max(norm, eps) = z * (s / max(norm, eps)); s / max(norm, eps) stays finite for any s.
+    return tf.mul(z, tf.div(safe, tf.maximum(norm, epsilon)));
+  });
 }
 
 /** Arguments of {@link L2Normalize}. */

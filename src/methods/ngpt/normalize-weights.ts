@@ -56,7 +56,8 @@ export function ngptNormalizeWeights(model: tfl.LayersModel): void {
   tf.tidy(() => {
     for (const { variable, axis } of list) {
       const w = variable.read();
-      variable.write(tf.div(w, tf.sqrt(tf.sum(tf.square(w), axis, true))));
+      // The floor keeps an all-zero vector at zero instead of NaN.
+      variable.write(tf.div(w, tf.maximum(tf.sqrt(tf.sum(tf.square(w), axis, true)), 1e-12)));
     }
   });
 }
