@@ -60,6 +60,22 @@ forEachBackend(() => {
       });
     });
 
+    it('holds on a large common offset (mean 1e4, std 1e-2) and on constant rows, in both modes', () => {
+      const layer = new nk.FakeLayerNormalization({ scale: false, center: false, epsilon: 1e-5 });
+      layer.build([null, D]);
+      const xv = randn(4 * D, 12, 1e4, 1e-2);
+      for (let j = 0; j < D; j++) xv[3 * D + j] = 7.25; // a constant row
+      const { centered, std } = rows(xv, 1e-5);
+      tf.tidy(() => {
+        const x = tf.tensor(xv, [4, D]);
+        assertClose(f64(layer.apply(x, { training: true }) as tf.Tensor), centered.map((v, i) => v / std[Math.floor(i / D)]), { atol: 1e-3, rtol: 1e-3 }, 'real mode');
+        const c = std.reduce((a, b) => a + b, 0) / 4;
+        assertClose([layer.currentStdEstimate()], [c], { rtol: 1e-3 }, 'estimate');
+        layer.switchToFake();
+        assertClose(f64(layer.apply(x) as tf.Tensor), centered.map((v) => v / c), { atol: 1e-3, rtol: 1e-3 }, 'fake mode');
+      });
+    });
+
     it('divides by the frozen constant in fake mode, and its gradient matches finite differences', () => {
       const layer = layerWithWeights();
       tf.tidy(() => {
