@@ -3,6 +3,7 @@
  * statistics and a "modified momentum" for the running statistics.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { applyAffine } from '../../core/affine.js';
 import { broadcastShape } from '../../core/axes.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
@@ -100,12 +101,7 @@ export function adaB2N(x: tf.Tensor, options: AdaB2NOptions): AdaB2NResult {
   }
   const out = tf.tidy(() => {
     const bShape = broadcastShape(x.shape, [x.rank - 1]);
-    const affine = (normalized: tf.Tensor) => {
-      let y = normalized;
-      if (options.gamma) y = tf.mul(y, tf.reshape(options.gamma, bShape));
-      if (options.beta) y = tf.add(y, tf.reshape(options.beta, bShape));
-      return y;
-    };
+    const affine = (normalized: tf.Tensor) => applyAffine(normalized, [x.rank - 1], options.gamma, options.beta);
     if (!options.training) {
       const y = tf.mul(tf.sub(x, tf.reshape(options.movingMean, bShape)), tf.reshape(tf.rsqrt(tf.add(options.movingVariance, epsilon)), bShape));
       return [affine(y), tf.clone(options.movingMean), tf.clone(options.movingVariance), tf.scalar(0)];

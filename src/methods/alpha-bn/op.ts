@@ -4,6 +4,7 @@
  * the statistics of the test batch itself.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { applyAffine } from '../../core/affine.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
@@ -84,9 +85,7 @@ export function alphaBatchNorm(x: tf.Tensor, options: AlphaBatchNormOptions): tf
     const sourceOffset = tf.sub(tf.sub(muS, k), meanOffset);
     let variance = tf.add(tf.mul(varS, a), tf.mul(varT, 1 - a));
     if (mixing === 'mixture') variance = tf.add(variance, tf.mul(tf.square(sourceOffset), a * (1 - a)));
-    let y = tf.mul(tf.sub(centered, tf.mul(sourceOffset, a)), tf.rsqrt(tf.add(variance, epsilon)));
-    if (options.gamma) y = tf.mul(y, tf.reshape(options.gamma, bShape));
-    if (options.beta) y = tf.add(y, tf.reshape(options.beta, bShape));
-    return y;
+    const y = tf.mul(tf.sub(centered, tf.mul(sourceOffset, a)), tf.rsqrt(tf.add(variance, epsilon)));
+    return applyAffine(y, [channelAxis], options.gamma, options.beta);
   });
 }

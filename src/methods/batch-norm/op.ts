@@ -3,6 +3,7 @@
  * moving statistics go in as tensors and their updated values come out as tensors; nothing is mutated.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNormWithMoments } from '../../kernels/fused.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
@@ -217,11 +218,7 @@ export function normalizeWithStatistics(
 
 /** y * gamma + beta with per-channel parameters (shape `[C]`) broadcast along `channelAxis`. */
 export function applyChannelAffine(y: tf.Tensor, channelAxis: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
-  const bShape = broadcastShape(y.shape, [channelAxis]);
-  let out = y;
-  if (gamma) out = tf.mul(out, tf.reshape(gamma, bShape));
-  if (beta) out = tf.add(out, tf.reshape(beta, bShape));
-  return out;
+  return applyAffine(y, [channelAxis], gamma, beta);
 }
 
 /**

@@ -2,9 +2,10 @@
  * Group Normalization (Wu & He, 2018) as a functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused.js';
-import { broadcastShape, normalizeAxes } from '../../core/axes.js';
+import { normalizeAxes } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { centeredMoments } from '../../core/moments.js';
@@ -94,9 +95,5 @@ export function groupNormComposite(x: tf.Tensor, axis: number, groups: number, e
   const reduceAxes: number[] = [];
   for (let i = 1; i < grouped.length; i++) if (i !== axis) reduceAxes.push(i);
   const { variance, centered } = centeredMoments(tf.reshape(x, grouped), reduceAxes);
-  let y = tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), shape);
-  const bShape = broadcastShape(shape, [axis]);
-  if (gamma) y = tf.mul(y, tf.reshape(gamma, bShape));
-  if (beta) y = tf.add(y, tf.reshape(beta, bShape));
-  return y;
+  return applyAffine(tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), shape), [axis], gamma, beta);
 }

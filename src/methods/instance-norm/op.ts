@@ -2,9 +2,10 @@
  * Instance Normalization (Ulyanov, Vedaldi & Lempitsky, 2016) as a functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused.js';
-import { broadcastShape, sizeOver } from '../../core/axes.js';
+import { sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { centeredMoments } from '../../core/moments.js';
@@ -73,9 +74,5 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
 /** The composite path: validated arguments, tfjs ops only; `spatial` are the reduced axes. */
 export function instanceNormComposite(x: tf.Tensor, axis: number, spatial: number[], epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   const { variance, centered } = centeredMoments(x, spatial);
-  let y = tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon)));
-  const bShape = broadcastShape(x.shape, [axis]);
-  if (gamma) y = tf.mul(y, tf.reshape(gamma, bShape));
-  if (beta) y = tf.add(y, tf.reshape(beta, bShape));
-  return y;
+  return applyAffine(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), [axis], gamma, beta);
 }

@@ -2,7 +2,8 @@
  * Layer Normalization (Ba, Kiros & Hinton, 2016) as a functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { areTrailing, broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { applyAffine } from '../../core/affine.js';
+import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { centeredMoments } from '../../core/moments.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
@@ -48,9 +49,5 @@ export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tens
 /** The composite path: validated arguments, tfjs ops only. */
 export function layerNormComposite(x: tf.Tensor, axes: number[], epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   const { variance, centered } = centeredMoments(x, axes);
-  let y = tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon)));
-  const bShape = broadcastShape(x.shape, axes);
-  if (gamma) y = tf.mul(y, tf.reshape(gamma, bShape));
-  if (beta) y = tf.add(y, tf.reshape(beta, bShape));
-  return y;
+  return applyAffine(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), axes, gamma, beta);
 }

@@ -2,8 +2,9 @@
  * RMSNormalization: a Keras 3-compatible layer over {@link rmsNorm}, and the registry entries 'rms' and 'srms'.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { applyAffine } from '../../core/affine.js';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { normalizeAxes, paramShape } from '../../core/axes.js';
 import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
@@ -73,7 +74,7 @@ export class RMSNormalization extends AffineNormLayer {
       const x = singleInput(inputs);
       const { gamma, beta } = this.affineValues();
       const y = rmsNorm(x, { axis: this.axes, epsilon: this.epsilon, gamma, partial: this.partial ?? undefined });
-      return beta ? tf.add(y, tf.reshape(beta, broadcastShape(x.shape, this.axes))) : y;
+      return applyAffine(y, this.axes, undefined, beta);
     });
   }
 

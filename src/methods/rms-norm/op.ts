@@ -3,7 +3,8 @@
  * functional, differentiable op.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { areTrailing, broadcastShape, normalizeAxes, paramShape } from '../../core/axes.js';
+import { applyAffine } from '../../core/affine.js';
+import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
@@ -79,7 +80,5 @@ export function rmsNormComposite(x: tf.Tensor, axes: number[], epsilon: number, 
     stats = tf.slice(x, x.shape.map(() => 0), size);
   }
   const meanSquare = tf.mean(tf.square(stats), axes, true);
-  let y = tf.mul(x, tf.rsqrt(tf.add(meanSquare, epsilon)));
-  if (gamma) y = tf.mul(y, tf.reshape(gamma, broadcastShape(x.shape, axes)));
-  return y;
+  return applyAffine(tf.mul(x, tf.rsqrt(tf.add(meanSquare, epsilon))), axes, gamma);
 }
