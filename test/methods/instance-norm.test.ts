@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
-import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
+import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
 import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
@@ -72,11 +72,8 @@ forEachBackend(() => {
       const shape = [2, 8, 8, 3];
       const xv = randn(size(shape), 40, 1e4, 1e-2);
       const dyv = randn(size(shape), 41);
-      tf.tidy(() => {
-        assertClose(f64(nk.instanceNorm(tf.tensor(xv, shape))), refNormalize(xv, shape, [1, 2], 1e-5).y, { atol: 1e-4, rtol: 1e-4 }, 'y');
-        const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.instanceNorm(x), tf.tensor(dyv, shape))))(tf.tensor(xv, shape));
-        assertClose(f64(dx), refNormalizeBackward(xv, dyv, shape, [1, 2], 1e-5).dx, { atol: 1e-2, rtol: 1e-3 }, 'dx');
-      });
+      const expected = { y: refNormalize(xv, shape, [1, 2], 1e-5).y, dx: refNormalizeBackward(xv, dyv, shape, [1, 2], 1e-5).dx };
+      assertForwardAndGradient((x) => nk.instanceNorm(x), shape, xv, dyv, expected, { y: { atol: 1e-4, rtol: 1e-4 }, dx: { atol: 1e-2, rtol: 1e-3 } });
     });
 
     it('maps constant channels to beta, with finite gradients', () => {
@@ -124,8 +121,7 @@ forEachBackend(() => {
     it('leaks no tensors in forward or gradient', async () => {
       const x = tf.tensor(randn(24, 70), [2, 3, 4]);
       const g = tf.ones([4]);
-      await assertNoLeak(() => nk.instanceNorm(x, { gamma: g }).dispose(), 'forward');
-      await assertNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nk.instanceNorm(a, { gamma: b })))([x, g])), 'gradient');
+      await assertOpNoLeak((a, b) => nk.instanceNorm(a, { gamma: b }), x, g);
       x.dispose();
       g.dispose();
     });

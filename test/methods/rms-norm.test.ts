@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
+import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
 import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { kerasSequentialArtifacts } from '../helpers/layer-io.js';
@@ -115,13 +115,8 @@ forEachBackend(() => {
       const shape = [4, 64];
       const xv = randn(size(shape), 40, 1e4, 1e-2);
       const dyv = randn(size(shape), 41);
-      const expected = refNormalize(xv, shape, [1], 1e-6, { center: false }).y;
-      const ref = refNormalizeBackward(xv, dyv, shape, [1], 1e-6, { center: false });
-      tf.tidy(() => {
-        assertClose(f64(nk.rmsNorm(tf.tensor(xv, shape))), expected, { atol: 1e-6, rtol: 1e-5 }, 'y');
-        const dx = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(nk.rmsNorm(x), tf.tensor(dyv, shape))))(tf.tensor(xv, shape));
-        assertClose(f64(dx), ref.dx, { atol: 1e-8, rtol: 1e-3 }, 'dx');
-      });
+      const expected = { y: refNormalize(xv, shape, [1], 1e-6, { center: false }).y, dx: refNormalizeBackward(xv, dyv, shape, [1], 1e-6, { center: false }).dx };
+      assertForwardAndGradient((x) => nk.rmsNorm(x), shape, xv, dyv, expected, { y: { atol: 1e-6, rtol: 1e-5 }, dx: { atol: 1e-8, rtol: 1e-3 } });
     });
 
     it('handles constant and all-zero rows, with finite gradients', () => {
@@ -180,9 +175,8 @@ forEachBackend(() => {
     it('leaks no tensors in forward or gradient', async () => {
       const x = tf.tensor(randn(24, 70), [4, 6]);
       const g = tf.ones([6]);
-      await assertNoLeak(() => nk.rmsNorm(x, { gamma: g }).dispose(), 'forward');
+      await assertOpNoLeak((a, b) => nk.rmsNorm(a, { gamma: b }), x, g);
       await assertNoLeak(() => nk.rmsNorm(x, { gamma: g, partial: 0.5 }).dispose(), 'partial forward');
-      await assertNoLeak(() => tf.dispose(tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(nk.rmsNorm(a, { gamma: b })))([x, g])), 'gradient');
       x.dispose();
       g.dispose();
     });
