@@ -50,6 +50,11 @@ export interface TrainResult {
   wallSeconds: number;
 }
 
+/** Lets pending events (Ctrl-C's signal handler, timers) run: the training loops are otherwise synchronous. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /** The variables of a model's trainable weights. */
 export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => w.read() as tf.Variable);
@@ -123,7 +128,7 @@ export function evaluateAccuracy(model: tfl.LayersModel, set: ImageSet, batchSiz
  * Trains a classifier with softmax cross-entropy on seeded, reshuffled-every-epoch mini-batches; evaluates test
  * accuracy every `evalEvery` steps. Stops early when the loss diverges.
  */
-export function trainClassifier(o: ClassifierTrainOptions): TrainResult {
+export async function trainClassifier(o: ClassifierTrainOptions): Promise<TrainResult> {
   const vars = o.vars ?? trainableVariables(o.model);
   const divergeLoss = o.divergeLoss ?? 1e3;
   const started = Date.now();
@@ -134,6 +139,7 @@ export function trainClassifier(o: ClassifierTrainOptions): TrainResult {
   let epoch = 0;
   let divergedAt: number | null = null;
   for (let step = 1; step <= o.steps; step++) {
+    await yieldToEventLoop();
     if (o.shouldStop?.()) throw new LabInterrupted();
     if (position + o.batchSize > o.train.n) {
       epoch++;
@@ -193,7 +199,7 @@ function lmLoss(forward: LMTrainOptions['forward'], inputs: Int32Array, targets:
  * Trains a next-character model with cross-entropy on seeded random windows; every `evalEvery` steps evaluates the
  * mean loss on fixed held-out windows (the same windows for every run, so curves are comparable).
  */
-export function trainLanguageModel(o: LMTrainOptions): TrainResult {
+export async function trainLanguageModel(o: LMTrainOptions): Promise<TrainResult> {
   const random = seededRandom(deriveSeed(o.seed, 'windows'));
   const divergeLoss = o.divergeLoss ?? 1e3;
   const started = Date.now();
@@ -204,6 +210,7 @@ export function trainLanguageModel(o: LMTrainOptions): TrainResult {
   const held = sampleWindows(o.validIds, evalCount, o.length, evalRandom);
   let divergedAt: number | null = null;
   for (let step = 1; step <= o.steps; step++) {
+    await yieldToEventLoop();
     if (o.shouldStop?.()) throw new LabInterrupted();
     const { inputs, targets } = sampleWindows(o.trainIds, o.batchSize, o.length, random);
     const value = applyStep(

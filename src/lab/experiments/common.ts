@@ -65,13 +65,13 @@ export interface ClassifierRun extends TrainHooks {
 }
 
 /** Builds the CNN, trains it on the suite's images, disposes model and optimizer, returns curves and metrics. */
-export function runClassifier(run: ClassifierRun, seed: number, ctx: RunContext): RunOutput {
+export async function runClassifier(run: ClassifierRun, seed: number, ctx: RunContext): Promise<RunOutput> {
   const { train, test } = suiteImages(ctx);
   const cnn = buildCNN({ ...run.cnn, inputShape: [train.height, train.width, 1], numClasses: train.numClasses, seed: modelSeed(seed, 'cnn') });
   const optimizer = run.optimizer();
   const hooks = run.hooks?.(cnn);
   try {
-    const result = trainClassifier({
+    const result = await trainClassifier({
       model: cnn.model, train, test, steps: run.steps, batchSize: run.batchSize, optimizer, seed, evalEvery: run.evalEvery,
       vars: run.vars?.(cnn), onStep: ctx.onStep, shouldStop: ctx.shouldStop,
       transformGradients: hooks?.transformGradients ?? run.transformGradients, afterStep: hooks?.afterStep ?? run.afterStep,
@@ -99,12 +99,12 @@ export interface LMRun extends TrainHooks {
 }
 
 /** Builds the Transformer LM, trains it on the char corpus, disposes it, returns curves and metrics. */
-export function runLanguageModel(run: LMRun, seed: number, ctx: RunContext): RunOutput {
+export async function runLanguageModel(run: LMRun, seed: number, ctx: RunContext): Promise<RunOutput> {
   const corpus = ctx.text();
   const model = buildTransformerLM({ ...run.model, vocabSize: corpus.vocab.length, seqLen: run.length, seed: modelSeed(seed, 'lm') });
   const optimizer = run.optimizer();
   try {
-    const result = trainLanguageModel({
+    const result = await trainLanguageModel({
       forward: (ids, training) => model.apply(ids, { training }) as tf.Tensor3D,
       vars: trainableVariables(model), vocabSize: corpus.vocab.length, trainIds: corpus.train, validIds: corpus.valid,
       steps: run.steps, batchSize: run.batchSize, length: run.length, optimizer, seed, evalEvery: run.evalEvery,

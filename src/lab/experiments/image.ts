@@ -48,7 +48,7 @@ export const bnSpeedup: Experiment = {
     const plan = bnSpeedup.plan(ctx.quick);
     const evalEvery = ctx.quick ? 10 : 50;
     const target = ctx.quick ? 0.6 : 0.85;
-    const output = runClassifier({
+    const output = await runClassifier({
       cnn: { norm: variant.id === 'bn' ? 'batch' : 'none', widths: [8, 16] },
       steps: plan.steps, batchSize: 32, optimizer: () => tf.train.momentum(0.1, 0.9), evalEvery,
     }, seed, ctx);

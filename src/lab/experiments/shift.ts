@@ -52,7 +52,7 @@ export const testTime: Experiment = {
     const optimizer = tf.train.momentum(0.1, 0.9);
     const models: tfl.LayersModel[] = [];
     try {
-      const result = trainClassifier({ model: cnn.model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery: Math.max(1, steps / 10), onStep: ctx.onStep, shouldStop: ctx.shouldStop });
+      const result = await trainClassifier({ model: cnn.model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery: Math.max(1, steps / 10), onStep: ctx.onStep, shouldStop: ctx.shouldStop });
       const sums = { source: 0, recalibrated: 0, testBatch: 0, alpha: 0 };
       const sweep = ALPHA_SWEEP.map(() => 0);
       for (const [c, kind] of CORRUPTIONS.entries()) {
@@ -147,7 +147,7 @@ export const nfAgc: Experiment = {
     const base = tf.train.momentum(NF_LEARNING_RATE, 0.9);
     const optimizer = variant.id === 'nf-agc' ? withAgc(base, { clipping: 0.04, exclude: ['classifier/'] }) : base;
     try {
-      const result = trainClassifier({ model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery, onStep: ctx.onStep, shouldStop: ctx.shouldStop });
+      const result = await trainClassifier({ model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery, onStep: ctx.onStep, shouldStop: ctx.shouldStop });
       return classifierOutput(result);
     } finally {
       optimizer.dispose();
