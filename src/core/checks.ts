@@ -57,6 +57,16 @@ export function checkParam(where: string, name: string, param: unknown, shape: r
   if (!ok) throw new NormkitError(where, name, `a tensor of shape [${shape.join(', ')}]`, `shape [${param.shape.join(', ')}]`);
 }
 
+/** Throws unless `value` is one scalar per layer: a finite number, or a float32 tensor of shape [] or [1]. */
+export function checkScalarParam(where: string, name: string, value: unknown): asserts value is number | tf.Tensor {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new NormkitError(where, name, 'a finite number or a scalar tensor', value);
+    return;
+  }
+  checkFloatTensor(where, name, value);
+  if (value.size !== 1 || value.rank > 1) throw new NormkitError(where, name, 'a tensor of shape [] or [1] (one scalar per layer)', `shape [${value.shape.join(', ')}]`);
+}
+
 /** As {@link checkParam}, but the tensor must be given (stored statistics an op cannot run without). */
 export function checkRequiredParam(where: string, name: string, param: unknown, shape: readonly number[]): void {
   if (param === undefined || param === null) throw new NormkitError(where, name, `a float32 tensor of shape [${shape.join(', ')}]`, param);

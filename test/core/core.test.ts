@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { normalizeAxes, broadcastShape, paramShape, complementAxes, areTrailing } from '../../src/core/axes.js';
 import { shiftedMoments, stableMoments } from '../../src/core/moments.js';
-import { checkRequiredInteger, checkRequiredParam } from '../../src/core/checks.js';
+import { checkRequiredInteger, checkRequiredParam, checkScalarParam } from '../../src/core/checks.js';
 import { resolveRegularizer, resolveInitializer, serializeObject } from '../../src/core/serialization.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
@@ -81,6 +81,18 @@ describe('checks', () => {
     assertThrowsMentioning(() => checkRequiredParam('f', 'movingMean', null, [3]), ["'movingMean'", 'shape [3]']);
     assertThrowsMentioning(() => checkRequiredParam('f', 'movingMean', t, [4]), ["'movingMean'", 'shape [4]']);
     t.dispose();
+  });
+
+  it('checkScalarParam takes a finite number or a tensor of shape [] or [1], nothing else', () => {
+    const ok = [tf.scalar(2), tf.tensor([2])];
+    checkScalarParam('f', 'alpha', 0.5);
+    for (const t of ok) checkScalarParam('f', 'alpha', t);
+    assertThrowsMentioning(() => checkScalarParam('f', 'alpha', Number.NaN), ["'alpha'", 'a finite number']);
+    assertThrowsMentioning(() => checkScalarParam('f', 'alpha', Infinity), ["'alpha'", 'a finite number']);
+    const bad = [tf.tensor([1, 2]), tf.tensor([[1]])];
+    for (const t of bad) assertThrowsMentioning(() => checkScalarParam('f', 'alpha', t), ["'alpha'", 'shape [] or [1]']);
+    assertThrowsMentioning(() => checkScalarParam('f', 'alpha', '1'), ["'alpha'"]);
+    tf.dispose([...ok, ...bad]);
   });
 
   it('checkRequiredInteger rejects a missing or bad integer, saying when it is required', () => {

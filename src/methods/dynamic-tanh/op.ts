@@ -2,8 +2,7 @@
  * Dynamic Tanh (Zhu, Chen, He, LeCun & Liu, CVPR 2025): an elementwise replacement of LayerNorm.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkFloatTensor, checkKnownKeys, checkParam } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
+import { checkFloatTensor, checkKnownKeys, checkParam, checkScalarParam } from '../../core/checks.js';
 
 /** Options of {@link dynamicTanh}. gamma and beta act on the last (channel) axis. */
 export interface DynamicTanhOptions {
@@ -27,12 +26,7 @@ export function dynamicTanh(x: tf.Tensor, options: DynamicTanhOptions = {}): tf.
   checkFloatTensor(WHERE, 'x', x, 1);
   const channels = x.shape[x.rank - 1];
   const alpha = options.alpha ?? 0.5;
-  if (typeof alpha === 'number') {
-    if (!Number.isFinite(alpha)) throw new NormkitError(WHERE, 'alpha', 'a finite number or a scalar tensor', alpha);
-  } else {
-    checkFloatTensor(WHERE, 'alpha', alpha);
-    if (alpha.size !== 1 || alpha.rank > 1) throw new NormkitError(WHERE, 'alpha', 'a tensor of shape [] or [1] (one scalar per layer)', `shape [${alpha.shape.join(', ')}]`);
-  }
+  checkScalarParam(WHERE, 'alpha', alpha);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
   return tf.tidy(() => {

@@ -2,7 +2,7 @@
  * ScaleNorm and FixNorm (Nguyen & Salazar, "Transformers without Tears", IWSLT 2019).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkFloatTensor, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { checkFloatTensor, checkKnownKeys, checkPositive, checkScalarParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 
 /** Options of {@link scaleNorm}. */
@@ -42,12 +42,7 @@ export function scaleNorm(x: tf.Tensor, options: ScaleNormOptions = {}): tf.Tens
   const epsilon = options.epsilon ?? 1e-5;
   checkPositive(where, 'epsilon', epsilon);
   const g = options.g ?? Math.sqrt(x.shape[x.rank - 1]);
-  if (typeof g === 'number') {
-    if (!Number.isFinite(g)) throw new NormkitError(where, 'g', 'a finite number or a scalar tensor', g);
-  } else {
-    checkFloatTensor(where, 'g', g);
-    if (g.size !== 1 || g.rank > 1) throw new NormkitError(where, 'g', 'a tensor of shape [] or [1] (one scalar per layer)', `shape [${g.shape.join(', ')}]`);
-  }
+  checkScalarParam(where, 'g', g);
   return tf.tidy(() => tf.mul(unitRows(x, epsilon), typeof g === 'number' ? tf.scalar(g) : tf.reshape(g, [])));
 }
 
