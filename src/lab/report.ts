@@ -32,26 +32,30 @@ export interface CurveRow {
 }
 
 /**
- * Aggregates one curve across seeds: values at the same x are averaged (band = min..max over seeds). Curves longer
- * than `maxPoints` are first averaged over consecutive bins, so a 1000-step loss curve plots as ~`maxPoints` points.
+ * Aggregates one curve across seeds: values at the same step are averaged (band = min..max over seeds); against wall
+ * time, x is the seeds' mean time at that step. Curves longer than `maxPoints` are first averaged over consecutive
+ * bins, so a 1000-step loss curve plots as ~`maxPoints` points.
  */
 export function aggregateCurves(experiment: ExperimentResult, curve: string, x: 'step' | 'seconds', maxPoints = 80): CurveRow[] {
   const rows: CurveRow[] = [];
   for (const variant of experiment.variants) {
-    const perX = new Map<number, number[]>();
+    // Points are matched across seeds by step; against wall time, x is the seeds' mean time at that step.
+    const perStep = new Map<number, { values: number[]; seconds: number[] }>();
     for (const run of experiment.runs.filter((r) => r.variant === variant.id)) {
       const points = (run.output.curves[curve] ?? []).filter((p) => typeof p.value === 'number' && Number.isFinite(p.value));
       const bin = Math.max(1, Math.ceil(points.length / maxPoints));
       for (let i = 0; i < points.length; i += bin) {
         const chunk = points.slice(i, i + bin);
         const last = chunk[chunk.length - 1];
-        const key = x === 'step' ? last.step : Number((last.seconds ?? NaN).toFixed(1));
-        if (!Number.isFinite(key)) continue;
-        const value = chunk.reduce((s, p) => s + p.value, 0) / chunk.length;
-        perX.set(key, [...(perX.get(key) ?? []), value]);
+        const entry = perStep.get(last.step) ?? { values: [], seconds: [] };
+        entry.values.push(chunk.reduce((s, p) => s + p.value, 0) / chunk.length);
+        if (typeof last.seconds === 'number') entry.seconds.push(last.seconds);
+        perStep.set(last.step, entry);
       }
     }
-    for (const [key, values] of [...perX.entries()].sort((a, b) => a[0] - b[0])) {
+    for (const [step, { values, seconds }] of [...perStep.entries()].sort((a, b) => a[0] - b[0])) {
+      const key = x === 'step' ? step : seconds.length === values.length ? seconds.reduce((a, b) => a + b, 0) / seconds.length : NaN;
+      if (!Number.isFinite(key)) continue;
       rows.push({ variant: variant.label, x: key, mean: values.reduce((a, b) => a + b, 0) / values.length, lo: Math.min(...values), hi: Math.max(...values) });
     }
   }

@@ -66,3 +66,13 @@ describe('report', () => {
     assert.match(md, /A: 0\.81 ± 0\.01 \(n=3\)/);
   });
 });
+
+describe('report curves against wall time', () => {
+  it('matches seeds by step and uses their mean time as x', () => {
+    const e = fakeResults().experiments[0];
+    const rows = nk.aggregateCurves(e, 'train loss', 'seconds').filter((r) => r.variant === 'B');
+    // every seed logs step k at k/10 s; values 1.6/k + seed/10
+    assert.deepEqual(rows.map((r) => Number(r.x.toFixed(12))), [0.1, 0.2, 0.3, 0.4]);
+    assert.ok(Math.abs(rows[1].mean - (1.6 / 2 + 0.1)) < 1e-12);
+  });
+});
