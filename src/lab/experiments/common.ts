@@ -19,19 +19,6 @@ export function missingNorms(names: readonly string[]): string[] {
   return names.filter((n) => !known.has(n)).map((n) => `registry '${n}'`);
 }
 
-/**
- * Exports of a normkit module that may not exist yet (built by another part of the project), loaded by a computed
- * path so that its absence makes the experiment pending instead of breaking the build.
- */
-export async function optionalModule<T>(relativePath: string, exportName: string): Promise<T | null> {
-  try {
-    const module = (await import(new URL(relativePath, import.meta.url).href)) as Record<string, unknown>;
-    return (module[exportName] as T | undefined) ?? null;
-  } catch {
-    return null;
-  }
-}
-
 /** A seed for model initializers derived from the run's seed (non-negative 31-bit). */
 export function modelSeed(seed: number, salt: string): number {
   return deriveSeed(seed, salt) % 2147483647;

@@ -6,11 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { toAlphaBatchNorm } from '../../methods/alpha-bn/layer.js';
 import { buildCNN } from '../../models/cnn.js';
+import { buildNFResNet } from '../../models/nf-resnet.js';
+import { withAgc } from '../../optimizers/agc.js';
 import { recalibrateBatchNorm } from '../../surgery/recalibrate.js';
 import { CORRUPTIONS, corruptImages } from '../data/corrupt.js';
 import type { Experiment } from '../experiment.js';
 import { evaluateAccuracy, trainClassifier, type CurvePoint } from '../train.js';
-import { classifierOutput, missingNorms, modelSeed, optionalModule, runClassifier, suiteImages } from './common.js';
+import { classifierOutput, missingNorms, modelSeed, runClassifier, suiteImages } from './common.js';
 
 /** The alpha-BN source weight of the verdict, fixed before any run (not tuned on the test data). */
 const ALPHA = 0.5;
@@ -100,10 +102,6 @@ export const testTime: Experiment = {
   ],
 };
 
-/** The NF-ResNet builder this experiment uses (src/models/nf-resnet.ts), loaded when present. */
-type NfResNetBuilder = (config: { inputShape: number[]; classes: number; stages: Array<{ units: number; blocks: number }>; seed?: number }) => tfl.LayersModel;
-type WithAgc = (optimizer: tf.Optimizer, options: { clipping?: number; exclude?: string[] }) => tf.Optimizer;
-
 const NF_LEARNING_RATE = 0.4;
 
 export const nfAgc: Experiment = {
@@ -116,11 +114,7 @@ export const nfAgc: Experiment = {
   ],
   methodPages: ['shared/methods/agc-nfnet.md', 'shared/methods/weight-standardization.md'],
   metric: 'final test accuracy (diverged runs fail)',
-  missing: async () => {
-    const missing = missingNorms(['batch', 'agc', 'scaled-weight-standardization']);
-    if ((await optionalModule<NfResNetBuilder>('../../models/nf-resnet.js', 'buildNFResNet')) === null) missing.push('src/models/nf-resnet.ts (buildNFResNet)');
-    return missing;
-  },
+  missing: async () => missingNorms(['batch', 'agc', 'scaled-weight-standardization', 'nf-resnet']),
   plan: (quick) => {
     const steps = quick ? 150 : 1500;
     return {
@@ -139,11 +133,8 @@ export const nfAgc: Experiment = {
     if (variant.id === 'bn') {
       return runClassifier({ cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, optimizer: () => tf.train.momentum(NF_LEARNING_RATE, 0.9), evalEvery }, seed, ctx);
     }
-    const build = await optionalModule<NfResNetBuilder>('../../models/nf-resnet.js', 'buildNFResNet');
-    const withAgc = await optionalModule<WithAgc>('../../optimizers/agc.js', 'withAgc');
-    if (build === null || withAgc === null) throw new Error('nf-agc: buildNFResNet or withAgc is missing');
     const { train, test } = suiteImages(ctx);
-    const model = build({ inputShape: [train.height, train.width, 1], classes: train.numClasses, stages: [{ units: 8, blocks: 1 }, { units: 16, blocks: 1 }], seed: modelSeed(seed, 'nf') });
+    const model = buildNFResNet({ inputShape: [train.height, train.width, 1], classes: train.numClasses, stages: [{ units: 8, blocks: 1 }, { units: 16, blocks: 1 }], seed: modelSeed(seed, 'nf') });
     const base = tf.train.momentum(NF_LEARNING_RATE, 0.9);
     const optimizer = variant.id === 'nf-agc' ? withAgc(base, { clipping: 0.04, exclude: ['classifier/'] }) : base;
     try {
