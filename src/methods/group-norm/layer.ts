@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -36,9 +36,7 @@ export class GroupNormalization extends AffineNormLayer {
   constructor(args: GroupNormalizationArgs = {}) {
     const convention = args.convention ?? 'keras';
     super(args, { epsilon: convention === 'pytorch' ? 1e-5 : 1e-3 });
-    if (convention !== 'keras' && convention !== 'pytorch') {
-      throw new NormkitError('GroupNormalization', 'convention', "'keras' or 'pytorch'", convention);
-    }
+    checkConvention('GroupNormalization', convention);
     this.convention = convention;
     this.groups = args.groups ?? 32;
     if (this.groups !== -1 && (typeof this.groups !== 'number' || !Number.isInteger(this.groups) || this.groups < 1)) {

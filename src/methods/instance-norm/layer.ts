@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -41,9 +41,7 @@ export class InstanceNormalization extends AffineNormLayer {
     const convention = args.convention ?? 'keras';
     const torch = convention === 'pytorch';
     super(args, { epsilon: torch ? 1e-5 : 1e-3, center: !torch, scale: !torch });
-    if (convention !== 'keras' && convention !== 'pytorch') {
-      throw new NormkitError('InstanceNormalization', 'convention', "'keras' or 'pytorch'", convention);
-    }
+    checkConvention('InstanceNormalization', convention);
     this.convention = convention;
     this.axis = args.axis ?? -1;
     if (typeof this.axis !== 'number' || !Number.isInteger(this.axis) || this.axis === 0) {

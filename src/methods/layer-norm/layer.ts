@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { normalizeAxes, paramShape } from '../../core/axes.js';
-import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -32,9 +32,7 @@ export class LayerNormalization extends AffineNormLayer {
   constructor(args: LayerNormalizationArgs = {}) {
     const convention = args.convention ?? 'keras';
     super(args, { epsilon: convention === 'pytorch' ? 1e-5 : 1e-3 });
-    if (convention !== 'keras' && convention !== 'pytorch') {
-      throw new NormkitError('LayerNormalization', 'convention', "'keras' or 'pytorch'", convention);
-    }
+    checkConvention('LayerNormalization', convention);
     this.convention = convention;
     this.axis = args.axis ?? -1;
   }

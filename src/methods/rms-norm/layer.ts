@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { normalizeAxes, paramShape } from '../../core/axes.js';
-import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -40,9 +40,7 @@ export class RMSNormalization extends AffineNormLayer {
   constructor(args: RMSNormalizationArgs = {}) {
     const convention = args.convention ?? 'keras';
     super(args, { epsilon: convention === 'pytorch' ? TORCH_FLOAT32_EPS : 1e-6, center: false, scale: true });
-    if (convention !== 'keras' && convention !== 'pytorch') {
-      throw new NormkitError('RMSNormalization', 'convention', "'keras' or 'pytorch'", convention);
-    }
+    checkConvention('RMSNormalization', convention);
     this.convention = convention;
     this.axis = args.axis ?? -1;
     this.partial = args.partial ?? null;
