@@ -169,7 +169,7 @@ export async function renderReport(results: LabResults): Promise<string> {
   const metaRows: Array<[string, string]> = [
     ['normkit', m.normkitVersion], ['tfjs-core', m.tfjsVersion], ['backend', m.backend], ['node', m.node], ['platform', `${m.platform}, ${m.cpus} CPUs`],
     ['mode', m.quick ? 'quick' : 'full'], ['seeds', String(m.seeds)], ['images', m.data], ['text', m.text],
-    ['started', m.startedAt], ['wall time', `${num(m.wallSeconds, 4)} s${m.interrupted ? ' (interrupted)' : ''}`],
+    ['started', m.startedAt], ['wall time', `${num(m.wallSeconds, 4)} s for this invocation${m.interrupted ? ' (interrupted)' : ''}; ${num(m.runSeconds, 4)} s in all stored runs`],
   ];
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>normkit lab report</title><style>${STYLE}</style></head><body>
 <h1>normkit lab report</h1>
@@ -189,7 +189,7 @@ export function renderSummary(results: LabResults): string {
   const m = results.meta;
   const lines = [
     '# normkit lab summary', '',
-    `${m.quick ? 'Quick' : 'Full'} suite, ${m.seeds} seeds, backend ${m.backend}, normkit ${m.normkitVersion}, tfjs ${m.tfjsVersion}, node ${m.node}, ${m.cpus} CPUs; wall time ${num(m.wallSeconds, 4)} s${m.interrupted ? ' (interrupted: continue with --resume)' : ''}.`,
+    `${m.quick ? 'Quick' : 'Full'} suite, ${m.seeds} seeds, backend ${m.backend}, normkit ${m.normkitVersion}, tfjs ${m.tfjsVersion}, node ${m.node}, ${m.cpus} CPUs; wall time ${num(m.wallSeconds, 4)} s for this invocation, ${num(m.runSeconds, 4)} s in all stored runs${m.interrupted ? ' (interrupted: continue with --resume)' : ''}.`,
     '', '| experiment | verdict | status | claim |', '|---|---|---|---|',
     ...results.experiments.map((e) => `| ${e.id} | ${e.verdict} | ${e.status}${e.waitsFor.length ? ` (waits for ${e.waitsFor.join(', ')})` : ''} | ${e.claim.replace(/\|/g, '\\|')} |`),
     '',

@@ -37,7 +37,10 @@ export interface LabMeta {
   data: string;
   text: string;
   startedAt: string;
+  /** Wall time of this invocation (a resumed lab counts only what it ran). */
   wallSeconds: number;
+  /** Wall time of every stored run, whichever invocation ran it. */
+  runSeconds: number;
   interrupted: boolean;
 }
 

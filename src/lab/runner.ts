@@ -144,9 +144,11 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     text: textPath,
     startedAt: new Date(started).toISOString(),
     wallSeconds: (Date.now() - started) / 1000,
+    runSeconds: 0,
     interrupted,
   };
   const results: LabResults = { meta, experiments: options.experiments.map((e) => collect(e, options.outDir, quick, seeds, waiting, runnable)) };
+  meta.runSeconds = results.experiments.reduce((s, e) => s + e.runs.reduce((t, r) => t + r.wallSeconds, 0), 0);
   await writeLabOutputs(options.outDir, results);
   return results;
 }

@@ -19,7 +19,7 @@ function fakeResults(): nk.LabResults {
   return {
     meta: {
       normkitVersion: '0.1.0', tfjsVersion: '4.22.0', node: 'v20', platform: 'linux x64', cpus: 2, backend: 'wasm', quick: true, seeds: 3,
-      data: 'data/fashion-mnist-subset', text: 'data/kjv-genesis.txt', startedAt: '2026-01-01T00:00:00Z', wallSeconds: 12.5, interrupted: false,
+      data: 'data/fashion-mnist-subset', text: 'data/kjv-genesis.txt', startedAt: '2026-01-01T00:00:00Z', wallSeconds: 12.5, runSeconds: 6, interrupted: false,
     },
     experiments: [
       {
