@@ -87,10 +87,10 @@ describe('normkit CLI', () => {
 
   it('rejects an unknown experiment and a bad option with a clear message', () => {
     const unknown = spawnSync(process.execPath, [CLI, 'lab', 'no-such-experiment'], { encoding: 'utf8' });
-    assert.equal(unknown.status, 2);
+    assert.equal(unknown.status, 2, unknown.stderr);
     assert.match(unknown.stderr, /unknown experiment 'no-such-experiment'; known: bn-speedup/);
     const seeds = spawnSync(process.execPath, [CLI, 'lab', '--seeds', 'two'], { encoding: 'utf8' });
-    assert.equal(seeds.status, 2);
+    assert.equal(seeds.status, 2, seeds.stderr);
     assert.match(seeds.stderr, /--seeds must be a positive integer/);
   });
 });
