@@ -115,6 +115,39 @@ const METHODS: MethodCase[] = [
       return r.y;
     },
   },
+  {
+    // More positions than the SIMD kernels' float32 block (32), and channels a multiple of 4 (vector path).
+    name: 'batchNorm (training) [5, 9, 8]',
+    kernel: FUSED_KERNELS.batchNorm,
+    shape: [5, 9, 8],
+    refShape: [5, 9, 8],
+    axes: [0, 1],
+    paramAxes: [2],
+    paramShape: [8],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => {
+      const movingMean = tf.zeros([8]);
+      const movingVariance = tf.ones([8]);
+      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
+      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
+      return r.y;
+    },
+  },
+  {
+    name: 'groupNorm [2, 7, 6, 8] with 2 groups',
+    kernel: FUSED_KERNELS.groupNorm,
+    shape: [2, 7, 6, 8],
+    refShape: [2, 7, 6, 2, 4],
+    axes: [1, 2, 4],
+    paramAxes: [3, 4],
+    paramShape: [8],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.groupNorm(x, { groups: 2, gamma, beta }),
+  },
 ];
 
 const widthOf = (m: MethodCase) => size(m.paramAxes.map((a) => m.refShape[a]));

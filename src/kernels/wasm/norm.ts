@@ -56,44 +56,48 @@ export function rowsForward(
     store<f32>(rstd + (<usize>r << 2), <f32>rs);
     store<f32>(plainMean + (<usize>r << 2), <f32>(<f64>shift + m));
     store<f32>(variance + (<usize>r << 2), <f32>v);
-    rowOutput(xr, yr, gamma, beta, n, shift, <f32>m, <f32>rs);
+    const mHi = <f32>m;
+    rowOutput(xr, yr, gamma, beta, n, shift, mHi, <f32>(m - <f64>mHi), <f32>rs);
   }
 }
 
-// y = ((x - shift) - m) * rs * gamma + beta for one row (gamma / beta skipped when their pointer is 0).
-function rowOutput(xr: usize, yr: usize, gamma: usize, beta: usize, n: i32, shift: f32, m: f32, rs: f32): void {
+// y = ((x - shift) - m) * rs * gamma + beta for one row (gamma / beta skipped when their pointer is 0). The
+// float64 mean is passed as m + mLo (two float32s) and subtracted in two steps, so an element close to the
+// mean keeps its relative precision.
+function rowOutput(xr: usize, yr: usize, gamma: usize, beta: usize, n: i32, shift: f32, m: f32, mLo: f32, rs: f32): void {
   const n4 = n & ~3;
   const sv = f32x4.splat(shift);
   const mv = f32x4.splat(m);
+  const lv = f32x4.splat(mLo);
   const rv = f32x4.splat(rs);
   let i = 0;
   if (gamma != 0 && beta != 0) {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv);
+      const c = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv);
       v128.store(yr + o, f32x4.add(f32x4.mul(f32x4.mul(c, rv), v128.load(gamma + o)), v128.load(beta + o)));
     }
   } else if (gamma != 0) {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv);
+      const c = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv);
       v128.store(yr + o, f32x4.mul(f32x4.mul(c, rv), v128.load(gamma + o)));
     }
   } else if (beta != 0) {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv);
+      const c = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv);
       v128.store(yr + o, f32x4.add(f32x4.mul(c, rv), v128.load(beta + o)));
     }
   } else {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      v128.store(yr + o, f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv));
+      v128.store(yr + o, f32x4.mul(f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv), rv));
     }
   }
   for (; i < n; i++) {
     const o = <usize>i << 2;
-    let v = (load<f32>(xr + o) - shift - m) * rs;
+    let v = (load<f32>(xr + o) - shift - m - mLo) * rs;
     if (gamma != 0) v *= load<f32>(gamma + o);
     if (beta != 0) v += load<f32>(beta + o);
     store<f32>(yr + o, v);
@@ -182,7 +186,8 @@ export function rowsBackward(
 // ------------------------------------------------------------------------------------------ channels
 //
 // Scratch layout (bytes from `scratch`, C channels): f64 acc1[C], f64 acc2[C], then f32 arrays of C:
-// forward shift, m, scale, bias; backward shift, m, rs, coef, a, bb: at most 40 * C bytes.
+// forward shift, m, scale, bias, mLo (the float64 mean is m + mLo); backward shift, m, rs, coef, a, bb: at
+// most 40 * C bytes.
 
 /** Bytes of scratch the channels kernels need for C channels. */
 export function channelsScratchBytes(channels: i32): i32 {
@@ -208,6 +213,7 @@ export function channelsForward(
   const mP = shiftP + (C << 2);
   const scaleP = mP + (C << 2);
   const biasP = scaleP + (C << 2);
+  const mLoP = biasP + (C << 2);
   const groups = channels / perGroup;
   const count = <f64>positions * <f64>perGroup;
   const c4 = channels & ~3;
@@ -250,6 +256,7 @@ export function channelsForward(
       for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
         const o = <usize>c << 2;
         store<f32>(mP + o, <f32>m);
+        store<f32>(mLoP + o, <f32>(m - <f64><f32>m));
         store<f32>(scaleP + o, gamma != 0 ? <f32>(rs * <f64>load<f32>(gamma + o)) : <f32>rs);
         store<f32>(biasP + o, beta != 0 ? load<f32>(beta + o) : 0);
       }
@@ -260,12 +267,12 @@ export function channelsForward(
       let c = 0;
       for (; c < c4; c += 4) {
         const o = <usize>c << 2;
-        const cen = f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o));
+        const cen = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o)), v128.load(mLoP + o));
         v128.store(yp + o, f32x4.add(f32x4.mul(cen, v128.load(scaleP + o)), v128.load(biasP + o)));
       }
       for (; c < channels; c++) {
         const o = <usize>c << 2;
-        store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(scaleP + o) + load<f32>(biasP + o));
+        store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o) - load<f32>(mLoP + o)) * load<f32>(scaleP + o) + load<f32>(biasP + o));
       }
     }
   }
