@@ -84,7 +84,7 @@ export function curveSpec(rows: CurveRow[], title: string, xTitle: string, yTitl
     data: { values: rows },
     encoding: {
       x: { field: 'x', type: 'quantitative', title: xTitle },
-      color: { field: 'variant', type: 'nominal', title: null },
+      color: { field: 'variant', type: 'nominal', title: null, legend: { symbolType: 'stroke', symbolOpacity: 1, symbolStrokeWidth: 2.5 } },
     },
     layer: [
       { mark: { type: 'area', opacity: 0.2 }, encoding: { y: { field: 'lo', type: 'quantitative', scale: yScale, title: yTitle }, y2: { field: 'hi' } } },

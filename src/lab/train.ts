@@ -42,7 +42,7 @@ export interface TrainResult {
   loss: CurvePoint[];
   /** Test accuracy (classifier) or held-out loss (language model) at each evaluation. */
   evals: CurvePoint[];
-  /** The last evaluation's value (NaN when the run diverged before it). */
+  /** The last evaluation's value: test accuracy (measured also after a divergence) or held-out loss (NaN after one). */
   final: number;
   diverged: boolean;
   /** Step at which the loss became non-finite or exceeded `divergeLoss`, else null. */
@@ -126,7 +126,8 @@ export function evaluateAccuracy(model: tfl.LayersModel, set: ImageSet, batchSiz
 
 /**
  * Trains a classifier with softmax cross-entropy on seeded, reshuffled-every-epoch mini-batches; evaluates test
- * accuracy every `evalEvery` steps. Stops early when the loss diverges.
+ * accuracy every `evalEvery` steps. Stops early when the loss diverges, and then evaluates the diverged model once
+ * more (its accuracy, usually chance level, is the run's final accuracy).
  */
 export async function trainClassifier(o: ClassifierTrainOptions): Promise<TrainResult> {
   const vars = o.vars ?? trainableVariables(o.model);
@@ -165,7 +166,9 @@ export async function trainClassifier(o: ClassifierTrainOptions): Promise<TrainR
       evals.push({ step, value: evaluateAccuracy(o.model, o.test), seconds: (Date.now() - started) / 1000 });
     }
   }
-  const final = divergedAt !== null || evals.length === 0 ? NaN : evals[evals.length - 1].value;
+  // A diverged classifier is still a classifier: its accuracy (usually chance) is measured, not left out.
+  if (divergedAt !== null) evals.push({ step: divergedAt, value: evaluateAccuracy(o.model, o.test), seconds: (Date.now() - started) / 1000 });
+  const final = evals.length === 0 ? NaN : evals[evals.length - 1].value;
   return { loss, evals, final, diverged: divergedAt !== null, divergedAt, wallSeconds: (Date.now() - started) / 1000 };
 }
 
