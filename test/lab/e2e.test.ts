@@ -1,6 +1,6 @@
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -92,5 +92,23 @@ describe('normkit CLI', () => {
     const seeds = spawnSync(process.execPath, [CLI, 'lab', '--seeds', 'two'], { encoding: 'utf8' });
     assert.equal(seeds.status, 2, seeds.stderr);
     assert.match(seeds.stderr, /--seeds must be a positive integer/);
+  });
+
+  it('Ctrl-C during a run stops it cleanly with exit status 130 and a hint to resume', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'normkit-sigint-'));
+    const child = spawn(process.execPath, [CLI, 'lab', 'bn-speedup', '--quick', '--seeds', '1', '--data', tinyData(), '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    const status = await new Promise<number | null>((resolve) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        const first = !stdout.includes(': start');
+        stdout += chunk.toString();
+        if (first && stdout.includes(': start')) child.kill('SIGINT');
+      });
+      child.on('close', (code) => resolve(code));
+    });
+    assert.equal(status, 130, stdout);
+    assert.match(stdout, /interrupted; finished runs are kept/);
+    assert.match(stdout, /--resume/);
+    assert.ok(existsSync(join(out, 'report.html')));
   });
 });
