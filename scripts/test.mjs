@@ -3,7 +3,7 @@
 // NORMKIT_TEST_FUSED=1,0 (default) runs the files once with the fused kernels on, once with them off.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 
 function walk(dir) {
   const out = [];
@@ -26,13 +26,36 @@ if (files.length === 0) {
 // The suite runs twice: with normkit's fused kernels on and off (NORMKIT_FUSED=1 / 0), so both paths give
 // the same answers at the same tolerances. NORMKIT_TEST_FUSED=1 (or 0) runs one pass only.
 const modes = (process.env.NORMKIT_TEST_FUSED ?? '1,0').split(',').filter((m) => m.length > 0);
-let status = 0;
-for (const mode of modes) {
-  console.log(`# normkit test pass: NORMKIT_FUSED=${mode}`);
-  const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], {
-    stdio: 'inherit',
-    env: { ...process.env, NORMKIT_FUSED: mode },
+
+/** Runs one pass, streaming its output, and returns its exit status and the runner's pass/fail counts. */
+function runPass(mode) {
+  return new Promise((resolve) => {
+    console.log(`# normkit test pass: NORMKIT_FUSED=${mode}`);
+    const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, NORMKIT_FUSED: mode },
+    });
+    let tail = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      tail = (tail + chunk.toString()).slice(-4096);
+    });
+    child.on('close', (code) => {
+      const count = (name) => Number((tail.match(new RegExp(`^# ${name} (\\d+)$`, 'm')) ?? [])[1] ?? 0);
+      resolve({ code: code ?? 1, passed: count('pass'), failed: count('fail') });
+    });
   });
-  if ((r.status ?? 1) !== 0) status = r.status ?? 1;
 }
+
+let status = 0;
+let passed = 0;
+let failed = 0;
+for (const mode of modes) {
+  const r = await runPass(mode);
+  if (r.code !== 0) status = r.code;
+  passed += r.passed;
+  failed += r.failed;
+}
+// One closing line over all passes (each pass also prints node's own summary above).
+console.log(`normkit: ${passed} passed, ${failed} failed`);
 process.exit(status);
