@@ -1,53 +1,68 @@
 /**
  * normkit: every deep-learning normalization method for TensorFlow.js.
  *
- * The public API, and nothing else. Importing normkit registers its layers for (de)serialization and the
- * `cpu` and `wasm` backends.
+ * The public API, and nothing else. Importing normkit registers its layers for (de)serialization, its fused
+ * kernels, and the `cpu` and `wasm` backends.
  */
 export { NormkitError } from './core/errors.js';
 export { useBackend, SUPPORTED_BACKENDS } from './core/backend.js';
 export { setFusedKernels, fusedKernelsEnabled } from './core/dispatch.js';
 export { createNorm, listNorms, registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
-
-export * from './methods/layer-norm/index.js';
 export * as io from './io/index.js';
+
+// Standard normalizations (issue Core)
+export * from './methods/layer-norm/index.js';
 export * from './methods/rms-norm/index.js';
 export * from './methods/group-norm/index.js';
 export * from './methods/instance-norm/index.js';
+export * from './methods/batch-norm/index.js';
+
+// Other activation normalizations
+export * from './methods/power-norm/index.js';
+export * from './methods/unified-norm/index.js';
+export * from './methods/crms-norm/index.js';
+export * from './methods/batch-channel-norm/index.js';
+export * from './methods/evonorm/index.js';
+export * from './methods/filter-response-norm/index.js';
+export * from './methods/dynamic-tanh/index.js';
+export * from './methods/scale-norm/index.js';
+export * from './methods/online-norm/index.js';
+export * from './methods/region-norm/index.js';
+export * from './methods/lrn/index.js';
+export * from './methods/ibn/index.js';
+
+// Test-time and continual adaptation
+export * from './methods/alpha-bn/index.js';
+export * from './methods/adab2n/index.js';
+
+// Weight reparametrizations
+export * from './methods/weight-norm/index.js';
+export * from './methods/spectral-norm/index.js';
+export * from './methods/weight-standardization/index.js';
+export * from './methods/weight-compander/index.js';
+export * from './methods/nap/index.js';
+export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelLayout } from './core/kernel-layout.js';
+
+// Optimizers and gradient clipping
+export * from './optimizers/index.js';
+
+// Architectures and normalization-free training
 export * from './models/transformer-layers.js';
 export * from './models/transformer.js';
 export * from './methods/deepnorm/index.js';
 export * from './methods/ngpt/index.js';
 import './methods/peri-ln/index.js';
 import './methods/normformer/index.js';
-export * from './methods/power-norm/index.js';
-export * from './methods/batch-norm/index.js';
-export * from './methods/weight-norm/index.js';
-export * from './methods/spectral-norm/index.js';
-export * from './methods/weight-standardization/index.js';
-export * from './methods/online-norm/index.js';
-export * from './methods/unified-norm/index.js';
-export * from './surgery/index.js';
-export * from './methods/crms-norm/index.js';
-export * from './surgery/pre-ln-to-pre-rms.js';
-export * from './methods/region-norm/index.js';
-export * from './optimizers/index.js';
-export { kernelLayoutOf, kernelLayoutsByVariable, defaultFanInAxes, type KernelLayout } from './core/kernel-layout.js';
-export * from './methods/batch-channel-norm/index.js';
-export * from './methods/lrn/index.js';
-export * from './surgery/diagnose.js';
-export * from './methods/evonorm/index.js';
-export * from './surgery/ln-removal.js';
-export * from './methods/filter-response-norm/index.js';
-export * from './methods/ibn/index.js';
-export * from './methods/dynamic-tanh/index.js';
-export * from './methods/selu/index.js';
-export * from './methods/weight-compander/index.js';
-export * from './methods/alpha-bn/index.js';
-export * from './methods/scale-norm/index.js';
-export * from './methods/nap/index.js';
 export * from './methods/fixup-skipinit/index.js';
-export * from './models/cnn.js';
-export * from './lab/index.js';
+export * from './methods/selu/index.js';
 export * from './models/nf-resnet.js';
-export * from './methods/adab2n/index.js';
+export * from './models/cnn.js';
+
+// Model tools
+export * from './surgery/index.js';
+export * from './surgery/pre-ln-to-pre-rms.js';
+export * from './surgery/diagnose.js';
+export * from './surgery/ln-removal.js';
+
+// The lab
+export * from './lab/index.js';
