@@ -5,9 +5,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { defaultFanInAxes, type KernelLayout } from '../core/kernel-layout.js';
 import { registerNorm } from '../core/registry.js';
-import { checkBoolean, checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
-import { projectScaleInvariant } from './projection.js';
-import { configAsOptions, SlotOptimizer } from './slot-optimizer.js';
+import { adamHyperparameters, movingAverage } from './adam-moments.js';
+import { checkKnownKeys } from './options.js';
+import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate } from './projection.js';
+import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link AdamP} (official defaults). */
 export interface AdamPOptions {
@@ -59,22 +60,16 @@ export class AdamP extends SlotOptimizer {
     super();
     const where = 'AdamP';
     checkKnownKeys(where, options, KNOWN);
-    this.learningRate = options.learningRate ?? 1e-3;
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.999;
-    this.epsilon = options.epsilon ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0;
-    this.delta = options.delta ?? 0.1;
-    this.wdRatio = options.wdRatio ?? 0.1;
-    this.nesterov = options.nesterov ?? false;
-    checkPositive(where, 'learningRate', this.learningRate);
-    checkUnitInterval(where, 'beta1', this.beta1);
-    checkUnitInterval(where, 'beta2', this.beta2);
-    checkPositive(where, 'epsilon', this.epsilon);
-    checkNonNegative(where, 'weightDecay', this.weightDecay);
-    checkPositive(where, 'delta', this.delta);
-    checkNonNegative(where, 'wdRatio', this.wdRatio);
-    checkBoolean(where, 'nesterov', this.nesterov);
+    const adam = adamHyperparameters(where, options);
+    this.learningRate = adam.learningRate;
+    this.beta1 = adam.beta1;
+    this.beta2 = adam.beta2;
+    this.epsilon = adam.epsilon;
+    this.weightDecay = adam.weightDecay;
+    const projection = projectionHyperparameters(where, options);
+    this.delta = projection.delta;
+    this.wdRatio = projection.wdRatio;
+    this.nesterov = projection.nesterov;
     this.kernelLayouts = options.kernelLayouts;
   }
 
@@ -83,22 +78,14 @@ export class AdamP extends SlotOptimizer {
     const v = this.slot(name, 'v', () => tf.zerosLike(p));
     const bc1 = 1 - this.beta1 ** step;
     const bc2 = 1 - this.beta2 ** step;
-    const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
-    const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+    const mNew = movingAverage(m, g, this.beta1);
+    const vNew = movingAverage(v, tf.square(g), this.beta2);
     m.assign(mNew);
     v.assign(vNew);
     const denom = tf.add(tf.div(tf.sqrt(vNew), Math.sqrt(bc2)), this.epsilon);
-    const numer = this.nesterov ? tf.add(tf.mul(mNew, this.beta1), tf.mul(g, 1 - this.beta1)) : mNew;
-    let d = tf.div(numer, denom);
-    let wdFactor: tf.Tensor | number = 1;
-    if (p.rank > 1) {
-      const r = projectScaleInvariant(p, g, d, { delta: this.delta, wdRatio: this.wdRatio, epsilon: this.epsilon, fanInAxes: fanInAxesFor(this.kernelLayouts, name, p.rank) });
-      d = r.update;
-      wdFactor = r.wdFactor;
-    }
-    let next: tf.Tensor = p;
-    if (this.weightDecay > 0) next = tf.mul(next, tf.sub(1, tf.mul(wdFactor, this.learningRate * this.weightDecay)));
-    p.assign(tf.sub(next, tf.mul(d, this.learningRate / bc1)));
+    const numer = this.nesterov ? movingAverage(mNew, g, this.beta1) : mNew;
+    const { update, wdFactor } = scaleInvariantUpdate(p, g, tf.div(numer, denom), { delta: this.delta, wdRatio: this.wdRatio, epsilon: this.epsilon, fanInAxes: fanInAxesFor(this.kernelLayouts, name, p.rank) });
+    p.assign(tf.sub(decayedWeight(p, wdFactor, this.learningRate * this.weightDecay), tf.mul(update, this.learningRate / bc1)));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -112,10 +99,6 @@ export class AdamP extends SlotOptimizer {
       wdRatio: this.wdRatio,
       nesterov: this.nesterov,
     };
-  }
-
-  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
-    return new cls(configAsOptions(config));
   }
 }
 

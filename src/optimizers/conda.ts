@@ -7,8 +7,9 @@ import { smallerSideSingularVectors } from '../core/eigen.js';
 import { NormkitError } from '../core/errors.js';
 import { registerNorm } from '../core/registry.js';
 import { checkInteger } from '../core/checks.js';
-import { checkBoolean, checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
-import { configAsOptions, SlotOptimizer } from './slot-optimizer.js';
+import { adamHyperparameters, movingAverage } from './adam-moments.js';
+import { checkBoolean, checkKnownKeys, checkPositive } from './options.js';
+import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link Conda}. */
 export interface CondaOptions {
@@ -68,20 +69,16 @@ export class Conda extends SlotOptimizer {
     super();
     const where = 'Conda';
     checkKnownKeys(where, options, KNOWN);
-    this.learningRate = options.learningRate ?? 1e-3;
-    this.beta1 = options.beta1 ?? 0.9;
-    this.beta2 = options.beta2 ?? 0.999;
-    this.epsilon = options.epsilon ?? 1e-8;
-    this.weightDecay = options.weightDecay ?? 0;
+    const adam = adamHyperparameters(where, options);
+    this.learningRate = adam.learningRate;
+    this.beta1 = adam.beta1;
+    this.beta2 = adam.beta2;
+    this.epsilon = adam.epsilon;
+    this.weightDecay = adam.weightDecay;
     this.updateProjGap = options.updateProjGap ?? 50;
     this.scale = options.scale ?? 1;
     this.correctBias = options.correctBias ?? true;
     this.exclude = options.exclude ?? [];
-    checkPositive(where, 'learningRate', this.learningRate);
-    checkUnitInterval(where, 'beta1', this.beta1);
-    checkUnitInterval(where, 'beta2', this.beta2);
-    checkPositive(where, 'epsilon', this.epsilon);
-    checkNonNegative(where, 'weightDecay', this.weightDecay);
     checkInteger(where, 'updateProjGap', this.updateProjGap, 1);
     checkPositive(where, 'scale', this.scale);
     checkBoolean(where, 'correctBias', this.correctBias);
@@ -96,7 +93,7 @@ export class Conda extends SlotOptimizer {
   protected override update(name: string, w: tf.Variable, g: tf.Tensor, step: number): void {
     const m = this.slot(name, 'm', () => tf.zerosLike(w));
     const v = this.slot(name, 'v', () => tf.zerosLike(w));
-    const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+    const mNew = movingAverage(m, g, this.beta1);
     m.assign(mNew);
     const project = this.projects(name, w.shape);
     let gRot = g;
@@ -120,7 +117,7 @@ export class Conda extends SlotOptimizer {
       gRot = tall ? tf.matMul(g, p, false, true) : tf.matMul(p, g, true, false);
       mRot = tall ? tf.matMul(mNew, p, false, true) : tf.matMul(p, mNew, true, false);
     }
-    const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(gRot), 1 - this.beta2));
+    const vNew = movingAverage(v, tf.square(gRot), this.beta2);
     v.assign(vNew);
     let n = tf.div(mRot, tf.add(tf.sqrt(vNew), this.epsilon));
     if (p !== null) n = tf.mul(tall ? tf.matMul(n, p) : tf.matMul(p, n), this.scale);
@@ -143,10 +140,6 @@ export class Conda extends SlotOptimizer {
       correctBias: this.correctBias,
       exclude: [...this.exclude],
     };
-  }
-
-  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
-    return new cls(configAsOptions(config));
   }
 }
 

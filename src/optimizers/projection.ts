@@ -4,6 +4,7 @@
  * view" is the whole tensor. Branch-free (tf.where), so a step never reads values back to the CPU.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { checkBoolean, checkNonNegative, checkPositive } from './options.js';
 
 /** Options of {@link projectScaleInvariant}. */
 export interface ProjectionOptions {
@@ -48,4 +49,36 @@ export function projectScaleInvariant(p: tf.Tensor, g: tf.Tensor, d: tf.Tensor, 
     }
     return { update, wdFactor };
   });
+}
+
+/** The projection hyperparameters AdamP and SGDP share. */
+export interface ProjectionHyperparameters {
+  delta: number;
+  wdRatio: number;
+  nesterov: boolean;
+}
+
+/**
+ * `options`' projection hyperparameters with the official defaults (delta 0.1, wdRatio 0.1, nesterov
+ * false), checked in that order (a NormkitError from `where` names the bad one).
+ */
+export function projectionHyperparameters(where: string, options: Partial<ProjectionHyperparameters>): ProjectionHyperparameters {
+  const h: ProjectionHyperparameters = { delta: options.delta ?? 0.1, wdRatio: options.wdRatio ?? 0.1, nesterov: options.nesterov ?? false };
+  checkPositive(where, 'delta', h.delta);
+  checkNonNegative(where, 'wdRatio', h.wdRatio);
+  checkBoolean(where, 'nesterov', h.nesterov);
+  return h;
+}
+
+/**
+ * The update of parameter p: {@link projectScaleInvariant} when rank(p) > 1, else d unchanged with
+ * weight-decay factor 1.
+ */
+export function scaleInvariantUpdate(p: tf.Tensor, g: tf.Tensor, d: tf.Tensor, options: ProjectionOptions): { update: tf.Tensor; wdFactor: tf.Tensor | number } {
+  return p.rank > 1 ? projectScaleInvariant(p, g, d, options) : { update: d, wdFactor: 1 };
+}
+
+/** Decoupled weight decay `p (1 - wdFactor rate)`; p itself when rate is 0. */
+export function decayedWeight(p: tf.Tensor, wdFactor: tf.Tensor | number, rate: number): tf.Tensor {
+  return rate > 0 ? tf.mul(p, tf.sub(1, tf.mul(wdFactor, rate))) : p;
 }

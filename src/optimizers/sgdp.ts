@@ -6,9 +6,9 @@ import type { KernelLayout } from '../core/kernel-layout.js';
 import { NormkitError } from '../core/errors.js';
 import { registerNorm } from '../core/registry.js';
 import { fanInAxesFor } from './adamp.js';
-import { checkBoolean, checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
-import { projectScaleInvariant } from './projection.js';
-import { configAsOptions, SlotOptimizer } from './slot-optimizer.js';
+import { checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
+import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate } from './projection.js';
+import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link SGDP} (official defaults except the learning rate, which is required). */
 export interface SGDPOptions {
@@ -58,17 +58,15 @@ export class SGDP extends SlotOptimizer {
     this.dampening = options.dampening ?? 0;
     this.epsilon = options.epsilon ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
-    this.delta = options.delta ?? 0.1;
-    this.wdRatio = options.wdRatio ?? 0.1;
-    this.nesterov = options.nesterov ?? false;
     checkPositive(where, 'learningRate', this.learningRate);
     checkUnitInterval(where, 'momentum', this.momentum);
     checkUnitInterval(where, 'dampening', this.dampening);
     checkPositive(where, 'epsilon', this.epsilon);
     checkNonNegative(where, 'weightDecay', this.weightDecay);
-    checkPositive(where, 'delta', this.delta);
-    checkNonNegative(where, 'wdRatio', this.wdRatio);
-    checkBoolean(where, 'nesterov', this.nesterov);
+    const projection = projectionHyperparameters(where, options);
+    this.delta = projection.delta;
+    this.wdRatio = projection.wdRatio;
+    this.nesterov = projection.nesterov;
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new NormkitError(where, 'nesterov', 'used with momentum > 0 and dampening 0', `momentum ${this.momentum}, dampening ${this.dampening}`);
     }
@@ -78,17 +76,10 @@ export class SGDP extends SlotOptimizer {
   protected override update(name: string, p: tf.Variable, g: tf.Tensor, _step: number): void {
     const buf = this.slot(name, 'momentum', () => tf.zerosLike(p));
     const bufNew = tf.add(tf.mul(buf, this.momentum), tf.mul(g, 1 - this.dampening));
-    let d = this.nesterov ? tf.add(g, tf.mul(bufNew, this.momentum)) : bufNew;
-    let wdFactor: tf.Tensor | number = 1;
-    if (p.rank > 1) {
-      const r = projectScaleInvariant(p, g, d, { delta: this.delta, wdRatio: this.wdRatio, epsilon: this.epsilon, fanInAxes: fanInAxesFor(this.kernelLayouts, name, p.rank) });
-      d = r.update;
-      wdFactor = r.wdFactor;
-    }
-    buf.assign(this.nesterov ? bufNew : d);
-    let next: tf.Tensor = p;
-    if (this.weightDecay > 0) next = tf.mul(next, tf.sub(1, tf.mul(wdFactor, (this.learningRate * this.weightDecay) / (1 - this.momentum))));
-    p.assign(tf.sub(next, tf.mul(d, this.learningRate)));
+    const proposed = this.nesterov ? tf.add(g, tf.mul(bufNew, this.momentum)) : bufNew;
+    const { update, wdFactor } = scaleInvariantUpdate(p, g, proposed, { delta: this.delta, wdRatio: this.wdRatio, epsilon: this.epsilon, fanInAxes: fanInAxesFor(this.kernelLayouts, name, p.rank) });
+    buf.assign(this.nesterov ? bufNew : update);
+    p.assign(tf.sub(decayedWeight(p, wdFactor, (this.learningRate * this.weightDecay) / (1 - this.momentum)), tf.mul(update, this.learningRate)));
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -102,10 +93,6 @@ export class SGDP extends SlotOptimizer {
       wdRatio: this.wdRatio,
       nesterov: this.nesterov,
     };
-  }
-
-  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
-    return new cls(configAsOptions(config));
   }
 }
 

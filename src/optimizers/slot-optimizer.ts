@@ -39,7 +39,8 @@ export function variableNamed(where: string, name: string): tf.Variable {
 
 /**
  * An optimizer whose state is a list of named slot variables per model variable. Subclasses implement
- * {@link update} for one variable (called inside tf.tidy, with the 1-based step number).
+ * {@link update} for one variable (called inside tf.tidy, with the 1-based step number); a subclass's
+ * getConfig() returns its constructor options, which the inherited fromConfig passes back.
  */
 export abstract class SlotOptimizer extends tf.Optimizer {
   private readonly slots = new Map<string, Map<string, tf.Variable>>();
@@ -136,5 +137,10 @@ export abstract class SlotOptimizer extends tf.Optimizer {
   override dispose(): void {
     this.disposeSlots();
     super.dispose();
+  }
+
+  /** A subclass from its getConfig(): the config is its constructor's options. */
+  static override fromConfig<T extends tf.serialization.Serializable>(cls: tf.serialization.SerializableConstructor<T>, config: tf.serialization.ConfigDict): T {
+    return new cls(configAsOptions(config));
   }
 }
