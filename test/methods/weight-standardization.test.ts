@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertWrapperFits, assertWrapperSaveLoad, KERNEL_CASES, kernelOf, plainOutput, unitGroups } from '../helpers/kernel-wrappers.js';
+import { assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, plainOutput, unitGroups } from '../helpers/kernel-wrappers.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -108,20 +108,12 @@ forEachBackend(() => {
 
     it('round-trips its config and survives save/load (Conv2D, DepthwiseConv2D)', async () => {
       for (const c of KERNEL_CASES.filter((k) => ['Conv2D', 'DepthwiseConv2D'].includes(k.name))) {
-        const layer = new nk.WeightStandardization({ layer: c.make(), epsilon: 1e-4 });
-        assert.deepEqual((nk.WeightStandardization.fromConfig(nk.WeightStandardization, layer.getConfig()) as nk.WeightStandardization).getConfig(), layer.getConfig());
-        const x = tf.tensor(randn(2 * size(c.inputShape), 9), [2, ...c.inputShape]);
-        await assertWrapperSaveLoad(layer, c.inputShape, x);
-        x.dispose();
+        await assertWrapperSerializes(nk.WeightStandardization, new nk.WeightStandardization({ layer: c.make(), epsilon: 1e-4 }), c.inputShape);
       }
     });
 
     it('trains in model.fit (loss goes down) without leaking tensors', async () => {
-      // Dense: the wasm backend has no Conv2DBackpropFilter kernel.
-      const xs = tf.tensor(randn(8 * 4, 11), [8, 4]);
-      const ys = tf.tensor(randn(8, 12), [8, 1]);
-      await assertWrapperFits(new nk.WeightStandardization({ layer: tfl.layers.dense({ units: 3, activation: 'tanh', kernelInitializer: tfl.initializers.glorotUniform({ seed: 12 }) }) }), [4], xs, ys);
-      tf.dispose([xs, ys]);
+      await assertWrapperFitsDense((inner) => new nk.WeightStandardization({ layer: inner }));
     });
 
     it('rejects bad arguments and leaks nothing', async () => {
@@ -188,16 +180,9 @@ forEachBackend(() => {
     it('round-trips its config, survives save/load (Conv2DTranspose) and trains without leaking', async () => {
       const c = KERNEL_CASES.find((k) => k.name === 'Conv2DTranspose')!;
       const layer = new nk.ScaledWeightStandardization({ layer: c.make(), gamma: 1.5939117670059204, epsilon: 1e-3, trainableGain: false });
-      assert.deepEqual((nk.ScaledWeightStandardization.fromConfig(nk.ScaledWeightStandardization, layer.getConfig()) as nk.ScaledWeightStandardization).getConfig(), layer.getConfig());
-      const x = tf.tensor(randn(2 * size(c.inputShape), 9), [2, ...c.inputShape]);
-      await assertWrapperSaveLoad(layer, c.inputShape, x);
+      await assertWrapperSerializes(nk.ScaledWeightStandardization, layer, c.inputShape);
       assert.equal(layer.trainableWeights.some((w) => w.originalName.endsWith('/gain')), false, 'frozen gain');
-      x.dispose();
-      // Dense: the wasm backend has no Conv2DBackpropFilter kernel.
-      const xs = tf.tensor(randn(8 * 4, 11), [8, 4]);
-      const ys = tf.tensor(randn(8, 12), [8, 1]);
-      await assertWrapperFits(new nk.ScaledWeightStandardization({ layer: tfl.layers.dense({ units: 3, activation: 'tanh', kernelInitializer: tfl.initializers.glorotUniform({ seed: 12 }) }) }), [4], xs, ys);
-      tf.dispose([xs, ys]);
+      await assertWrapperFitsDense((inner) => new nk.ScaledWeightStandardization({ layer: inner }));
     });
 
     it('rejects bad arguments and is in the registry', () => {
