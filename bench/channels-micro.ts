@@ -30,6 +30,9 @@ const CASES: Case[] = [
   { name: 'InstanceNorm', batches: N, positions: S, perGroup: 1 },
 ];
 
+/** Minimum of the last timed runs of median(), reported next to the medians (the machine is shared). */
+const mins: number[] = [];
+
 function median(fn: () => void): number {
   for (let i = 0; i < 3; i++) fn();
   const t: number[] = [];
@@ -39,6 +42,7 @@ function median(fn: () => void): number {
     t.push(performance.now() - t0);
   }
   t.sort((a, b) => a - b);
+  mins.push(t[0]);
   return t[t.length >> 1];
 }
 
@@ -85,13 +89,15 @@ for (const path of paths) {
     const fwd = () => k.channelsForward(X, Y, G, B, M, R, PM, PV, cs.batches, cs.positions, C, cs.perGroup, 1e-5, SCRATCH);
     const bwd = () => k.channelsBackward(X, DY, G, M, R, DX, DG, DB, cs.batches, cs.positions, C, cs.perGroup, SCRATCH);
     const fMs = median(fwd);
+    const fMin = mins[mins.length - 1];
     fwd();
     const bMs = median(bwd);
+    const bMin = mins[mins.length - 1];
     outs.push(heap.slice(Y / 4, Y / 4 + total), heap.slice(DX / 4, DX / 4 + total), heap.slice(DG / 4, DG / 4 + 2 * C));
     // Forward: 2 floats moved per element (x in, y out), as the copy; fwd+bwd: 2 + 3 (x, dy in, dx out).
     const fPct = (100 * copyMs) / fMs;
     const fbPct = (100 * (copyMs * 2.5)) / (fMs + bMs);
-    line.push(`${cs.name} fwd ${fMs.toFixed(3)} ms (${fPct.toFixed(0)} % of copy), bwd ${bMs.toFixed(3)} ms, fwd+bwd ${fbPct.toFixed(0)} %`);
+    line.push(`${cs.name} fwd ${fMs.toFixed(3)} ms (min ${fMin.toFixed(3)}; ${fPct.toFixed(0)} % of copy), bwd ${bMs.toFixed(3)} ms (min ${bMin.toFixed(3)}), fwd+bwd ${fbPct.toFixed(0)} %`);
   }
   outputs.push(outs);
   console.log(line.join('\n  '));

@@ -202,18 +202,18 @@ export function channelsScratchBytes(channels: i32): i32 {
 }
 
 // Positions per chunk: about 16 KiB of one [positions, C] array, at least 8.
-@inline function chunkPositions(channels: i32): i32 {
+function chunkPositions(channels: i32): i32 {
   const p = 4096 / channels;
   return p < 8 ? 8 : p;
 }
 
-@inline function promoteHigh(v: v128): v128 {
+function promoteHigh(v: v128): v128 {
   return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
 }
 
 // Forward statistics of one 4-channel strip over positions [p0, p1): acc1 += sum(d), acc2 += sum(d^2),
 // d = x - shift, in float64 (4 doubles each at a1, a2).
-@inline function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: usize, a2: usize): void {
+function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: usize, a2: usize): void {
   let s1a = v128.load(a1);
   let s1b = v128.load(a1 + 16);
   let s2a = v128.load(a2);
