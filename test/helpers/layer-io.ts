@@ -6,14 +6,18 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-/** Saves `model` into memory with tf.io.withSaveHandler and loads it back with tf.io.fromMemory. */
-export async function saveAndLoad(model: tfl.LayersModel): Promise<tfl.LayersModel> {
+/**
+ * Saves `model` into memory with tf.io.withSaveHandler (with `saveConfig`, e.g. `{ includeOptimizer: true }`)
+ * and loads it back with tf.io.fromMemory.
+ */
+export async function saveAndLoad(model: tfl.LayersModel, saveConfig?: tf.io.SaveConfig): Promise<tfl.LayersModel> {
   let saved: tf.io.ModelArtifacts | undefined;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
       saved = artifacts;
       return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
     }),
+    saveConfig,
   );
   if (saved === undefined) throw new Error('save handler was not called');
   return tfl.loadLayersModel(tf.io.fromMemory(saved));
