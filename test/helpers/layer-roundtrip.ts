@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { saveAndLoad } from './layer-io.js';
+import { assertNoLeak } from './numeric.js';
 
 type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
 
@@ -80,4 +81,17 @@ export async function assertModelFitWithoutLeak(
   const loss = h.history.loss[1] as number;
   assert.ok(Number.isFinite(loss), `finite loss, got ${loss}`);
   return loss;
+}
+
+/**
+ * For a compiled model: assertModelFitWithoutLeak with tfjs's default batch size (32) and shuffling, then a
+ * save/load through memory (saveAndLoad) that must predict exactly the same on `xs`, and a predict that
+ * leaks nothing. Returns the loaded model (the caller disposes it).
+ */
+export async function assertModelTrainsAndReloads(model: tfl.LayersModel, xs: tf.Tensor, ys: tf.Tensor): Promise<tfl.LayersModel> {
+  await assertModelFitWithoutLeak(model, xs, ys, { warmupBatchSize: 32, batchSize: 32 });
+  const loaded = await saveAndLoad(model);
+  tf.tidy(() => assert.deepEqual(Array.from((loaded.predict(xs) as tf.Tensor).dataSync()), Array.from((model.predict(xs) as tf.Tensor).dataSync())));
+  await assertNoLeak(() => (model.predict(xs) as tf.Tensor).dispose(), 'predict');
+  return loaded;
 }

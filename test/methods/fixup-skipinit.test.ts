@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
-import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { assertModelTrainsAndReloads } from '../helpers/layer-roundtrip.js';
+import { assertClose, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 
 const relu = (v: number) => Math.max(v, 0);
 
@@ -145,19 +146,7 @@ forEachBackend(() => {
         model.compile({ optimizer: tf.train.sgd(0.05), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
         const xs = tf.tensor(randn(4 * 72, 50), [4, 6, 6, 2]);
         const ys = tf.oneHot(tf.tensor([0, 1, 2, 1], [4], 'int32'), 3);
-        await model.fit(xs, ys, { epochs: 1, verbose: 0 });
-        const before = tf.memory().numTensors;
-        const h = await model.fit(xs, ys, { epochs: 2, verbose: 0 });
-        assert.equal(tf.memory().numTensors, before, 'fit leaked');
-        assert.ok(Number.isFinite(h.history.loss[1] as number));
-        let artifacts: tf.io.ModelArtifacts | undefined;
-        await model.save(tf.io.withSaveHandler(async (a) => {
-          artifacts = a;
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }));
-        const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
-        tf.tidy(() => assert.deepEqual(Array.from((loaded.predict(xs) as tf.Tensor).dataSync()), Array.from((model.predict(xs) as tf.Tensor).dataSync())));
-        await assertNoLeak(() => (model.predict(xs) as tf.Tensor).dispose(), 'predict');
+        const loaded = await assertModelTrainsAndReloads(model, xs, ys);
         tf.dispose([xs, ys]);
         model.dispose();
         loaded.dispose();

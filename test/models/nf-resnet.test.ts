@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
-import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
+import { assertModelTrainsAndReloads } from '../helpers/layer-roundtrip.js';
+import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 
 function std(v: ArrayLike<number>): number {
   let m = 0;
@@ -131,19 +132,7 @@ forEachBackend(() => {
       model.compile({ optimizer: nk.withAgc(tf.train.sgd(0.1), { exclude: ['classifier/'] }), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
       const xs = tf.tensor(randn(4 * 72, 6), [4, 6, 6, 2]);
       const ys = tf.oneHot(tf.tensor([0, 1, 2, 1], [4], 'int32'), 3);
-      await model.fit(xs, ys, { epochs: 1, verbose: 0 });
-      const before = tf.memory().numTensors;
-      const h = await model.fit(xs, ys, { epochs: 2, verbose: 0 });
-      assert.equal(tf.memory().numTensors, before, 'fit leaked');
-      assert.ok(Number.isFinite(h.history.loss[1] as number));
-      let artifacts: tf.io.ModelArtifacts | undefined;
-      await model.save(tf.io.withSaveHandler(async (a) => {
-        artifacts = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }));
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
-      tf.tidy(() => assert.deepEqual(Array.from((loaded.predict(xs) as tf.Tensor).dataSync()), Array.from((model.predict(xs) as tf.Tensor).dataSync())));
-      await assertNoLeak(() => (model.predict(xs) as tf.Tensor).dispose(), 'predict');
+      const loaded = await assertModelTrainsAndReloads(model, xs, ys);
       const act = new nk.ScaledActivation({ activation: 'gelu', gain: 2 });
       assert.deepEqual(nk.ScaledActivation.fromConfig(nk.ScaledActivation, act.getConfig()).getConfig(), act.getConfig());
       tf.dispose([xs, ys]);
