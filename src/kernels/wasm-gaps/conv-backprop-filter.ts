@@ -2,7 +2,7 @@
  * Filter gradient of a 2-D or 3-D convolution (tfjs kernels Conv2DBackpropFilter, Conv3DBackpropFilterV2).
  * Plain math over Float32Arrays; no tfjs import.
  */
-import { layoutStrides, type WindowGeometry } from './geometry.js';
+import { layoutStrides, newTaps, windowTaps, type WindowGeometry } from './geometry.js';
 
 /**
  * dW[kd, kh, kw, ci, co] = sum over b, od, oh, ow of x[b, id, ih, iw, ci] * dy[b, od, oh, ow, co],
@@ -20,6 +20,7 @@ export function convBackpropFilter(x: Float32Array, dy: Float32Array, g: WindowG
   const ys = layoutStrides(g.outDepth, g.outHeight, g.outWidth, outC, g.channelsFirst);
   const dw = new Float64Array(fD * fH * fW * inC * outC);
   const dyRow = new Float64Array(outC);
+  const taps = newTaps(g);
   for (let b = 0; b < g.batch; b++) {
     for (let od = 0; od < g.outDepth; od++) {
       for (let oh = 0; oh < g.outHeight; oh++) {
@@ -32,43 +33,34 @@ export function convBackpropFilter(x: Float32Array, dy: Float32Array, g: WindowG
             if (v !== 0) any = true;
           }
           if (!any) continue;
-          for (let kd = 0; kd < fD; kd++) {
-            const id = od * g.strideDepth - g.padFront + kd * g.dilationDepth;
-            if (id < 0 || id >= g.inDepth) continue;
-            for (let kh = 0; kh < fH; kh++) {
-              const ih = oh * g.strideHeight - g.padTop + kh * g.dilationHeight;
-              if (ih < 0 || ih >= g.inHeight) continue;
-              for (let kw = 0; kw < fW; kw++) {
-                const iw = ow * g.strideWidth - g.padLeft + kw * g.dilationWidth;
-                if (iw < 0 || iw >= g.inWidth) continue;
-                const xBase = b * xs.batch + id * xs.depth + ih * xs.height + iw * xs.width;
-                const wBase = ((kd * fH + kh) * fW + kw) * inC * outC;
-                let ci = 0;
-                // Four input channels per pass: each dy value loaded once feeds four filter rows (about 2x).
-                for (; ci + 4 <= inC; ci += 4) {
-                  const xc = xBase + ci * xs.channel;
-                  const x0 = x[xc];
-                  const x1 = x[xc + xs.channel];
-                  const x2 = x[xc + 2 * xs.channel];
-                  const x3 = x[xc + 3 * xs.channel];
-                  const r0 = wBase + ci * outC;
-                  const r1 = r0 + outC;
-                  const r2 = r1 + outC;
-                  const r3 = r2 + outC;
-                  for (let co = 0; co < outC; co++) {
-                    const d = dyRow[co];
-                    dw[r0 + co] += x0 * d;
-                    dw[r1 + co] += x1 * d;
-                    dw[r2 + co] += x2 * d;
-                    dw[r3 + co] += x3 * d;
-                  }
-                }
-                for (; ci < inC; ci++) {
-                  const xv = x[xBase + ci * xs.channel];
-                  const row = wBase + ci * outC;
-                  for (let co = 0; co < outC; co++) dw[row + co] += xv * dyRow[co];
-                }
+          windowTaps(g, od, oh, ow, xs, taps);
+          for (let t = 0; t < taps.count; t++) {
+            const xBase = b * xs.batch + taps.offset[t];
+            const wBase = taps.tap[t] * inC * outC;
+            let ci = 0;
+            // Four input channels per pass: each dy value loaded once feeds four filter rows (about 2x).
+            for (; ci + 4 <= inC; ci += 4) {
+              const xc = xBase + ci * xs.channel;
+              const x0 = x[xc];
+              const x1 = x[xc + xs.channel];
+              const x2 = x[xc + 2 * xs.channel];
+              const x3 = x[xc + 3 * xs.channel];
+              const r0 = wBase + ci * outC;
+              const r1 = r0 + outC;
+              const r2 = r1 + outC;
+              const r3 = r2 + outC;
+              for (let co = 0; co < outC; co++) {
+                const d = dyRow[co];
+                dw[r0 + co] += x0 * d;
+                dw[r1 + co] += x1 * d;
+                dw[r2 + co] += x2 * d;
+                dw[r3 + co] += x3 * d;
               }
+            }
+            for (; ci < inC; ci++) {
+              const xv = x[xBase + ci * xs.channel];
+              const row = wBase + ci * outC;
+              for (let co = 0; co < outC; co++) dw[row + co] += xv * dyRow[co];
             }
           }
         }

@@ -2,7 +2,7 @@
  * Input gradient of a 2-D or 3-D convolution (tfjs kernel Conv3DBackpropInputV2; also the forward pass of a
  * transposed convolution). Plain math over Float32Arrays; no tfjs import.
  */
-import { layoutStrides, type WindowGeometry } from './geometry.js';
+import { layoutStrides, newTaps, readingTaps, type WindowGeometry } from './geometry.js';
 
 /**
  * dx[b, id, ih, iw, ci] = sum over filter taps (kd, kh, kw) and output channels co of
@@ -14,42 +14,28 @@ import { layoutStrides, type WindowGeometry } from './geometry.js';
  * one filter row against one dy row; same multiply-add count as the forward convolution.
  */
 export function convBackpropInput(dy: Float32Array, w: Float32Array, g: WindowGeometry): Float32Array {
-  const { inChannels: inC, outChannels: outC, filterDepth: fD, filterHeight: fH, filterWidth: fW } = g;
+  const { inChannels: inC, outChannels: outC } = g;
   const xs = layoutStrides(g.inDepth, g.inHeight, g.inWidth, inC, g.channelsFirst);
   const ys = layoutStrides(g.outDepth, g.outHeight, g.outWidth, outC, g.channelsFirst);
   const dx = new Float32Array(g.batch * xs.batch);
   const acc = new Float64Array(inC);
   const dyRow = new Float64Array(outC);
+  const taps = newTaps(g);
   for (let b = 0; b < g.batch; b++) {
     for (let id = 0; id < g.inDepth; id++) {
       for (let ih = 0; ih < g.inHeight; ih++) {
         for (let iw = 0; iw < g.inWidth; iw++) {
           acc.fill(0);
-          for (let kd = 0; kd < fD; kd++) {
-            const td = id + g.padFront - kd * g.dilationDepth;
-            if (td < 0 || td % g.strideDepth !== 0) continue;
-            const od = td / g.strideDepth;
-            if (od >= g.outDepth) continue;
-            for (let kh = 0; kh < fH; kh++) {
-              const th = ih + g.padTop - kh * g.dilationHeight;
-              if (th < 0 || th % g.strideHeight !== 0) continue;
-              const oh = th / g.strideHeight;
-              if (oh >= g.outHeight) continue;
-              for (let kw = 0; kw < fW; kw++) {
-                const tw = iw + g.padLeft - kw * g.dilationWidth;
-                if (tw < 0 || tw % g.strideWidth !== 0) continue;
-                const ow = tw / g.strideWidth;
-                if (ow >= g.outWidth) continue;
-                const yBase = b * ys.batch + od * ys.depth + oh * ys.height + ow * ys.width;
-                for (let co = 0; co < outC; co++) dyRow[co] = dy[yBase + co * ys.channel];
-                const wBase = ((kd * fH + kh) * fW + kw) * inC * outC;
-                for (let ci = 0; ci < inC; ci++) {
-                  const row = wBase + ci * outC;
-                  let s = 0;
-                  for (let co = 0; co < outC; co++) s += dyRow[co] * w[row + co];
-                  acc[ci] += s;
-                }
-              }
+          readingTaps(g, id, ih, iw, ys, taps);
+          for (let t = 0; t < taps.count; t++) {
+            const yBase = b * ys.batch + taps.offset[t];
+            for (let co = 0; co < outC; co++) dyRow[co] = dy[yBase + co * ys.channel];
+            const wBase = taps.tap[t] * inC * outC;
+            for (let ci = 0; ci < inC; ci++) {
+              const row = wBase + ci * outC;
+              let s = 0;
+              for (let co = 0; co < outC; co++) s += dyRow[co] * w[row + co];
+              acc[ci] += s;
             }
           }
           const xBase = b * xs.batch + id * xs.depth + ih * xs.height + iw * xs.width;

@@ -2,7 +2,7 @@
  * Filter gradient of a depthwise 2-D convolution (tfjs kernel DepthwiseConv2dNativeBackpropFilter),
  * channels-last. Plain math over Float32Arrays; no tfjs import.
  */
-import type { WindowGeometry } from './geometry.js';
+import { layoutStrides, newTaps, windowTaps, type WindowGeometry } from './geometry.js';
 
 /**
  * With multiplier m = outChannels / inChannels and output channel ci * m + q:
@@ -14,24 +14,21 @@ import type { WindowGeometry } from './geometry.js';
 export function depthwiseConv2dBackpropFilter(x: Float32Array, dy: Float32Array, g: WindowGeometry): Float32Array {
   const { inChannels: inC, outChannels: outC, filterHeight: fH, filterWidth: fW } = g;
   const m = outC / inC;
+  const xs = layoutStrides(1, g.inHeight, g.inWidth, inC, false);
   const dw = new Float64Array(fH * fW * outC);
+  const taps = newTaps(g);
   for (let b = 0; b < g.batch; b++) {
     for (let oh = 0; oh < g.outHeight; oh++) {
       for (let ow = 0; ow < g.outWidth; ow++) {
         const yBase = ((b * g.outHeight + oh) * g.outWidth + ow) * outC;
-        for (let kh = 0; kh < fH; kh++) {
-          const ih = oh * g.strideHeight - g.padTop + kh * g.dilationHeight;
-          if (ih < 0 || ih >= g.inHeight) continue;
-          for (let kw = 0; kw < fW; kw++) {
-            const iw = ow * g.strideWidth - g.padLeft + kw * g.dilationWidth;
-            if (iw < 0 || iw >= g.inWidth) continue;
-            const xBase = ((b * g.inHeight + ih) * g.inWidth + iw) * inC;
-            const wBase = (kh * fW + kw) * outC;
-            for (let ci = 0; ci < inC; ci++) {
-              const xv = x[xBase + ci];
-              const o = ci * m;
-              for (let q = 0; q < m; q++) dw[wBase + o + q] += xv * dy[yBase + o + q];
-            }
+        windowTaps(g, 0, oh, ow, xs, taps);
+        for (let t = 0; t < taps.count; t++) {
+          const xBase = b * xs.batch + taps.offset[t];
+          const wBase = taps.tap[t] * outC;
+          for (let ci = 0; ci < inC; ci++) {
+            const xv = x[xBase + ci];
+            const o = ci * m;
+            for (let q = 0; q < m; q++) dw[wBase + o + q] += xv * dy[yBase + o + q];
           }
         }
       }

@@ -2,7 +2,7 @@
  * Gradient of 2-D and 3-D max pooling (tfjs kernels MaxPoolGrad, MaxPool3DGrad), channels-last. Plain math
  * over Float32Arrays; no tfjs import.
  */
-import type { WindowGeometry } from './geometry.js';
+import { layoutStrides, newTaps, windowTaps, type WindowGeometry } from './geometry.js';
 
 /**
  * Which element of a window gets the gradient when several hold the maximum: tfjs's cpu kernels take the
@@ -26,42 +26,31 @@ export function maxPoolBackprop(x: Float32Array, dy: Float32Array, g: WindowGeom
   const best = new Float64Array(C);
   const bestAt = new Int32Array(C);
   const last = ties === 'last';
-  const sW = C;
-  const sH = g.inWidth * C;
-  const sD = g.inHeight * sH;
-  const sB = g.inDepth * sD;
+  const xs = layoutStrides(g.inDepth, g.inHeight, g.inWidth, C, false);
+  const taps = newTaps(g);
   for (let b = 0; b < g.batch; b++) {
     for (let od = 0; od < g.outDepth; od++) {
       for (let oh = 0; oh < g.outHeight; oh++) {
         for (let ow = 0; ow < g.outWidth; ow++) {
           best.fill(-Infinity);
           bestAt.fill(-1);
-          for (let kd = 0; kd < g.filterDepth; kd++) {
-            const id = od * g.strideDepth - g.padFront + kd * g.dilationDepth;
-            if (id < 0 || id >= g.inDepth) continue;
-            for (let kh = 0; kh < g.filterHeight; kh++) {
-              const ih = oh * g.strideHeight - g.padTop + kh * g.dilationHeight;
-              if (ih < 0 || ih >= g.inHeight) continue;
-              for (let kw = 0; kw < g.filterWidth; kw++) {
-                const iw = ow * g.strideWidth - g.padLeft + kw * g.dilationWidth;
-                if (iw < 0 || iw >= g.inWidth) continue;
-                const base = b * sB + id * sD + ih * sH + iw * sW;
-                if (last) {
-                  for (let c = 0; c < C; c++) {
-                    const v = x[base + c];
-                    if (v >= best[c]) {
-                      best[c] = v;
-                      bestAt[c] = base + c;
-                    }
-                  }
-                } else {
-                  for (let c = 0; c < C; c++) {
-                    const v = x[base + c];
-                    if (v > best[c]) {
-                      best[c] = v;
-                      bestAt[c] = base + c;
-                    }
-                  }
+          windowTaps(g, od, oh, ow, xs, taps);
+          for (let t = 0; t < taps.count; t++) {
+            const base = b * xs.batch + taps.offset[t];
+            if (last) {
+              for (let c = 0; c < C; c++) {
+                const v = x[base + c];
+                if (v >= best[c]) {
+                  best[c] = v;
+                  bestAt[c] = base + c;
+                }
+              }
+            } else {
+              for (let c = 0; c < C; c++) {
+                const v = x[base + c];
+                if (v > best[c]) {
+                  best[c] = v;
+                  bestAt[c] = base + c;
                 }
               }
             }

@@ -2,7 +2,7 @@
  * Max pooling forward over a 3-D (or, with depth 1, 2-D) window, channels-last (tfjs kernel MaxPool3D).
  * Plain math over Float32Arrays; no tfjs import.
  */
-import type { WindowGeometry } from './geometry.js';
+import { layoutStrides, newTaps, windowTaps, type WindowGeometry } from './geometry.js';
 
 /**
  * y[b, od, oh, ow, c] = max of x[b, id, ih, iw, c] over the window id = od * strideDepth - padFront +
@@ -13,29 +13,19 @@ import type { WindowGeometry } from './geometry.js';
 export function maxPool(x: Float32Array, g: WindowGeometry): Float32Array {
   const C = g.inChannels;
   const y = new Float32Array(g.batch * g.outDepth * g.outHeight * g.outWidth * C).fill(-Infinity);
-  const sH = g.inWidth * C;
-  const sD = g.inHeight * sH;
-  const sB = g.inDepth * sD;
+  const xs = layoutStrides(g.inDepth, g.inHeight, g.inWidth, C, false);
+  const taps = newTaps(g);
   let yBase = 0;
   for (let b = 0; b < g.batch; b++) {
     for (let od = 0; od < g.outDepth; od++) {
       for (let oh = 0; oh < g.outHeight; oh++) {
         for (let ow = 0; ow < g.outWidth; ow++, yBase += C) {
-          for (let kd = 0; kd < g.filterDepth; kd++) {
-            const id = od * g.strideDepth - g.padFront + kd * g.dilationDepth;
-            if (id < 0 || id >= g.inDepth) continue;
-            for (let kh = 0; kh < g.filterHeight; kh++) {
-              const ih = oh * g.strideHeight - g.padTop + kh * g.dilationHeight;
-              if (ih < 0 || ih >= g.inHeight) continue;
-              for (let kw = 0; kw < g.filterWidth; kw++) {
-                const iw = ow * g.strideWidth - g.padLeft + kw * g.dilationWidth;
-                if (iw < 0 || iw >= g.inWidth) continue;
-                const base = b * sB + id * sD + ih * sH + iw * C;
-                for (let c = 0; c < C; c++) {
-                  const v = x[base + c];
-                  if (v > y[yBase + c]) y[yBase + c] = v;
-                }
-              }
+          windowTaps(g, od, oh, ow, xs, taps);
+          for (let t = 0; t < taps.count; t++) {
+            const base = b * xs.batch + taps.offset[t];
+            for (let c = 0; c < C; c++) {
+              const v = x[base + c];
+              if (v > y[yBase + c]) y[yBase + c] = v;
             }
           }
         }
