@@ -116,7 +116,7 @@ const METHODS: MethodCase[] = [
     },
   },
   {
-    // More positions than the SIMD kernels' float32 block (32), and channels a multiple of 4 (vector path).
+    // An odd number of positions (the SIMD backward's pairs of positions leave one), channels a multiple of 4.
     name: 'batchNorm (training) [5, 9, 8]',
     kernel: FUSED_KERNELS.batchNorm,
     shape: [5, 9, 8],
@@ -147,6 +147,42 @@ const METHODS: MethodCase[] = [
     eps: 1e-5,
     hasBeta: true,
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 2, gamma, beta }),
+  },
+  {
+    // 135 positions of 70 channels: several of the SIMD forward's position chunks (4096 / 70 = 58 positions),
+    // an odd count, and 2 channels past the last multiple of 4 (scalar tail).
+    name: 'batchNorm (training) [3, 45, 70]',
+    kernel: FUSED_KERNELS.batchNorm,
+    shape: [3, 45, 70],
+    refShape: [3, 45, 70],
+    axes: [0, 1],
+    paramAxes: [2],
+    paramShape: [70],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => {
+      const movingMean = tf.zeros([70]);
+      const movingVariance = tf.ones([70]);
+      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
+      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
+      return r.y;
+    },
+  },
+  {
+    // As above per batch element (135 positions, 70 channels), with groups of 10 channels that straddle the
+    // vector / scalar-tail boundary.
+    name: 'groupNorm [2, 9, 15, 70] with 7 groups',
+    kernel: FUSED_KERNELS.groupNorm,
+    shape: [2, 9, 15, 70],
+    refShape: [2, 9, 15, 7, 10],
+    axes: [1, 2, 4],
+    paramAxes: [3, 4],
+    paramShape: [70],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.groupNorm(x, { groups: 7, gamma, beta }),
   },
 ];
 

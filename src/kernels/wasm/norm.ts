@@ -56,17 +56,18 @@ export function rowsForward(
     store<f32>(rstd + (<usize>r << 2), <f32>rs);
     store<f32>(plainMean + (<usize>r << 2), <f32>(<f64>shift + m));
     store<f32>(variance + (<usize>r << 2), <f32>v);
-    const mHi = <f32>m;
-    rowOutput(xr, yr, gamma, beta, n, shift, mHi, <f32>(m - <f64>mHi), <f32>rs);
+    const plain = <f64>shift + m;
+    const mHi = <f32>plain;
+    rowOutput(xr, yr, gamma, beta, n, mHi, <f32>(plain - <f64>mHi), <f32>rs);
   }
 }
 
-// y = ((x - shift) - m) * rs * gamma + beta for one row (gamma / beta skipped when their pointer is 0). The
-// float64 mean is passed as m + mLo (two float32s) and subtracted in two steps, so an element close to the
-// mean keeps its relative precision.
-function rowOutput(xr: usize, yr: usize, gamma: usize, beta: usize, n: i32, shift: f32, m: f32, mLo: f32, rs: f32): void {
+// y = (x - mean) * rs * gamma + beta for one row (gamma / beta skipped when their pointer is 0). The plain
+// float64 mean (shift + m) is passed as m + mLo (two float32s) and subtracted in two steps: x - m is exact for
+// an element within a factor 2 of the mean (Sterbenz), so an element close to the mean keeps its relative
+// precision, which subtracting the shift first would lose where x - shift rounds.
+function rowOutput(xr: usize, yr: usize, gamma: usize, beta: usize, n: i32, m: f32, mLo: f32, rs: f32): void {
   const n4 = n & ~3;
-  const sv = f32x4.splat(shift);
   const mv = f32x4.splat(m);
   const lv = f32x4.splat(mLo);
   const rv = f32x4.splat(rs);
@@ -74,30 +75,30 @@ function rowOutput(xr: usize, yr: usize, gamma: usize, beta: usize, n: i32, shif
   if (gamma != 0 && beta != 0) {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const c = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv);
+      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), mv), lv);
       v128.store(yr + o, f32x4.add(f32x4.mul(f32x4.mul(c, rv), v128.load(gamma + o)), v128.load(beta + o)));
     }
   } else if (gamma != 0) {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const c = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv);
+      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), mv), lv);
       v128.store(yr + o, f32x4.mul(f32x4.mul(c, rv), v128.load(gamma + o)));
     }
   } else if (beta != 0) {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const c = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv);
+      const c = f32x4.sub(f32x4.sub(v128.load(xr + o), mv), lv);
       v128.store(yr + o, f32x4.add(f32x4.mul(c, rv), v128.load(beta + o)));
     }
   } else {
     for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      v128.store(yr + o, f32x4.mul(f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), lv), rv));
+      v128.store(yr + o, f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), mv), lv), rv));
     }
   }
   for (; i < n; i++) {
     const o = <usize>i << 2;
-    let v = (load<f32>(xr + o) - shift - m - mLo) * rs;
+    let v = (load<f32>(xr + o) - m - mLo) * rs;
     if (gamma != 0) v *= load<f32>(gamma + o);
     if (beta != 0) v += load<f32>(beta + o);
     store<f32>(yr + o, v);
@@ -186,7 +187,7 @@ export function rowsBackward(
 // ------------------------------------------------------------------------------------------ channels
 //
 // Scratch layout (bytes from `scratch`, C channels): f64 acc1[C], f64 acc2[C], then f32 arrays of C:
-// forward shift, m, scale, bias, mLo (the float64 mean is m + mLo); backward shift, m, rs, coef, a, bb: at
+// forward shift, m, scale, bias, mLo (the plain float64 mean shift + m as two float32s, m + mLo); backward shift, m, rs, coef, a, bb: at
 // most 40 * C bytes.
 //
 // Forward loop order: the positions of one batch are walked in chunks of about 16 KiB of x (chunkPositions),
@@ -214,6 +215,8 @@ function promoteHigh(v: v128): v128 {
 // Forward statistics of one 4-channel strip over positions [p0, p1): acc1 += sum(d), acc2 += sum(d^2),
 // d = x - shift, in float64 (4 doubles each at a1, a2).
 function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: usize, a2: usize): void {
+  const sl = f64x2.promote_low_f32x4(sv);
+  const sh = promoteHigh(sv);
   let s1a = v128.load(a1);
   let s1b = v128.load(a1 + 16);
   let s2a = v128.load(a2);
@@ -225,12 +228,12 @@ function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: 
   let q = xc + <usize>p0 * rowBytes;
   let p = p0;
   for (; p + 1 < p1; p += 2) {
-    const d = f32x4.sub(v128.load(q), sv);
-    const e = f32x4.sub(v128.load(q + rowBytes), sv);
-    const dl = f64x2.promote_low_f32x4(d);
-    const dh = promoteHigh(d);
-    const el = f64x2.promote_low_f32x4(e);
-    const eh = promoteHigh(e);
+    const d = v128.load(q);
+    const e = v128.load(q + rowBytes);
+    const dl = f64x2.sub(f64x2.promote_low_f32x4(d), sl);
+    const dh = f64x2.sub(promoteHigh(d), sh);
+    const el = f64x2.sub(f64x2.promote_low_f32x4(e), sl);
+    const eh = f64x2.sub(promoteHigh(e), sh);
     s1a = f64x2.add(s1a, dl);
     s1b = f64x2.add(s1b, dh);
     s2a = f64x2.add(s2a, f64x2.mul(dl, dl));
@@ -242,9 +245,9 @@ function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: 
     q += rowBytes << 1;
   }
   if (p < p1) {
-    const d = f32x4.sub(v128.load(q), sv);
-    const dl = f64x2.promote_low_f32x4(d);
-    const dh = promoteHigh(d);
+    const d = v128.load(q);
+    const dl = f64x2.sub(f64x2.promote_low_f32x4(d), sl);
+    const dh = f64x2.sub(promoteHigh(d), sh);
     s1a = f64x2.add(s1a, dl);
     s1b = f64x2.add(s1b, dh);
     s2a = f64x2.add(s2a, f64x2.mul(dl, dl));
@@ -310,12 +313,13 @@ export function channelsForward(
       const s = <usize>(b * groups + g) << 2;
       store<f32>(mean + s, <f32>m);
       store<f32>(rstd + s, <f32>rs);
-      store<f32>(plainMean + s, <f32>(<f64>load<f32>(shiftP + (<usize>(g * perGroup) << 2)) + m));
       store<f32>(variance + s, <f32>v);
+      const plain = <f64>load<f32>(shiftP + (<usize>(g * perGroup) << 2)) + m;
+      store<f32>(plainMean + s, <f32>plain);
       for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
         const o = <usize>c << 2;
-        store<f32>(mP + o, <f32>m);
-        store<f32>(mLoP + o, <f32>(m - <f64><f32>m));
+        store<f32>(mP + o, <f32>plain);
+        store<f32>(mLoP + o, <f32>(plain - <f64><f32>plain));
         store<f32>(scaleP + o, gamma != 0 ? <f32>(rs * <f64>load<f32>(gamma + o)) : <f32>rs);
         store<f32>(biasP + o, beta != 0 ? load<f32>(beta + o) : 0);
       }
@@ -324,14 +328,13 @@ export function channelsForward(
       const p1 = min(positions, p0 + chunk);
       for (let c = 0; c < c4; c += 4) {
         const o = <usize>c << 2;
-        const sv = v128.load(shiftP + o);
         const mv = v128.load(mP + o);
         const lv = v128.load(mLoP + o);
         const kv = v128.load(scaleP + o);
         const bv = v128.load(biasP + o);
         let q = <usize>p0 * rowBytes + o;
         for (let p = p0; p < p1; p++) {
-          const cen = f32x4.sub(f32x4.sub(f32x4.sub(v128.load(xb + q), sv), mv), lv);
+          const cen = f32x4.sub(f32x4.sub(v128.load(xb + q), mv), lv);
           v128.store(yb + q, f32x4.add(f32x4.mul(cen, kv), bv));
           q += rowBytes;
         }
@@ -342,7 +345,7 @@ export function channelsForward(
           const yp = yb + <usize>p * rowBytes;
           for (let c = c4; c < channels; c++) {
             const o = <usize>c << 2;
-            store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o) - load<f32>(mLoP + o)) * load<f32>(scaleP + o) + load<f32>(biasP + o));
+            store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(mP + o) - load<f32>(mLoP + o)) * load<f32>(scaleP + o) + load<f32>(biasP + o));
           }
         }
       }
