@@ -39,6 +39,15 @@ export function deserializeLayer(where: string, description: unknown): tfl.layer
 }
 
 /**
+ * `new cls({ ...options, layer })` once `options` is known to be an object: the body of the PyTorch-style
+ * shorthands (weightNorm, spectralNorm, weightCompander); `where` names the shorthand in the NormkitError.
+ */
+export function wrapKernelLayer<A extends KernelWrapperArgs, W extends tfl.layers.Layer>(where: string, cls: new (args: A) => W, layer: tfl.layers.Layer, options: Omit<A, 'layer'>): W {
+  if (options === null || typeof options !== 'object') throw new NormkitError(where, 'options', 'an object', options);
+  return new cls({ ...options, layer } as A);
+}
+
+/**
  * A layer that runs `layer` with the kernel returned by {@link effectiveKernel}. Subclasses set
  * `static className`, create their own weights in {@link buildReparam}, compute the kernel in
  * {@link computeKernel} and extend `getConfig`.

@@ -4,9 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInteger, checkKnownKeys, checkPositive } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { kernelAsMatrix, type KernelLayout } from '../../core/kernel-layout.js';
-import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
+import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
 import { scaleByMaxAbs } from '../../core/scaled-norm.js';
 import { registerLayerClass } from '../../core/serialization.js';
@@ -130,8 +129,7 @@ export class SpectralNormalization extends KernelWrapper {
 
 /** Wraps `layer` in {@link SpectralNormalization}; a shorthand like PyTorch's `spectral_norm(module)`. */
 export function spectralNorm(layer: tfl.layers.Layer, options: Omit<SpectralNormalizationArgs, 'layer'> = {}): SpectralNormalization {
-  if (options === null || typeof options !== 'object') throw new NormkitError('spectralNorm', 'options', 'an object', options);
-  return new SpectralNormalization({ ...options, layer });
+  return wrapKernelLayer('spectralNorm', SpectralNormalization, layer, options);
 }
 
 registerLayerClass(SpectralNormalization);

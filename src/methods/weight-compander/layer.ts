@@ -8,9 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkKnownKeys, checkPositive } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import type { KernelLayout } from '../../core/kernel-layout.js';
-import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
+import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
@@ -116,8 +115,7 @@ export class WeightCompander extends KernelWrapper {
 
 /** Wraps `layer` in {@link WeightCompander}. */
 export function weightCompander(layer: tfl.layers.Layer, options: Omit<WeightCompanderArgs, 'layer'> = {}): WeightCompander {
-  if (options === null || typeof options !== 'object') throw new NormkitError('weightCompander', 'options', 'an object', options);
-  return new WeightCompander({ ...options, layer });
+  return wrapKernelLayer('weightCompander', WeightCompander, layer, options);
 }
 
 registerLayerClass(WeightCompander);

@@ -4,9 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkFloatTensor, checkKnownKeys, checkPositive } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { unitBroadcastShape, unitShape, type KernelLayout } from '../../core/kernel-layout.js';
-import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
+import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { stableMoments } from '../../core/moments.js';
 import { scaleByMaxAbs, scaledL2Norm } from '../../core/scaled-norm.js';
 import { registerNorm } from '../../core/registry.js';
@@ -116,8 +115,7 @@ export class WeightNormalization extends KernelWrapper {
 
 /** Wraps `layer` in {@link WeightNormalization}; a shorthand like PyTorch's `weight_norm(module)`. */
 export function weightNorm(layer: tfl.layers.Layer, options: Omit<WeightNormalizationArgs, 'layer'> = {}): WeightNormalization {
-  if (options === null || typeof options !== 'object') throw new NormkitError('weightNorm', 'options', 'an object', options);
-  return new WeightNormalization({ ...options, layer });
+  return wrapKernelLayer('weightNorm', WeightNormalization, layer, options);
 }
 
 registerLayerClass(WeightNormalization);
