@@ -55,13 +55,15 @@ const X = 0;
 const DY = X + total * f;
 const Y = DY + total * f;
 const DX = Y + total * f;
+// Parameters and statistics sized for the LayerNorm case too (1024 wide, 4096 rows).
+const PW = 1024;
 const G = DX + total * f;
-const B = G + C * f;
-const STATS = B + C * f;
-const STAT_FLOATS = N * C;
+const B = G + PW * f;
+const STATS = B + PW * f;
+const STAT_FLOATS = 4096;
 const DG = STATS + 4 * STAT_FLOATS * f;
-const DB = DG + C * f;
-const SCRATCH = DB + C * f;
+const DB = DG + PW * f;
+const SCRATCH = DB + PW * f;
 const END = SCRATCH + 64 * C;
 
 const outputs: Float32Array[][] = [];
@@ -75,7 +77,7 @@ for (const path of paths) {
     heap[X / 4 + i] = 3 + rand();
     heap[DY / 4 + i] = rand();
   }
-  for (let c = 0; c < C; c++) {
+  for (let c = 0; c < PW; c++) {
     heap[G / 4 + c] = 1 + 0.1 * rand();
     heap[B / 4 + c] = 0.1 * rand();
   }
@@ -98,6 +100,19 @@ for (const path of paths) {
     const fPct = (100 * copyMs) / fMs;
     const fbPct = (100 * (copyMs * 2.5)) / (fMs + bMs);
     line.push(`${cs.name} fwd ${fMs.toFixed(3)} ms (min ${fMin.toFixed(3)}; ${fPct.toFixed(0)} % of copy), bwd ${bMs.toFixed(3)} ms (min ${bMin.toFixed(3)}), fwd+bwd ${fbPct.toFixed(0)} %`);
+  }
+  // LayerNorm [4096, 1024] (rows layout, 4M floats): x spans the x and dy buffers, y the y and dx buffers;
+  // the backward takes y as dy and writes dx over it (in place, as on the cpu backend).
+  const rows = 4096;
+  const n = 1024;
+  {
+    const fwd = () => k.rowsForward(X, Y, G, B, M, R, PM, PV, rows, n, 1e-5, 1);
+    const bwd = () => k.rowsBackward(X, Y, G, M, R, Y, DG, DB, rows, n, 1);
+    const fMs = median(fwd);
+    const fMin = mins[mins.length - 1];
+    const bMs = median(bwd);
+    const bMin = mins[mins.length - 1];
+    line.push(`LayerNorm [4096, 1024] fwd ${fMs.toFixed(3)} ms (min ${fMin.toFixed(3)}), bwd ${bMs.toFixed(3)} ms (min ${bMin.toFixed(3)})`);
   }
   outputs.push(outs);
   console.log(line.join('\n  '));
