@@ -41,8 +41,9 @@ export interface TokenPositionEmbeddingArgs extends LayerArgs {
 
 /**
  * `y[b, t] = E_tok[tokens[b, t]] + E_pos[t]`: token embedding plus learned absolute position embedding.
- * Tokens are integer ids of shape [B, T] with T <= maxLength (int32 or float32 holding integers). The lookup
- * is a one-hot matrix product, whose gradient every backend supports (gather's gradient is missing on wasm).
+ * Tokens are integer ids of shape [B, T] with T <= maxLength (int32 or float32 holding integers); an id
+ * outside [0, vocabSize) embeds as zeros. The lookup is tf.gather (its gradient, UnsortedSegmentSum, is
+ * registered on wasm by src/kernels/wasm-gaps), O(B T d) instead of the O(B T V d) one-hot product it replaced.
  */
 export class TokenPositionEmbedding extends tfl.layers.Layer {
   static className = 'NormkitTokenPositionEmbedding';
@@ -90,7 +91,11 @@ export class TokenPositionEmbedding extends tfl.layers.Layer {
     }
     return tf.tidy(() => {
       const ids = tf.reshape(tf.cast(tokens, 'int32'), [batch * time]);
-      let y = tf.matMul(tf.oneHot(ids, this.vocabSize), this.tokenTable!.read());
+      // An id outside [0, vocabSize) embeds as zeros (tf.gather itself would throw on cpu and read out of
+      // bounds on wasm): look up row 0 for it and multiply by 0.
+      const inRange = tf.logicalAnd(tf.greaterEqual(ids, 0), tf.less(ids, this.vocabSize));
+      const rows = tf.gather(this.tokenTable!.read(), tf.where(inRange, ids, tf.zerosLike(ids)));
+      let y = tf.mul(rows, tf.expandDims(tf.cast(inRange, 'float32'), 1));
       y = tf.reshape(y, [batch, time, this.dModel]);
       if (this.positionTable) y = tf.add(y, tf.slice(this.positionTable.read(), [0, 0], [time, this.dModel]));
       return y;

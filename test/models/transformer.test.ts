@@ -389,6 +389,42 @@ forEachBackend(() => {
       model.dispose();
     });
 
+    it('TokenPositionEmbedding looks rows up (float64 reference; ids outside the vocabulary give zeros) and scatter-adds the gradient', () => {
+      const [V, T, d] = [5, 4, 3];
+      const layer = new nk.TokenPositionEmbedding({ vocabSize: V, maxLength: T, dModel: d });
+      const ids = [
+        [0, 4, 4, 2],
+        [1, 5, -1, 4],
+      ];
+      const tokens = tf.tensor(ids, [2, T], 'int32');
+      tf.dispose(layer.apply(tokens) as tf.Tensor);
+      const tok = randn(V * d, 71);
+      const pos = randn(T * d, 72);
+      layer.setWeights([tf.tensor(tok, [V, d]), tf.tensor(pos, [T, d])]);
+      const dyv = randn(2 * T * d, 73);
+      const expected: number[] = [];
+      const dTok = new Float64Array(V * d);
+      const dPos = new Float64Array(T * d);
+      ids.forEach((row, b) => row.forEach((id, t) => {
+        for (let j = 0; j < d; j++) {
+          const inVocab = id >= 0 && id < V;
+          expected.push((inVocab ? tok[id * d + j] : 0) + pos[t * d + j]);
+          const g = dyv[(b * T + t) * d + j];
+          if (inVocab) dTok[id * d + j] += g;
+          dPos[t * d + j] += g;
+        }
+      }));
+      tf.tidy(() => {
+        assertClose(f64(layer.apply(tokens) as tf.Tensor), expected, { atol: 1e-6, rtol: 1e-6 }, 'lookup');
+        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(tokens) as tf.Tensor, tf.tensor(dyv, [2, T, d]))) as tf.Scalar);
+        const byName = (end: string) => f64(Object.entries(grads).find(([n]) => n.endsWith(end))![1]);
+        assertClose(byName('token_embeddings'), dTok, { atol: 1e-6, rtol: 1e-6 }, 'dE_tok');
+        assertClose(byName('position_embeddings'), dPos, { atol: 1e-6, rtol: 1e-6 }, 'dE_pos');
+      });
+      tokens.dispose();
+      layer.dispose();
+    });
+
     it('reject bad arguments, naming them', () => {
       assertThrowsMentioning(() => new nk.CausalSelfAttention({ heads: 0 }), ["'heads'"]);
       assertThrowsMentioning(() => new nk.ResidualAdd({ residualScale: -1 }), ["'residualScale'"]);
