@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { assertSaveLoadRoundTrip } from './layer-roundtrip.js';
-import { randn, randnTensor } from './numeric.js';
+import { assertClose, f64, randn, randnTensor } from './numeric.js';
 import { paramIndex, slices } from './reference.js';
 
 export interface KernelCase {
@@ -76,6 +76,29 @@ export function plainOutput(inner: tfl.layers.Layer, kernel: Float64Array | Floa
   const y = tf.tidy(() => twin.call(x, {}) as tf.Tensor);
   twin.dispose();
   return y;
+}
+
+/** What {@link assertKernelAndOutput} needs of a kernel wrapper. */
+type KernelWrapperLike = Pick<tfl.layers.Layer, 'apply'> & { layer: tfl.layers.Layer; effectiveKernel(): tf.Tensor };
+
+/**
+ * Asserts that the built `wrapper`'s effectiveKernel() equals the float64 `expected` kernel (within
+ * `tol.kernel`, reported as `what`) and that its output on `x` equals that of a plain twin layer holding
+ * `expected` (plainOutput, within `tol.output`).
+ */
+export function assertKernelAndOutput(
+  wrapper: KernelWrapperLike,
+  x: tf.Tensor,
+  expected: Float64Array,
+  tol: { kernel: { atol?: number; rtol?: number }; output: { atol?: number; rtol?: number } },
+  what = 'kernel',
+): void {
+  const k = wrapper.effectiveKernel();
+  assertClose(f64(k), expected, tol.kernel, what);
+  const y = wrapper.apply(x) as tf.Tensor;
+  const yRef = plainOutput(wrapper.layer, expected, x);
+  assertClose(f64(y), f64(yRef), tol.output, 'output');
+  tf.dispose([k, y, yRef]);
 }
 
 /**

@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, plainOutput, unitGroups } from '../helpers/kernel-wrappers.js';
+import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, unitGroups } from '../helpers/kernel-wrappers.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -52,12 +52,8 @@ forEachBackend(() => {
         for (let i = 0; i < 5; i++) tf.dispose(layer.apply(x, { training: true }) as tf.Tensor);
         assertClose([layer.sigma()], [sigma], { rtol: 1e-4 }, 'sigma');
         const expected = w.map((v) => v / sigma);
-        const k = layer.effectiveKernel();
-        assertClose(f64(k), expected, { atol: 1e-6, rtol: 2e-4 }, 'W / sigma');
-        const y = layer.apply(x) as tf.Tensor;
-        const yRef = plainOutput(layer.layer, expected, x);
-        assertClose(f64(y), f64(yRef), { atol: 1e-5, rtol: 2e-4 }, 'output');
-        tf.dispose([x, k, y, yRef]);
+        assertKernelAndOutput(layer, x, expected, { kernel: { atol: 1e-6, rtol: 2e-4 }, output: { atol: 1e-5, rtol: 2e-4 } }, 'W / sigma');
+        x.dispose();
         layer.dispose();
       });
     }

@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, plainOutput } from '../helpers/kernel-wrappers.js';
+import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf } from '../helpers/kernel-wrappers.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -52,12 +52,8 @@ forEachBackend(() => {
         const rms = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
         assertClose(f64(scalarWeight(layer, 'crossover')), [rms], { rtol: 1e-5 }, 'crossover');
         const expected = w.map((v) => refF(v, 6, rms));
-        const k = layer.effectiveKernel();
-        assertClose(f64(k), expected, { atol: 1e-7, rtol: 1e-5 }, 'kernel');
-        const y = layer.apply(x) as tf.Tensor;
-        const yRef = plainOutput(layer.layer, expected, x);
-        assertClose(f64(y), f64(yRef), { atol: 1e-5, rtol: 1e-4 }, 'output');
-        tf.dispose([x, k, y, yRef]);
+        assertKernelAndOutput(layer, x, expected, { kernel: { atol: 1e-7, rtol: 1e-5 }, output: { atol: 1e-5, rtol: 1e-4 } });
+        x.dispose();
         layer.dispose();
       });
     }

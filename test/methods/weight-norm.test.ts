@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, plainOutput, unitGroups } from '../helpers/kernel-wrappers.js';
+import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, unitGroups } from '../helpers/kernel-wrappers.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -44,13 +44,8 @@ forEachBackend(() => {
         assertClose(gInit, groups.map((idx) => Math.sqrt(idx.reduce((s, i) => s + vv[i] * vv[i], 0))), { rtol: 1e-5 }, 'g init');
         (gOf(layer) as tf.Variable).assign(tf.tensor(gv, gOf(layer).shape));
         const expected = refWeightNorm(vv, gv, groups);
-        const k = layer.effectiveKernel();
-        assertClose(f64(k), expected, { atol: 1e-6, rtol: 1e-5 }, 'effective kernel');
-        k.dispose();
-        const y = layer.apply(x) as tf.Tensor;
-        const yRef = plainOutput(layer.layer, expected, x);
-        assertClose(f64(y), f64(yRef), { atol: 1e-5, rtol: 1e-4 }, 'output');
-        tf.dispose([x, y, yRef]);
+        assertKernelAndOutput(layer, x, expected, { kernel: { atol: 1e-6, rtol: 1e-5 }, output: { atol: 1e-5, rtol: 1e-4 } }, 'effective kernel');
+        x.dispose();
         layer.dispose();
       });
     }

@@ -5,7 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, plainOutput, unitGroups } from '../helpers/kernel-wrappers.js';
+import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, unitGroups } from '../helpers/kernel-wrappers.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -57,12 +57,8 @@ forEachBackend(() => {
         tf.dispose(layer.apply(x) as tf.Tensor);
         const groups = unitGroups(c.kernelShape, c.unitAxes);
         const expected = refWS(f64(kernelOf(layer.layer).read()), groups, 1e-5);
-        const k = layer.effectiveKernel();
-        assertClose(f64(k), expected, { atol: 1e-5, rtol: 1e-4 }, 'kernel');
-        const y = layer.apply(x) as tf.Tensor;
-        const yRef = plainOutput(layer.layer, expected, x);
-        assertClose(f64(y), f64(yRef), { atol: 1e-4, rtol: 1e-4 }, 'output');
-        tf.dispose([x, k, y, yRef]);
+        assertKernelAndOutput(layer, x, expected, { kernel: { atol: 1e-5, rtol: 1e-4 }, output: { atol: 1e-4, rtol: 1e-4 } });
+        x.dispose();
         layer.dispose();
       });
     }
@@ -143,12 +139,8 @@ forEachBackend(() => {
         const gain = randn(groups.length, 3, 1, 0.3);
         gainOf(layer).assign(tf.tensor(gain, gainOf(layer).shape));
         const expected = refScaledWS(f64(kernelOf(layer.layer).read()), groups, gain, 1e-4, 1.7139588594436646);
-        const k = layer.effectiveKernel();
-        assertClose(f64(k), expected, { atol: 1e-5, rtol: 1e-4 }, 'kernel');
-        const y = layer.apply(x) as tf.Tensor;
-        const yRef = plainOutput(layer.layer, expected, x);
-        assertClose(f64(y), f64(yRef), { atol: 1e-4, rtol: 1e-4 }, 'output');
-        tf.dispose([x, k, y, yRef]);
+        assertKernelAndOutput(layer, x, expected, { kernel: { atol: 1e-5, rtol: 1e-4 }, output: { atol: 1e-4, rtol: 1e-4 } });
+        x.dispose();
         layer.dispose();
       });
     }
