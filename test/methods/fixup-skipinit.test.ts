@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertModelTrainsAndReloads } from '../helpers/layer-roundtrip.js';
+import { populationStd } from '../helpers/stats.js';
 import { assertClose, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 
 const relu = (v: number) => Math.max(v, 0);
@@ -14,15 +15,6 @@ function matvec(x: ArrayLike<number>, w: ArrayLike<number>, m: number): Float64A
   const y = new Float64Array(m);
   for (let j = 0; j < m; j++) for (let i = 0; i < x.length; i++) y[j] += x[i] * w[i * m + j];
   return y;
-}
-
-function std(v: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < v.length; i++) m += v[i];
-  m /= v.length;
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += (v[i] - m) ** 2;
-  return Math.sqrt(s / v.length);
 }
 
 /** A functional model around one dense residual block. */
@@ -57,9 +49,9 @@ forEachBackend(() => {
     it('fixupInitializer has std sqrt(2 / fan_out) * L^(-1/(2m-2))', () => {
       tf.tidy(() => {
         const w = nk.fixupInitializer([3, 3, 16, 32], 9, 2, 1).apply([3, 3, 16, 32]);
-        assertClose([std(w.dataSync())], [Math.sqrt(2 / (9 * 32)) / 3], { rtol: 0.05 }, 'basic block, L = 9');
+        assertClose([populationStd(w.dataSync())], [Math.sqrt(2 / (9 * 32)) / 3], { rtol: 0.05 }, 'basic block, L = 9');
         const w3 = nk.fixupInitializer([64, 64], 16, 3, 2).apply([64, 64]);
-        assertClose([std(w3.dataSync())], [Math.sqrt(2 / 64) * 16 ** -0.25], { rtol: 0.05 }, 'bottleneck, L = 16');
+        assertClose([populationStd(w3.dataSync())], [Math.sqrt(2 / 64) * 16 ** -0.25], { rtol: 0.05 }, 'bottleneck, L = 16');
       });
     });
 
@@ -108,7 +100,7 @@ forEachBackend(() => {
       assert.equal(conv2.length, 3);
       assert.ok(conv2.every((w) => f64(w.read()).every((v) => v === 0)));
       const conv1 = model.weights.find((w) => w.originalName === 'stage0_block0_conv1/kernel')!;
-      assertClose([std(conv1.read().dataSync())], [Math.sqrt(2 / (9 * 8)) / Math.sqrt(3)], { rtol: 0.15 }, 'conv1 std, L = 3');
+      assertClose([populationStd(conv1.read().dataSync())], [Math.sqrt(2 / (9 * 8)) / Math.sqrt(3)], { rtol: 0.15 }, 'conv1 std, L = 3');
       const y = tf.oneHot(tf.tensor([1, 3], [2], 'int32'), 5);
       const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
       const { grads, value } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, model.apply(x) as tf.Tensor) as tf.Scalar, vars);

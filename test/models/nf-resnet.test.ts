@@ -5,16 +5,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertModelTrainsAndReloads } from '../helpers/layer-roundtrip.js';
+import { populationStd } from '../helpers/stats.js';
 import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
-
-function std(v: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < v.length; i++) m += v[i];
-  m /= v.length;
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += (v[i] - m) ** 2;
-  return Math.sqrt(s / v.length);
-}
 
 /** float64 'same' conv, stride 1, of x [H, W, Cin] with kernel [k, k, Cin, Cout] and bias. */
 function conv(x: Float64Array, h: number, w: number, cin: number, kernel: Float64Array, k: number, cout: number, bias: Float64Array): Float64Array {
@@ -120,7 +112,7 @@ forEachBackend(() => {
         const outs = probe.predict(tf.tensor(randn(8 * 16 * 16 * 8, 4), [8, 16, 16, 8])) as tf.Tensor[];
         // Expected std after block b = the next block's beta (or sqrt(beta^2 + alpha^2) for the last one).
         const after = [betas[0][1], betas[0][2], betas[1][0], betas[1][1], Math.sqrt(betas[1][1] ** 2 + 0.16)];
-        outs.forEach((o, i) => assertClose([std(o.dataSync())], [after[i]], { rtol: 0.15 }, `std after ${adds[i]}`));
+        outs.forEach((o, i) => assertClose([populationStd(o.dataSync())], [after[i]], { rtol: 0.15 }, `std after ${adds[i]}`));
       });
       model.dispose();
     });
