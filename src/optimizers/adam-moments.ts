@@ -7,10 +7,15 @@ import { checkNonNegative, checkPositive, checkUnitInterval } from './options.js
 
 /** The hyperparameters every Adam-family optimizer has. */
 export interface AdamHyperparameters {
+  /** Step size (default 1e-3). */
   learningRate: number;
+  /** Decay of the first moment (default 0.9). */
   beta1: number;
+  /** Decay of the second moment (default 0.999). */
   beta2: number;
+  /** Added to the root of the second moment (default 1e-8). */
   epsilon: number;
+  /** Decoupled weight decay (default 0). */
   weightDecay: number;
 }
 

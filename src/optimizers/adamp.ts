@@ -5,21 +5,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { defaultFanInAxes, type KernelLayout } from '../core/kernel-layout.js';
 import { registerNorm } from '../core/registry.js';
-import { adamHyperparameters, movingAverage } from './adam-moments.js';
+import { adamHyperparameters, movingAverage, type AdamHyperparameters } from './adam-moments.js';
 import { checkKnownKeys } from './options.js';
-import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate } from './projection.js';
+import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate, type ProjectionHyperparameters } from './projection.js';
 import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link AdamP} (official defaults). */
-export interface AdamPOptions {
-  learningRate?: number;
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-  weightDecay?: number;
-  delta?: number;
-  wdRatio?: number;
-  nesterov?: boolean;
+export interface AdamPOptions extends Partial<AdamHyperparameters>, Partial<ProjectionHyperparameters> {
   /**
    * Kernel layouts by variable name (`kernelLayoutsByVariable(model.layers)`), so Conv2DTranspose and
    * DepthwiseConv2D kernels use their true output unit; other tensors use the last axis. Not serialized.

@@ -53,8 +53,11 @@ export function projectScaleInvariant(p: tf.Tensor, g: tf.Tensor, d: tf.Tensor, 
 
 /** The projection hyperparameters AdamP and SGDP share. */
 export interface ProjectionHyperparameters {
+  /** Threshold of the cosine test (default 0.1). */
   delta: number;
+  /** Weight-decay multiplier for projected tensors (default 0.1). */
   wdRatio: number;
+  /** Nesterov momentum (default false). */
   nesterov: boolean;
 }
 

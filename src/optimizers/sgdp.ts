@@ -7,19 +7,16 @@ import { NormkitError } from '../core/errors.js';
 import { registerNorm } from '../core/registry.js';
 import { fanInAxesFor } from './adamp.js';
 import { checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
-import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate } from './projection.js';
+import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate, type ProjectionHyperparameters } from './projection.js';
 import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link SGDP} (official defaults except the learning rate, which is required). */
-export interface SGDPOptions {
+export interface SGDPOptions extends Partial<ProjectionHyperparameters> {
   learningRate: number;
   momentum?: number;
   dampening?: number;
   epsilon?: number;
   weightDecay?: number;
-  delta?: number;
-  wdRatio?: number;
-  nesterov?: boolean;
   /** Kernel layouts by variable name, as for {@link AdamP}. Not serialized. */
   kernelLayouts?: Map<string, KernelLayout>;
 }
