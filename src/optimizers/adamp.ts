@@ -3,11 +3,11 @@
  * Weights", ICLR 2021), following the official clovaai/AdamP update, in tfjs layouts.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { defaultFanInAxes, type KernelLayout } from '../core/kernel-layout.js';
+import type { KernelLayout } from '../core/kernel-layout.js';
 import { registerNorm } from '../core/registry.js';
 import { adamHyperparameters, movingAverage, type AdamHyperparameters } from './adam-moments.js';
 import { checkKnownKeys } from './options.js';
-import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate, type ProjectionHyperparameters } from './projection.js';
+import { decayedWeight, fanInAxesFor, projectionHyperparameters, scaleInvariantUpdate, type ProjectionHyperparameters } from './projection.js';
 import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link AdamP} (official defaults). */
@@ -21,10 +21,7 @@ export interface AdamPOptions extends Partial<AdamHyperparameters>, Partial<Proj
 
 const KNOWN = ['learningRate', 'beta1', 'beta2', 'epsilon', 'weightDecay', 'delta', 'wdRatio', 'nesterov', 'kernelLayouts'];
 
-/** The fan-in axes of variable `name` of `rank` for the channel view. */
-export function fanInAxesFor(layouts: Map<string, KernelLayout> | undefined, name: string, rank: number): number[] {
-  return layouts?.get(name)?.fanInAxes ?? defaultFanInAxes(rank);
-}
+export { fanInAxesFor } from './projection.js';
 
 /**
  * AdamP. Per variable p with gradient g at step t:

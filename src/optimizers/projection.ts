@@ -4,7 +4,13 @@
  * view" is the whole tensor. Branch-free (tf.where), so a step never reads values back to the CPU.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { defaultFanInAxes, type KernelLayout } from '../core/kernel-layout.js';
 import { checkBoolean, checkNonNegative, checkPositive } from './options.js';
+
+/** The fan-in axes of variable `name` of `rank` for the channel view (its layout's, else the default). */
+export function fanInAxesFor(layouts: Map<string, KernelLayout> | undefined, name: string, rank: number): number[] {
+  return layouts?.get(name)?.fanInAxes ?? defaultFanInAxes(rank);
+}
 
 /** Options of {@link projectScaleInvariant}. */
 export interface ProjectionOptions {

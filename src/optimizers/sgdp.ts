@@ -5,9 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelLayout } from '../core/kernel-layout.js';
 import { NormkitError } from '../core/errors.js';
 import { registerNorm } from '../core/registry.js';
-import { fanInAxesFor } from './adamp.js';
 import { checkKnownKeys, checkNonNegative, checkPositive, checkUnitInterval } from './options.js';
-import { decayedWeight, projectionHyperparameters, scaleInvariantUpdate, type ProjectionHyperparameters } from './projection.js';
+import { decayedWeight, fanInAxesFor, projectionHyperparameters, scaleInvariantUpdate, type ProjectionHyperparameters } from './projection.js';
 import { SlotOptimizer } from './slot-optimizer.js';
 
 /** Options of {@link SGDP} (official defaults except the learning rate, which is required). */
