@@ -124,7 +124,9 @@ export function regionNormLearned(x: tf.Tensor, options: RegionNormLearnedOption
     const x4 = x as tf.Tensor4D;
     const pooled = tf.concat([tf.mean(x4, -1, true), tf.max(x4, -1, true)], -1) as tf.Tensor4D;
     const attention = tf.sigmoid(tf.conv2d(pooled, options.attentionKernel as tf.Tensor4D, 1, 'same'));
-    const m = tf.cast(tf.greaterEqual(attention, threshold), 'float32');
+    // M = 1[a >= threshold] in float arithmetic, 1 - step(threshold - a): on tfjs 4.22's webgpu backend a
+    // float mask cast from a boolean tensor sums to wrong values (its transpose shader fails to compile).
+    const m = tf.sub(1, tf.step(tf.sub(threshold, attention)));
     const rn = regionNormalize(x, m, epsilon, statistics);
     let gamma: tf.Tensor = tf.conv2d(attention, options.gammaKernel as tf.Tensor4D, 1, 'same');
     let beta: tf.Tensor = tf.conv2d(attention, options.betaKernel as tf.Tensor4D, 1, 'same');
