@@ -14,6 +14,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { normBackward, normForward, statCount, type NormLayout } from './norm-math.js';
 import { STATISTICS_KERNELS, gradKernelName } from './names.js';
 import { simdForCpuBackend, simdForWasmBackend, type SimdKernels } from './simd.js';
+import { toKernelFuncs } from './contract.js';
+import { asWebGPUBackend, webgpuNormKernels } from './backends/webgpu.js';
 
 /** Attributes every statistics kernel takes: the layout, epsilon and which parameters are present. */
 export interface NormKernelAttrs extends NormLayout {
@@ -150,6 +152,8 @@ export function registerFusedKernels(): void {
     ['cpu', cpuForwardKernel(), cpuBackwardKernel()],
     ['wasm', forwardKernel(wasmAccess, simdForWasmBackend), backwardKernel(wasmAccess, simdForWasmBackend)],
   ];
+  const webgpu = toKernelFuncs(webgpuNormKernels, asWebGPUBackend);
+  backends.push(['webgpu', webgpu.forward, webgpu.backward]);
   for (const name of STATISTICS_KERNELS) {
     for (const [backendName, forward, backward] of backends) {
       tf.registerKernel({ kernelName: name, backendName, kernelFunc: forward });
