@@ -16,6 +16,8 @@ import { STATISTICS_KERNELS, gradKernelName } from './names.js';
 import { simdForCpuBackend, simdForWasmBackend, type SimdKernels } from './simd.js';
 import { toKernelFuncs } from './contract.js';
 import { asWebGPUBackend, webgpuNormKernels } from './backends/webgpu.js';
+import { asWebGLBackend, webglFusedSupported, webglNormKernels } from './backends/webgl.js';
+import { setFusedBackendCheck } from '../core/dispatch.js';
 
 /** Attributes every statistics kernel takes: the layout, epsilon and which parameters are present. */
 export interface NormKernelAttrs extends NormLayout {
@@ -154,6 +156,9 @@ export function registerFusedKernels(): void {
   ];
   const webgpu = toKernelFuncs(webgpuNormKernels, asWebGPUBackend);
   backends.push(['webgpu', webgpu.forward, webgpu.backward]);
+  const webgl = toKernelFuncs(webglNormKernels, asWebGLBackend);
+  backends.push(['webgl', webgl.forward, webgl.backward]);
+  setFusedBackendCheck('webgl', () => webglFusedSupported(tf.env()));
   for (const name of STATISTICS_KERNELS) {
     for (const [backendName, forward, backward] of backends) {
       tf.registerKernel({ kernelName: name, backendName, kernelFunc: forward });
