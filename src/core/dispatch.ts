@@ -4,6 +4,7 @@
  * tfjs ops, which is also the reference the fused kernels are tested against.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ensureWasmGapKernels } from '../kernels/wasm-gaps/register.js';
 
 function envDefault(): boolean {
   const v = typeof process !== 'undefined' ? process.env?.NORMKIT_FUSED : undefined;
@@ -40,8 +41,10 @@ export function setFusedBackendCheck(backendName: string, check: () => boolean):
  * (if any) passes.
  */
 export function fusedKernelAvailable(kernelName: string): boolean {
-  if (!fusedEnabled) return false;
   const backend = tf.getBackend();
+  // The wasm backend may have been loaded after normkit: its replaced kernels are registered on first use.
+  if (backend === 'wasm') ensureWasmGapKernels();
+  if (!fusedEnabled) return false;
   if (tf.getKernel(kernelName, backend) === undefined) return false;
   const check = backendChecks.get(backend);
   return check === undefined || check();
