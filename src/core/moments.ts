@@ -24,6 +24,22 @@ export interface ShiftedMoments {
 }
 
 /**
+ * K = the first element of each slice (`size` = x's shape with the reduced axes set to 1), held constant
+ * under tf.grad. Every result of the shifted moments is the same function of x for any fixed K (mean = K +
+ * mean(x - K), and so on), so a zero gradient through K is exact. It also keeps slice's gradient (a pad)
+ * out of the backward pass: tfjs 4.22's rank-5 pad fails to compile on webgl and computes wrong values on
+ * webgpu, which broke every composite on 5-D inputs there.
+ */
+function constantShift(x: tf.Tensor, size: number[]): tf.Tensor {
+  const begin = size.map(() => 0);
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const input = args[0] as tf.Tensor;
+    return { value: tf.slice(input, begin, size), gradFunc: () => tf.zerosLike(input) };
+  });
+  return f(x);
+}
+
+/**
  * Shifted two-pass moments over `axes` (kept as size-1 dims), returning K and m = mean(x - K) instead of
  * their float32 sum:
  *
@@ -34,9 +50,7 @@ export interface ShiftedMoments {
  * the offset's ulp (1e-3 at 1e4). Call inside tf.tidy.
  */
 export function shiftedMoments(x: tf.Tensor, axes: readonly number[]): ShiftedMoments {
-  const begin = x.shape.map(() => 0);
-  const size = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const shift = tf.slice(x, begin, size);
+  const shift = constantShift(x, x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
   const d = tf.sub(x, shift);
   const meanOffset = tf.mean(d, axes as number[], true);
   const centered = tf.sub(d, meanOffset);
