@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NormLayout } from './norm-math.js';
 import { registerFusedKernels } from './tfjs-kernels.js';
+import { attrMap } from './contract.js';
 
 export { FUSED_KERNELS } from './names.js';
 export type { NormLayout } from './norm-math.js';
@@ -66,6 +67,6 @@ function runKernel(kernelName: string, x: tf.Tensor, layout: NormLayout, epsilon
   // Absent parameters travel as empty tensors so the gradient's saved inputs are always defined.
   const g = gamma ? tf.reshape(gamma, [layout.width]) : tf.zeros([0]);
   const b = beta ? tf.reshape(beta, [layout.width]) : tf.zeros([0]);
-  const attrs = { ...layout, epsilon, hasGamma: gamma !== undefined, hasBeta: beta !== undefined };
-  return tf.engine().runKernel(kernelName, { x, gamma: g, beta: b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const attrs = attrMap({ ...layout, epsilon, hasGamma: gamma !== undefined, hasBeta: beta !== undefined });
+  return tf.engine().runKernel(kernelName, { x, gamma: g, beta: b }, attrs) as tf.Tensor[];
 }
