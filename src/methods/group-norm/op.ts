@@ -8,7 +8,7 @@ import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused
 import { normalizeAxes } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
 
 /** Options of {@link groupNorm}. */
 export interface GroupNormOptions {
@@ -94,6 +94,5 @@ export function groupNormComposite(x: tf.Tensor, axis: number, groups: number, e
   const grouped = [...shape.slice(0, axis), groups, channels / groups, ...shape.slice(axis + 1)];
   const reduceAxes: number[] = [];
   for (let i = 1; i < grouped.length; i++) if (i !== axis) reduceAxes.push(i);
-  const { variance, centered } = centeredMoments(tf.reshape(x, grouped), reduceAxes);
-  return applyAffine(tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), shape), [axis], gamma, beta);
+  return applyAffine(tf.reshape(standardize(tf.reshape(x, grouped), reduceAxes, epsilon).xhat, shape), [axis], gamma, beta);
 }

@@ -8,7 +8,7 @@ import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused
 import { sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
 import { resolveChannelAxis } from '../group-norm/op.js';
 
 /** Options of {@link instanceNorm}. */
@@ -73,6 +73,5 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
 
 /** The composite path: validated arguments, tfjs ops only; `spatial` are the reduced axes. */
 export function instanceNormComposite(x: tf.Tensor, axis: number, spatial: number[], epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
-  const { variance, centered } = centeredMoments(x, spatial);
-  return applyAffine(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), [axis], gamma, beta);
+  return applyAffine(standardize(x, spatial, epsilon).xhat, [axis], gamma, beta);
 }

@@ -8,6 +8,7 @@ import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { rmsStandardize } from '../../core/moments.js';
 import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js';
 
 /** Options of {@link rmsNorm}. */
@@ -79,6 +80,5 @@ export function rmsNormComposite(x: tf.Tensor, axes: number[], epsilon: number, 
     const size = x.shape.map((d, i) => (i === axes[0] ? statSize : d));
     stats = tf.slice(x, x.shape.map(() => 0), size);
   }
-  const meanSquare = tf.mean(tf.square(stats), axes, true);
-  return applyAffine(tf.mul(x, tf.rsqrt(tf.add(meanSquare, epsilon))), axes, gamma);
+  return applyAffine(rmsStandardize(x, axes, epsilon, stats), axes, gamma);
 }
