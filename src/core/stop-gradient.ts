@@ -21,7 +21,9 @@ export function stopGradient<T extends tf.Tensor>(x: T): T {
 export function constantOf(x: tf.Tensor, f: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
   const g = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const input = args[0] as tf.Tensor;
-    return { value: f(input), gradFunc: () => tf.zerosLike(input) };
+    // The shape only: the input itself may be disposed by the time the gradient runs.
+    const shape = input.shape;
+    return { value: f(input), gradFunc: () => tf.zeros(shape) };
   });
   return g(x);
 }

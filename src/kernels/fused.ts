@@ -6,11 +6,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NormLayout } from './norm-math.js';
 import { registerFusedKernels } from './tfjs-kernels.js';
+import { registerZeroGradients } from '../core/second-order.js';
 
 export { FUSED_KERNELS } from './names.js';
 export type { NormLayout } from './norm-math.js';
 
 registerFusedKernels();
+registerZeroGradients();
 
 /**
  * Layout of a normalization over the trailing axes of `shape` that start at `firstAxis` (LayerNorm,

@@ -7,6 +7,7 @@ import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkPara
 import { centeredMoments } from '../../core/moments.js';
 import { stopGradient } from '../../core/stop-gradient.js';
 import { resolveGroups } from '../group-norm/op.js';
+import { sigmoid } from '../../core/second-order.js';
 
 /** Options of {@link evoNormB0}. Channels last: x is [N, ...spatial, C] with at least one spatial axis. */
 export interface EvoNormB0Options {
@@ -113,7 +114,7 @@ export function evoNormS0(x: tf.Tensor, options: EvoNormS0Options = {}): tf.Tens
     const grouped = tf.reshape(x, [...x.shape.slice(0, -1), groups, channels / groups]);
     const axes = [...Array(x.rank - 2).keys()].map((a) => a + 1).concat([x.rank]);
     const groupStd = tf.sqrt(tf.add(centeredMoments(grouped, axes).variance, epsilon));
-    const gated = tf.mul(x, tf.sigmoid(tf.mul(x, v)));
+    const gated = tf.mul(x, sigmoid(tf.mul(x, v)));
     const gatedGrouped = tf.reshape(gated, grouped.shape);
     let y = tf.reshape(tf.div(gatedGrouped, groupStd), x.shape);
     if (options.gamma) y = tf.mul(y, options.gamma);
