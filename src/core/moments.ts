@@ -125,7 +125,9 @@ export function powerOfTwoScale(t: tf.Tensor, axes: readonly number[]): tf.Tenso
  */
 export function scaledMoments(x: tf.Tensor, axes: readonly number[]): ScaledMoments {
   const keptShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  if (axes.some((a) => x.shape[a] === 0)) {
+  if (x.size === 0) {
+    // No element: empty statistics (NaN where a slice exists but is empty), and no reduction, which would
+    // trap in tfjs-wasm.
     const nan = tf.fill(keptShape, NaN);
     return { shift: tf.zeros(keptShape), scale: tf.ones(keptShape), meanOffset: nan, centered: tf.reshape(x, x.shape), variance: tf.clone(nan) };
   }
@@ -172,7 +174,7 @@ export function rmsStandardize(x: tf.Tensor, axes: readonly number[], epsilon: n
 
 /** {@link rmsStandardize} with rstd = 1 / sqrt(mean(stats^2) + eps) (kept dims). */
 export function rmsStandardizeWithRstd(x: tf.Tensor, axes: readonly number[], epsilon: number, stats: tf.Tensor = x): { xhat: tf.Tensor; rstd: tf.Tensor } {
-  if (axes.some((a) => stats.shape[a] === 0)) {
+  if (stats.size === 0) {
     const keptShape = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
     return { xhat: tf.mul(x, NaN), rstd: tf.fill(keptShape, NaN) };
   }

@@ -9,6 +9,7 @@ import { normalizeAxes } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { standardize } from '../../core/moments.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link groupNorm}. */
 export interface GroupNormOptions {
@@ -78,6 +79,7 @@ export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.groupNorm) && axis === x.rank - 1) {
     return runFusedNorm(FUSED_KERNELS.groupNorm, x, channelsLayout(x.shape, 1, channels / groups), epsilon, options.gamma, options.beta);
   }

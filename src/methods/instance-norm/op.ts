@@ -10,6 +10,7 @@ import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../
 import { NormkitError } from '../../core/errors.js';
 import { standardize } from '../../core/moments.js';
 import { resolveChannelAxis } from '../group-norm/op.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link instanceNorm}. */
 export interface InstanceNormOptions {
@@ -65,6 +66,7 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.instanceNorm) && axis === x.rank - 1) {
     return runFusedNorm(FUSED_KERNELS.instanceNorm, x, channelsLayout(x.shape, 1, 1), epsilon, options.gamma, options.beta);
   }

@@ -8,6 +8,7 @@ import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../
 import { standardize } from '../../core/moments.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link layerNorm}. */
 export interface LayerNormOptions {
@@ -40,6 +41,7 @@ export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tens
   const pShape = paramShape(x.shape, axes);
   checkParam(WHERE, 'gamma', options.gamma, pShape);
   checkParam(WHERE, 'beta', options.beta, pShape);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.layerNorm) && areTrailing(axes, x.rank)) {
     return runFusedNorm(FUSED_KERNELS.layerNorm, x, rowsLayout(x.shape, axes[0], true), epsilon, options.gamma, options.beta);
   }
