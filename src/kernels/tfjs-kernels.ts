@@ -10,14 +10,42 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setFusedBackendCheck } from '../core/dispatch.js';
-import { toKernelFuncs } from './contract.js';
+import { readAttrs, toKernelFuncs, type NormKernelAttrs } from './contract.js';
 import { STATISTICS_KERNELS, gradKernelName } from './names.js';
 import { asCpuBackend, cpuNormKernels } from './backends/cpu.js';
 import { asWasmBackend, wasmNormKernels } from './backends/wasm.js';
 import { asWebGLBackend, webglFusedSupported, webglNormKernels } from './backends/webgl.js';
 import { asWebGPUBackend, webgpuNormKernels } from './backends/webgpu.js';
+import { blockedMean, rmsStandardizeWithRstd, standardizeWithRstd } from '../core/moments.js';
 
 export type { NormKernelAttrs } from './contract.js';
+
+/** Whether tfjs records operations for a gradient right now, i.e. a gradient is itself being differentiated. */
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
+/**
+ * The backward of the fused kernels as differentiable tfjs ops (for higher-order gradients), statistics
+ * recomputed from x: with xhat and rstd of each slice, g = gamma * dy,
+ * dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) (RMS drops mean(g)), dgamma = sum(dy * xhat),
+ * dbeta = sum(dy). x is viewed as [outer, inner, groups, group] with slices over axes 1 and 3.
+ */
+function compositeBackward(x: tf.Tensor, dy: tf.Tensor, gamma: tf.Tensor, a: NormKernelAttrs): { dx: tf.Tensor; dgamma: tf.Tensor; dbeta: tf.Tensor } {
+  const groups = a.width / a.group;
+  const shape4 = a.kind === 'rows' ? [a.outer, 1, 1, a.width] : [a.outer, a.inner, groups, a.group];
+  const axes = [1, 3];
+  const x4 = tf.reshape(x, shape4);
+  const dy4 = tf.reshape(dy, shape4);
+  const { xhat, rstd } = a.center ? standardizeWithRstd(x4, axes, a.epsilon) : rmsStandardizeWithRstd(x4, axes, a.epsilon);
+  const g = a.hasGamma ? tf.mul(dy4, tf.reshape(gamma, [1, 1, groups, a.group])) : dy4;
+  let inner = tf.sub(g, tf.mul(xhat, blockedMean(tf.mul(g, xhat), axes)));
+  if (a.center) inner = tf.sub(inner, blockedMean(g, axes));
+  const dx = tf.reshape(tf.mul(rstd, inner), x.shape);
+  const dgamma = a.hasGamma ? tf.reshape(tf.sum(tf.mul(dy4, xhat), [0, 1]), [a.width]) : tf.zeros([0]);
+  const dbeta = a.hasBeta ? tf.reshape(tf.sum(dy4, [0, 1]), [a.width]) : tf.zeros([0]);
+  return { dx, dgamma, dbeta };
+}
 
 let registered = false;
 
@@ -48,6 +76,12 @@ export function registerFusedKernels(): void {
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[], attrs?: tf.NamedAttrMap) => {
         const [x, gamma, mean, rstd] = saved;
         const dyY = Array.isArray(dy) ? dy[0] : dy;
+        if (recordingGradients()) {
+          // This gradient is itself being differentiated (tf.grad of a gradient): the backward kernel has no
+          // gradient, so the same backward is written with differentiable tfjs ops.
+          const g = compositeBackward(x, dyY, gamma, readAttrs(attrs as tf.NamedAttrMap));
+          return { x: () => g.dx, gamma: () => g.dgamma, beta: () => g.dbeta };
+        }
         const [dx, dgamma, dbeta] = tf.engine().runKernel(gradKernelName(name), { x, dy: dyY, gamma, mean, rstd }, attrs) as tf.Tensor[];
         return { x: () => dx, gamma: () => dgamma, beta: () => dbeta };
       },
