@@ -1,5 +1,6 @@
 // Runs every compiled test file with Node's own test runner, so the closing summary counts all tests.
 // Usage: node scripts/test.mjs [substring...]  (filters test files by path substring)
+// Each test process first loads test/helpers/setup.ts (the tfjs backends: normkit imports none itself).
 // NORMKIT_TEST_FUSED=1,0 (default) runs the files once with the fused kernels on, once with them off.
 // test/consumer (the package as a user installs it: npm pack, temp projects, bundlers, Chromium) does not depend
 // on that switch, so it runs in the first pass only, from one tarball packed here before the passes.
@@ -49,7 +50,7 @@ if (files.some(isConsumer) && !env.NORMKIT_CONSUMER_TARBALL) {
 function runPass(mode, passFiles) {
   return new Promise((resolve) => {
     console.log(`# normkit test pass: NORMKIT_FUSED=${mode}`);
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...passFiles], {
+    const child = spawn(process.execPath, ['--import', './dist/test/helpers/setup.js', '--test', '--test-concurrency=2', ...passFiles], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...env, NORMKIT_FUSED: mode },
     });
