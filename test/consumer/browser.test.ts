@@ -29,10 +29,16 @@ async function bundleFromProject(dir: string, contents: string): Promise<esbuild
   });
 }
 
-/** Input files of a bundle that are normkit's own, relative to its dist/src. */
-function normkitInputs(meta: esbuild.Metafile): string[] {
+/**
+ * normkit's own files in a bundle, relative to its dist/src: every file the bundler read, or with `emitted` only
+ * those with code in the output (tree shaking drops the others).
+ */
+function normkitInputs(meta: esbuild.Metafile, emitted = false): string[] {
   const marker = 'node_modules/normkit/dist/src/';
-  return Object.keys(meta.inputs)
+  const files = emitted
+    ? Object.values(meta.outputs).flatMap((o) => Object.entries(o.inputs).filter(([, v]) => v.bytesInOutput > 0).map(([k]) => k))
+    : Object.keys(meta.inputs);
+  return files
     .filter((p) => p.includes(marker))
     .map((p) => p.slice(p.indexOf(marker) + marker.length));
 }
@@ -135,12 +141,17 @@ describe('normkit in a browser app, installed from its tarball', { timeout: 420_
     const full = await bundleFromProject(dir, "export * from 'normkit';");
     const one = await bundleFromProject(dir, "export { layerNorm } from 'normkit';");
     const size = (b: esbuild.BuildResult<{ write: false }>): number => b.outputFiles.reduce((s, f) => s + f.contents.length, 0);
-    const inputs = normkitInputs(one.metafile);
+    const inputs = normkitInputs(one.metafile, true);
     assert.ok(inputs.some((p) => p.startsWith('methods/layer-norm/')), 'layer-norm itself is in the bundle');
     for (const other of ['methods/spectral-norm/', 'methods/evonorm/', 'optimizers/', 'surgery/', 'models/transformer']) {
       assert.deepEqual(inputs.filter((p) => p.startsWith(other)), [], `${other} in a bundle that uses layerNorm only`);
     }
     assert.ok(size(one) < size(full) / 2, `layerNorm alone ${size(one)} B vs the whole root ${size(full)} B`);
+    // Lookup by name keeps every method, so that createNorm('group') works in any bundle.
+    const byName = normkitInputs((await bundleFromProject(dir, "export { createNorm } from 'normkit';")).metafile, true);
+    for (const needed of ['methods/group-norm/layer.js', 'methods/peri-ln/index.js', 'optimizers/adamp.js', 'methods/evonorm/layer.js']) {
+      assert.ok(byName.includes(needed), `${needed} missing from a bundle that uses createNorm`);
+    }
   });
 
   it('builds the example app with esbuild (entry, bundle, format only) and runs it in Chromium on webgl and cpu', async () => {
