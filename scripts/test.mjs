@@ -2,8 +2,9 @@
 // Usage: node scripts/test.mjs [substring...]  (filters test files by path substring)
 // Each test process first loads test/helpers/setup.ts (the tfjs backends: normkit imports none itself).
 // NORMKIT_TEST_FUSED=1,0 (default) runs the files once with the fused kernels on, once with them off.
+// Browser tests (test/playground) run in the first pass only: the page, not the flag, picks the kernels there.
 import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { spawn } from 'node:child_process';
 
 function walk(dir) {
@@ -28,11 +29,15 @@ if (files.length === 0) {
 // the same answers at the same tolerances. NORMKIT_TEST_FUSED=1 (or 0) runs one pass only.
 const modes = (process.env.NORMKIT_TEST_FUSED ?? '1,0').split(',').filter((m) => m.length > 0);
 
+const BROWSER_ONLY_ONCE = join('dist', 'test', 'playground') + sep;
+
 /** Runs one pass, streaming its output, and returns its exit status and the runner's pass/fail counts. */
-function runPass(mode) {
+function runPass(mode, first) {
+  const passFiles = first ? files : files.filter((f) => !f.startsWith(BROWSER_ONLY_ONCE));
+  if (passFiles.length === 0) return Promise.resolve({ code: 0, passed: 0, failed: 0 });
   return new Promise((resolve) => {
     console.log(`# normkit test pass: NORMKIT_FUSED=${mode}`);
-    const child = spawn(process.execPath, ['--import', './dist/test/helpers/setup.js', '--test', '--test-concurrency=2', ...files], {
+    const child = spawn(process.execPath, ['--import', './dist/test/helpers/setup.js', '--test', '--test-concurrency=2', ...passFiles], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, NORMKIT_FUSED: mode },
     });
@@ -51,8 +56,8 @@ function runPass(mode) {
 let status = 0;
 let passed = 0;
 let failed = 0;
-for (const mode of modes) {
-  const r = await runPass(mode);
+for (const [i, mode] of modes.entries()) {
+  const r = await runPass(mode, i === 0);
   if (r.code !== 0) status = r.code;
   passed += r.passed;
   failed += r.failed;
