@@ -23,6 +23,15 @@ export interface ShiftedMoments {
   centered: tf.Tensor;
 }
 
+/** `tf.slice(x, begin, size)` with a zero gradient; the slice runs inside the custom op, so no pad is taped. */
+function sliceWithoutGradient(x: tf.Tensor, begin: number[], size: number[]): tf.Tensor {
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const input = args[0] as tf.Tensor;
+    return { value: tf.slice(input, begin, size), gradFunc: () => tf.zeros(input.shape) };
+  });
+  return op(x) as tf.Tensor;
+}
+
 /**
  * Shifted two-pass moments over `axes` (kept as size-1 dims), returning K and m = mean(x - K) instead of
  * their float32 sum:
@@ -36,7 +45,9 @@ export interface ShiftedMoments {
 export function shiftedMoments(x: tf.Tensor, axes: readonly number[]): ShiftedMoments {
   const begin = x.shape.map(() => 0);
   const size = x.shape.map((d, i) => (axes.includes(i) ? 1 : d));
-  const shift = tf.slice(x, begin, size);
+  // K is taken out of the gradient: the moments do not depend on it, and a slice's gradient is a pad, which
+  // tfjs's WebGL backend cannot compile for rank 5 (GroupNorm's [N, H, W, G, C/G]).
+  const shift = sliceWithoutGradient(x, begin, size);
   const d = tf.sub(x, shift);
   const meanOffset = tf.mean(d, axes as number[], true);
   const centered = tf.sub(d, meanOffset);
