@@ -28,12 +28,14 @@ export interface PlaygroundState {
   histogramUpdates: number;
   /** A signature of the latest histograms (changes when they do). */
   histogramSignature: string;
+  /** tf.memory().numTensors after each evaluation: constant once training runs (no leaked tensors). */
+  tensorCounts: number[];
   errors: string[];
 }
 
 const state: PlaygroundState = {
   ready: false, running: false, backend: '', steps: 0, trainLoss: [[], []], testAccuracy: [[], []],
-  histogramUpdates: 0, histogramSignature: '', errors: [],
+  histogramUpdates: 0, histogramSignature: '', tensorCounts: [], errors: [],
 };
 (window as unknown as { playground: PlaygroundState }).playground = state;
 
@@ -194,6 +196,7 @@ function buildRuns(): void {
   state.testAccuracy = [[], []];
   state.histogramUpdates = 0;
   state.histogramSignature = '';
+  state.tensorCounts = [];
   smoothed = [];
   pending = { loss: [], accuracy: [] };
   sample = sampler(1, train.n);
@@ -277,6 +280,7 @@ async function evaluate(): Promise<void> {
   }
   await refreshProbes();
   flushCurves(true);
+  state.tensorCounts.push(tf.memory().numTensors);
 }
 
 /** Yields to the browser between steps (a message, not a timer: timers are clamped to 4 ms when nested). */
@@ -353,17 +357,20 @@ function validBatch(): boolean {
   return true;
 }
 
+/** The training loop in progress, if any (Reset waits for it before replacing the models). */
+let loop: Promise<void> | null = null;
+
 startButton.addEventListener('click', () => {
   if (!state.ready || state.running || !validBatch()) return;
   setRunning(true);
   const first = state.steps === 0 ? evaluate() : Promise.resolve();
-  first.then(trainLoop)
+  loop = first.then(trainLoop)
     .catch(reportError)
     .finally(() => {
       setRunning(false);
+      loop = null;
       if (state.errors.length === 0) setStatus(`Stopped at step ${state.steps}. Start continues; Reset starts over.`);
-      stopButton.blur();
-      startButton.focus();
+      if (document.activeElement === stopButton || document.activeElement === document.body) startButton.focus();
     });
 });
 stopButton.addEventListener('click', () => {
@@ -371,16 +378,17 @@ stopButton.addEventListener('click', () => {
 });
 resetButton.addEventListener('click', () => {
   state.running = false;
-  // Let a running step finish before the models are replaced.
-  setTimeout(() => {
+  void (loop ?? Promise.resolve()).then(() => {
     try {
       buildRuns();
       setStatus('Reset: new models with the same initial weights. Press Start to train.');
     } catch (e) {
       reportError(e);
     }
-  }, 50);
+  });
 });
+// Enter in a field must not submit (and reload) the page.
+$<HTMLFormElement>('controls').addEventListener('submit', (e) => e.preventDefault());
 for (const el of [normA, normB, optimizerSelect, lrInput]) {
   el.addEventListener('change', () => {
     if (state.running) return;

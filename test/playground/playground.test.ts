@@ -23,6 +23,7 @@ interface State {
   testAccuracy: number[][];
   histogramUpdates: number;
   histogramSignature: string;
+  tensorCounts: number[];
   errors: string[];
 }
 
@@ -83,11 +84,17 @@ test('playground: served by the CLI, trains on wasm in Chromium, curves fall and
     assert.equal(state.backend, 'wasm');
     assert.deepEqual(state.errors, []);
 
-    // Batch 8, BatchNorm (A) against GroupNorm (B), driven through the form like a user would.
+    // Batch 8, BatchNorm (A) against GroupNorm (B), driven through the form like a user would; the keyboard
+    // reaches the controls in reading order and Enter on the focused Start button starts training.
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'norm-a');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'norm-b');
     await page.selectOption('#norm-a', 'batch');
     await page.selectOption('#norm-b', 'group');
     await page.fill('#batch-size', '8');
-    await page.click('#start');
+    await page.focus('#start');
+    await page.keyboard.press('Enter');
     await page.waitForFunction(() => (window as unknown as { playground: State }).playground.steps >= 300, null, { timeout: 150_000 });
     await page.click('#stop');
     await page.waitForFunction(() => !(window as unknown as { playground: State }).playground.running, null, { timeout: 30_000 });
@@ -108,6 +115,9 @@ test('playground: served by the CLI, trains on wasm in Chromium, curves fall and
     // One redraw at step 0 and one every 25 steps; the histograms changed as the weights did.
     assert.ok(state.histogramUpdates >= 12, `${state.histogramUpdates} histogram updates`);
     assert.match(state.histogramSignature, /^3\d\d:/);
+    // No tensor leaks: from the second evaluation on (the optimizers' slots exist), the count stays put.
+    assert.ok(state.tensorCounts.length >= 12);
+    assert.equal(new Set(state.tensorCounts.slice(1)).size, 1, `tensor counts ${state.tensorCounts.join(', ')}`);
     // Charts were drawn: loss, accuracy, two histograms (before, after) per norm layer, three BatchNorm statistics charts (model A).
     assert.equal(await page.locator('#loss-chart canvas').count(), 1);
     assert.equal(await page.locator('#hist-a canvas').count(), 6);
