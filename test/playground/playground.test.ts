@@ -1,4 +1,4 @@
-// The playground page in headless Chromium (Debian's /usr/bin/chromium driven by playwright-core): served by the
+// The playground page in headless Chromium (the browser harness's Chromium and flags, via playwright-core): served by the
 // `normkit playground` command's server, it loads with no console error, trains both models on the wasm backend,
 // the loss falls, the histograms and running statistics update; a screenshot goes to test-output/playground.png.
 import { test } from 'node:test';
@@ -7,12 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { get } from 'node:http';
 import { chromium, type Browser, type Page } from 'playwright-core';
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
-  '--disable-quic', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
-];
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../browser/harness.js';
 
 interface State {
   ready: boolean;
@@ -70,7 +65,7 @@ test('playground: served by the CLI, trains on wasm in Chromium, curves fall and
     assert.ok([403, 404].includes(await status(`${url}%2e%2e/%2e%2e/package.json`)));
     assert.equal(await status(`${url}no-such-file.js`), 404);
 
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: CHROMIUM_ARGS });
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const consoleErrors: string[] = [];
     page.on('console', (msg) => {
