@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', '**/node_modules/**', 'examples/browser/dist/**', 'lab-out/**', 'bench/results/**', '**/*.wasm', '.scratch/**'] },
+  { ignores: ['dist/**', '**/node_modules/**', 'examples/browser/dist/**', 'lab-out/**', 'test-output/**', 'bench/results/**', '**/*.wasm', '.scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

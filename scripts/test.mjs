@@ -2,8 +2,9 @@
 // Usage: node scripts/test.mjs [substring...]  (filters test files by path substring)
 // Each test process first loads test/helpers/setup.ts (the tfjs backends: normkit imports none itself).
 // NORMKIT_TEST_FUSED=1,0 (default) runs the files once with the fused kernels on, once with them off.
-// test/consumer (the package as a user installs it: npm pack, temp projects, bundlers, Chromium) does not depend
-// on that switch, so it runs in the first pass only, from one tarball packed here before the passes.
+// test/consumer (the package as a user installs it: npm pack, temp projects, bundlers, Chromium) and
+// test/playground (the built page in Chromium, where the page, not the flag, picks the kernels) do not depend on
+// that switch, so they run in the first pass only; the consumer tests share one tarball packed here.
 import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
@@ -32,7 +33,9 @@ if (files.length === 0) {
 const modes = (process.env.NORMKIT_TEST_FUSED ?? '1,0').split(',').filter((m) => m.length > 0);
 
 const consumerDir = `${join('dist', 'test', 'consumer')}${sep}`;
+const playgroundDir = `${join('dist', 'test', 'playground')}${sep}`;
 const isConsumer = (f) => f.startsWith(consumerDir);
+const firstPassOnly = (f) => isConsumer(f) || f.startsWith(playgroundDir);
 const env = { ...process.env };
 let packDir;
 if (files.some(isConsumer) && !env.NORMKIT_CONSUMER_TARBALL) {
@@ -70,7 +73,7 @@ let status = 0;
 let passed = 0;
 let failed = 0;
 for (const [i, mode] of modes.entries()) {
-  const passFiles = i === 0 ? files : files.filter((f) => !isConsumer(f));
+  const passFiles = i === 0 ? files : files.filter((f) => !firstPassOnly(f));
   if (passFiles.length === 0) continue;
   const r = await runPass(mode, passFiles);
   if (r.code !== 0) status = r.code;

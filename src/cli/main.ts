@@ -6,6 +6,7 @@
  *   normkit lab --list
  *   normkit norms
  *   normkit demo            (= normkit lab --quick)
+ *   normkit playground [--port N] [--host ADDRESS]
  */
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
@@ -16,6 +17,7 @@ import { listNorms } from '../core/registry.js';
 import { EXPERIMENTS, selectExperiments } from '../lab/experiments/index.js';
 import { PlainProgress, TtyProgress } from '../lab/progress.js';
 import { runLab } from '../lab/runner.js';
+import { servePlayground } from './playground.js';
 
 const USAGE = `normkit: every deep-learning normalization method for TensorFlow.js
 
@@ -24,6 +26,8 @@ Usage:
   normkit lab --list                      list the experiments and their claims
   normkit norms                           list the registered normalization methods
   normkit demo                            the quick lab suite (same as: normkit lab --quick)
+  normkit playground [--port N] [--host A] serve the playground page: train two small CNNs with different
+                                          normalizations in the browser and watch curves and activations
 
 Lab options:
   --quick            small, short runs (the default suite finishes in a few minutes on 2 cores)
@@ -108,6 +112,30 @@ async function lab(args: string[]): Promise<void> {
   }
 }
 
+async function playground(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        port: { type: 'string', default: '8080' },
+        host: { type: 'string', default: '127.0.0.1' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port > 65535) fail(`--port must be an integer in 0..65535 (0: any free port), got '${values.port}'`);
+  const { url } = await servePlayground({ port, host: values.host });
+  process.stdout.write(`normkit playground: ${url}\n(Ctrl-C to stop)\n`);
+}
+
 function norms(): void {
   for (const n of listNorms()) process.stdout.write(`${n.name.padEnd(32)} ${n.kind.padEnd(18)} ${n.description}\n`);
 }
@@ -123,6 +151,8 @@ async function main(argv: string[]): Promise<void> {
       return lab(['--quick', ...rest]);
     case 'norms':
       return norms();
+    case 'playground':
+      return playground(rest);
     case undefined:
     case 'help':
     case '--help':
