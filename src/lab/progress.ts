@@ -29,8 +29,9 @@ export const silentProgress: ProgressSink = { startRun() {}, step() {}, endRun()
 /** Seconds as "3m05s" ("?" when unknown). */
 export function formatSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
 }
 
 interface Measured {

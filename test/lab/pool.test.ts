@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLab } from '../../src/lab/runner.js';
-import { silentProgress, SuiteEta, type ProgressSink } from '../../src/lab/progress.js';
+import { formatSeconds, silentProgress, SuiteEta, type ProgressSink } from '../../src/lab/progress.js';
 import type { LabResults } from '../../src/lab/results.js';
 import { NormkitError } from '../../src/core/errors.js';
 import { MODULE, crashing, tiny, tinyData, withoutTimes } from '../helpers/lab-experiments.js';
@@ -72,6 +72,13 @@ describe('lab worker pool', () => {
 });
 
 describe('suite ETA', () => {
+  it('formats seconds without a 60th second', () => {
+    assert.equal(formatSeconds(59.6), '1m00s');
+    assert.equal(formatSeconds(119.6), '2m00s');
+    assert.equal(formatSeconds(42.2), '42s');
+    assert.equal(formatSeconds(NaN), '?');
+  });
+
   it('prices runs by measured seconds per step of their experiment and variant, spread over the workers', () => {
     let now = 0;
     const eta = new SuiteEta(() => now);
