@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // The package root registers every normalization method (the experiments look them up by name).
 import '../index.js';
-import { useBackend } from '../core/backend.js';
+import { loadLabBackend } from './backends.js';
 import { dataContext, errorReason, executeRun, loadExperiments, type RunSetup } from './execute.js';
 import type { Experiment } from './experiment.js';
 import { LabInterrupted } from './train.js';
@@ -25,7 +25,7 @@ function send(message: WorkerMessage): void {
 
 async function init(setup: RunSetup): Promise<void> {
   tf.enableProdMode();
-  await useBackend(setup.backend);
+  await loadLabBackend(setup.backend);
   experiments = await loadExperiments(setup.modules);
   data = dataContext(setup);
   send({ type: 'ready' });

@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../core/backend.js';
+import { loadLabBackend } from './backends.js';
 import { NormkitError } from '../core/errors.js';
 import { resolveFashionMnistDir } from './data/fashion-mnist.js';
 import { DEFAULT_TEXT_PATH } from './data/text.js';
@@ -186,7 +186,7 @@ export async function runQueueWorker(url: string, options: QueueWorkerOptions = 
     experiments ??= await loadExperiments([...setup.modules, ...(options.modules ?? [])]);
     const experiment = experiments.get(id);
     if (experiment === undefined) throw new Error(`experiment '${id}' is not known to this worker (start it with --module for custom experiments)`);
-    await useBackend(setup.backend);
+    await loadLabBackend(setup.backend);
     const local: RunSetup = {
       ...setup,
       dataDir: existsSync(setup.dataDir) ? setup.dataDir : options.dataDir ?? resolveFashionMnistDir(undefined, !setup.quick),

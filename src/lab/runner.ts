@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../core/backend.js';
+import { LAB_BACKENDS, loadLabBackend } from './backends.js';
 import { resolveFashionMnistDir, PACKAGE_ROOT } from './data/fashion-mnist.js';
 import { DEFAULT_TEXT_PATH } from './data/text.js';
 import type { Experiment } from './experiment.js';
@@ -81,7 +81,9 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const dataDir = resolveFashionMnistDir(options.dataDir, !quick);
   const textPath = options.textPath ?? DEFAULT_TEXT_PATH;
   if (!Number.isInteger(workers) || workers < 1) throw new NormkitError('runLab', 'workers', 'a positive integer', workers);
-  if (workers === 1 && options.queue === undefined) await useBackend(backend);
+  if (!(LAB_BACKENDS as readonly string[]).includes(backend)) throw new NormkitError('lab', 'backend', `one of ${LAB_BACKENDS.join(', ')}`, backend);
+  // Worker processes load the backend themselves; this process needs it only to run the runs itself.
+  if (workers === 1 && options.queue === undefined) await loadLabBackend(backend);
   if (!options.resume) rmSync(join(options.outDir, 'runs'), { recursive: true, force: true });
 
   // Which experiments can run, and the ordered list of runs.

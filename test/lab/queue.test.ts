@@ -74,7 +74,7 @@ describe('lab through a BullMQ queue (real redis-server)', () => {
     url = `redis://127.0.0.1:${port}`;
     ({ child: redis } = await startProcess('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], /Ready to accept connections/, 'redis-server'));
     for (let i = 0; i < 2; i++) {
-      workers.push(await startProcess(process.execPath, [CLI, 'lab', 'worker', '--queue', url, '--module', MODULE, '--lock-seconds', '1'], /waiting for runs/, `queue worker ${i + 1}`));
+      workers.push(await startProcess(process.execPath, [CLI, 'lab', 'worker', '--queue', url, '--module', MODULE, '--lock-seconds', '3'], /waiting for runs/, `queue worker ${i + 1}`));
     }
   });
 
@@ -105,9 +105,9 @@ describe('lab through a BullMQ queue (real redis-server)', () => {
     const dead = workers.find((w) => w.child.pid === killed);
     assert.ok(dead !== undefined && dead.child.signalCode === 'SIGKILL', 'the killed process was one of the two workers');
     assert.doesNotMatch(dead.output(), /: done in/, 'the killed worker finished no run');
+    assert.deepEqual(queued.meta.failedRuns, [], workers.map((w) => w.output()).join('\n'));
     assert.equal(queued.experiments[0].status, 'done');
     assert.equal(queued.experiments[0].runs.length, 4);
-    assert.deepEqual(queued.meta.failedRuns, []);
     assert.equal(queued.meta.workers, 'queue');
     const local = await runLab({ ...common, outDir: mkdtempSync(join(tmpdir(), 'normkit-local-')), workers: 1 });
     assert.deepEqual(outputs(queued), outputs(local));
