@@ -52,7 +52,8 @@ describe('runLab', () => {
     assert.deepEqual(calls, ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']);
     const [fake, later] = results.experiments;
     assert.equal(fake.status, 'done');
-    assert.equal(fake.verdict, 'reproduced');
+    assert.equal(fake.verdict, '1 of 1 checks reproduced');
+    assert.equal(fake.checks[0].verdict, 'reproduced');
     assert.equal(fake.checks[0].a.mean, 2.01);
     assert.equal(later.status, 'pending');
     assert.deepEqual(later.waitsFor, ["registry 'not-yet'"]);
