@@ -1,9 +1,13 @@
 // The README's quick start, runnable as is: node examples/quickstart.mjs (after npm ci).
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import * as nk from 'normkit';
+// Backends are the application's choice: normkit registers its kernels for whichever are loaded.
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+// normkit/node is normkit plus the file-system IO handler (nk.io.fileSystem); browsers import 'normkit'.
+import * as nk from 'normkit/node';
 
-await nk.useBackend('wasm'); // or 'cpu'
+await tf.setBackend('wasm'); // or 'cpu'
 
 // 1. Functional ops, differentiable under tf.grad.
 const x = tf.randomNormal([8, 16]);

@@ -1,5 +1,6 @@
 // Runs every compiled test file with Node's own test runner, so the closing summary counts all tests.
 // Usage: node scripts/test.mjs [substring...]  (filters test files by path substring)
+// Each test process first loads test/helpers/setup.ts (the tfjs backends: normkit imports none itself).
 // NORMKIT_TEST_FUSED=1,0 (default) runs the files once with the fused kernels on, once with them off.
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -31,7 +32,7 @@ const modes = (process.env.NORMKIT_TEST_FUSED ?? '1,0').split(',').filter((m) =>
 function runPass(mode) {
   return new Promise((resolve) => {
     console.log(`# normkit test pass: NORMKIT_FUSED=${mode}`);
-    const child = spawn(process.execPath, ['--test', '--test-concurrency=2', ...files], {
+    const child = spawn(process.execPath, ['--import', './dist/test/helpers/setup.js', '--test', '--test-concurrency=2', ...files], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, NORMKIT_FUSED: mode },
     });

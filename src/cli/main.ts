@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+// Every method registers itself in the registry that `normkit norms` lists.
 import '../index.js';
 import { listNorms } from '../core/registry.js';
 import { EXPERIMENTS, selectExperiments } from '../lab/experiments/index.js';

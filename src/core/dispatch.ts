@@ -4,6 +4,7 @@
  * tfjs ops, which is also the reference the fused kernels are tested against.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ensureWasmGapKernels } from '../kernels/wasm-gaps/register.js';
 
 function envDefault(): boolean {
   const v = typeof process !== 'undefined' ? process.env?.NORMKIT_FUSED : undefined;
@@ -27,6 +28,9 @@ export function fusedKernelsEnabled(): boolean {
 
 /** True when fused kernels are on and `kernelName` is registered for the active backend. */
 export function fusedKernelAvailable(kernelName: string): boolean {
+  const backend = tf.getBackend();
+  // The wasm backend may have been loaded after normkit: its replaced kernels are registered on first use.
+  if (backend === 'wasm') ensureWasmGapKernels();
   if (!fusedEnabled) return false;
-  return tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+  return tf.getKernel(kernelName, backend) !== undefined;
 }

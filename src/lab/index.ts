@@ -1,6 +1,8 @@
 /**
- * The lab: datasets, training loops, experiments that test the papers' claims, and their report.
+ * The lab (`normkit/lab`, Node only): datasets, training loops, experiments that test the papers' claims, and
+ * their report. Running the lab loads the tfjs backend it is asked for (cpu or wasm) itself.
  */
+export { NormkitError } from '../core/errors.js';
 export { runLab, writeLabOutputs, type LabOptions } from './runner.js';
 export { EXPERIMENTS, selectExperiments } from './experiments/index.js';
 export type { Experiment, ExperimentPlan, RunContext, RunOutput, Variant, CheckSpec, PlotSpec } from './experiment.js';

@@ -7,7 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
 import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../core/backend.js';
+import { loadLabBackend } from './backends.js';
 import { loadFashionMnist, resolveFashionMnistDir, PACKAGE_ROOT, type ImageSet } from './data/fashion-mnist.js';
 import { DEFAULT_TEXT_PATH, loadCharCorpus, type CharCorpus } from './data/text.js';
 import type { Experiment, RunContext } from './experiment.js';
@@ -63,7 +63,7 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const shouldStop = options.shouldStop ?? (() => false);
   const dataDir = resolveFashionMnistDir(options.dataDir, !quick);
   const textPath = options.textPath ?? DEFAULT_TEXT_PATH;
-  await useBackend(backend);
+  await loadLabBackend(backend);
   if (!options.resume) rmSync(join(options.outDir, 'runs'), { recursive: true, force: true });
 
   let images: { train: ImageSet; test: ImageSet } | undefined;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/node.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { randn } from '../helpers/numeric.js';
 

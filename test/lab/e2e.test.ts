@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/lab/index.js';
 import { runClassifier } from '../../src/lab/experiments/common.js';
 import { forEachBackend } from '../helpers/backends.js';
 

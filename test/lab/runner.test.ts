@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/lab/index.js';
 import { runFilePath } from '../../src/lab/results.js';
 
 /** A fake experiment that trains nothing: each run's metric is a function of variant and seed, calls are counted. */
