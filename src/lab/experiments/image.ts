@@ -28,7 +28,7 @@ function stepsToTarget(output: RunOutput, target: number): number | null {
 const SPEEDUP_RATES = { bn: [0.1, 0.3], none: [0.01, 0.03] };
 
 function speedupSize(quick: boolean) {
-  return quick ? { steps: 120, evalEvery: 10, target: 0.6 } : { steps: 600, evalEvery: 20, target: 0.8 };
+  return quick ? { steps: 120, evalEvery: 10, target: 0.6 } : { steps: 400, evalEvery: 20, target: 0.8 };
 }
 
 export const bnSpeedup: Experiment = {
@@ -70,7 +70,7 @@ export const bnSpeedup: Experiment = {
     return output;
   },
   plots: CLASSIFIER_PLOTS,
-  estimatedMinutes: 25,
+  estimatedMinutes: 40,
 };
 
 /** Micro-batch sizes per tier, and the training images (2 epochs over them). */
@@ -195,7 +195,7 @@ export const bnOnly: Experiment = {
   },
   plots: CLASSIFIER_PLOTS,
   tier: 'long',
-  estimatedMinutes: 30,
+  estimatedMinutes: 50,
 };
 
 /** ||w|| over every conv kernel followed by BN (scale-invariant), as one flat vector. */
@@ -212,7 +212,7 @@ export const adamp: Experiment = {
   metric: 'growth of the conv-kernel norm ||w_T|| / ||w_0||, mean effective step size ||w_t - w_{t-1}|| / ||w_{t-1}|| over the last quarter of training, final test accuracy',
   missing: async () => missingNorms(['batch', 'adamp']),
   plan: (quick) => {
-    const steps = quick ? 150 : 1500;
+    const steps = quick ? 150 : 600;
     return {
       variants: [{ id: 'adam', label: 'Adam' }, { id: 'adamp', label: 'AdamP' }],
       steps,

@@ -32,11 +32,11 @@ function lmSize(quick: boolean, deep = false): LmSize {
   if (deep) {
     return quick
       ? { layers: 12, dModel: 32, heads: 2, length: 32, batch: 16, steps: 100, evalEvery: 10 }
-      : { layers: 12, dModel: 64, heads: 4, length: 64, batch: 16, steps: 600, evalEvery: 30 };
+      : { layers: 12, dModel: 64, heads: 4, length: 64, batch: 16, steps: 400, evalEvery: 20 };
   }
   return quick
     ? { layers: 4, dModel: 32, heads: 2, length: 32, batch: 16, steps: 80, evalEvery: 10 }
-    : { layers: 6, dModel: 64, heads: 4, length: 64, batch: 32, steps: 800, evalEvery: 40 };
+    : { layers: 6, dModel: 64, heads: 4, length: 64, batch: 32, steps: 500, evalEvery: 25 };
 }
 
 function describeSize(s: LmSize): string {
@@ -103,7 +103,7 @@ export const placement: Experiment = {
     }, seed, ctx);
   },
   plots: LM_PLOTS,
-  estimatedMinutes: 45,
+  estimatedMinutes: 50,
 };
 
 export const lnRmsDyt: Experiment = {
@@ -146,7 +146,7 @@ export const lnRmsDyt: Experiment = {
     }, seed, ctx);
   },
   plots: [...LM_PLOTS, { curve: 'held-out loss', title: 'Held-out loss against wall time', x: 'seconds', yTitle: 'cross-entropy (nats/char)', references: [{ metric: 'unigram cross-entropy', label: 'unigram' }] }],
-  estimatedMinutes: 25,
+  estimatedMinutes: 30,
 };
 
 export const ngpt: Experiment = {
