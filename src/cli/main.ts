@@ -2,7 +2,7 @@
 /**
  * The `normkit` command.
  *
- *   normkit lab [experiment...] [--quick] [--seeds N] [--out DIR] [--data DIR] [--backend cpu|wasm] [--resume]
+ *   normkit lab [experiment...] [--quick | --long] [--seeds N] [--out DIR] [--data DIR] [--backend cpu|wasm] [--resume]
  *               [--workers N | --queue redis://HOST:PORT] [--module FILE]
  *   normkit lab worker --queue redis://HOST:PORT [--module FILE] [--data DIR] [--lock-seconds S]
  *   normkit lab --list
@@ -35,8 +35,10 @@ Usage:
                                           normalizations in the browser and watch curves and activations
 
 Lab options:
-  --quick            small, short runs (the default suite finishes in a few minutes on 2 cores)
-  --seeds N          seeds per variant (default 3, the minimum for a verdict)
+  --quick            small, short runs (the quick suite: at most 10 minutes on 2 cores)
+                     without it, the default suite (longer runs, 28x28 images; about 2 hours on 2 cores)
+  --long             the default suite plus the long tier: claims that need long runs (times in --list)
+  --seeds N          seeds per variant (default: each experiment's own, 5 for image classifiers, 3 otherwise)
   --out DIR          output folder (default ./lab-out): report.html, results.json, summary.md, runs/
   --data DIR         Fashion-MNIST IDX folder (default: the embedded subset with --quick, else the Debian
                      package dataset-fashion-mnist's /usr/share/datasets/fashion-mnist when installed)
@@ -68,7 +70,8 @@ async function lab(args: string[]): Promise<void> {
       allowPositionals: true,
       options: {
         quick: { type: 'boolean', default: false },
-        seeds: { type: 'string', default: '3' },
+        seeds: { type: 'string' },
+        long: { type: 'boolean', default: false },
         out: { type: 'string', default: 'lab-out' },
         data: { type: 'string' },
         backend: { type: 'string', default: 'wasm' },
@@ -91,12 +94,14 @@ async function lab(args: string[]): Promise<void> {
   if (values.list) {
     for (const e of EXPERIMENTS) {
       const missing = await e.missing();
-      process.stdout.write(`${e.id}${missing.length ? ` (pending: waits for ${missing.join(', ')})` : ''}\n  ${e.title}\n  claim: ${e.claim}\n\n`);
+      const tier = e.tier === 'long' ? 'long tier (--long)' : 'quick and default suites';
+      const time = e.estimatedMinutes !== undefined ? `; about ${e.estimatedMinutes} min at default size on 2 cores` : '';
+      process.stdout.write(`${e.id}${missing.length ? ` (pending: waits for ${missing.join(', ')})` : ''}\n  ${e.title}\n  claim: ${e.claim}\n  ${tier}${time}\n\n`);
     }
     return;
   }
-  const seeds = Number(values.seeds);
-  if (!Number.isInteger(seeds) || seeds < 1) fail(`--seeds must be a positive integer, got '${values.seeds}'`);
+  const seeds = values.seeds === undefined ? undefined : Number(values.seeds);
+  if (seeds !== undefined && (!Number.isInteger(seeds) || seeds < 1)) fail(`--seeds must be a positive integer, got '${values.seeds}'`);
   if (values.backend !== 'cpu' && values.backend !== 'wasm') fail(`--backend must be cpu or wasm, got '${values.backend}'`);
   const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1) fail(`--workers must be a positive integer, got '${values.workers}'`);
@@ -104,7 +109,7 @@ async function lab(args: string[]): Promise<void> {
   if (values.queue !== undefined && !/^rediss?:\/\/\S+/.test(values.queue)) fail(`--queue must be a Redis URL such as redis://HOST:PORT, got '${values.queue}'`);
   let experiments;
   try {
-    experiments = selectExperiments(positionals);
+    experiments = selectExperiments(positionals, { long: values.long });
   } catch (e) {
     fail((e as Error).message);
   }
@@ -118,7 +123,7 @@ async function lab(args: string[]): Promise<void> {
   };
   process.on('SIGINT', onSigint);
   const where = values.queue !== undefined ? `queue ${values.queue}` : workers === 1 ? 'in this process' : `${workers} worker processes`;
-  progress.log(`normkit lab: ${experiments.length} experiment(s), ${seeds} seeds, ${values.quick ? 'quick' : 'full'} mode, backend ${values.backend}, ${where}, output ${outDir}`);
+  progress.log(`normkit lab: ${experiments.length} experiment(s), ${seeds ?? 'per-experiment'} seeds, ${values.quick ? 'quick' : values.long ? 'long' : 'default'} mode, backend ${values.backend}, ${where}, output ${outDir}`);
   const results = await runLab({
     experiments, seeds, quick: values.quick, outDir, dataDir: values.data, backend: values.backend, resume: values.resume,
     progress, shouldStop: () => stopRequested, workers, queue: values.queue, experimentModules: values.module.map((m) => resolve(m)),
@@ -128,6 +133,7 @@ async function lab(args: string[]): Promise<void> {
   for (const e of results.experiments) {
     const note = e.status === 'pending' ? `pending (waits for ${e.waitsFor.join(', ')})` : `${e.verdict}${e.status === 'incomplete' ? ' (incomplete)' : ''}`;
     process.stdout.write(`${e.id.padEnd(12)} ${note}\n`);
+    for (const c of e.checks) process.stdout.write(`  ${c.verdict.padEnd(15)} ${c.description}\n`);
   }
   process.stdout.write(`\nreport: ${resolve(outDir, 'report.html')}\nsummary: ${resolve(outDir, 'summary.md')}\nresults: ${resolve(outDir, 'results.json')}\n`);
   for (const f of results.meta.failedRuns ?? []) process.stdout.write(`failed: ${f.experiment} ${f.variant} seed ${f.seed}: ${f.reason}\n`);

@@ -41,12 +41,20 @@ export interface PlotSpec {
   logY?: boolean;
   /** Axis title for x when the curve's `step` holds something else (e.g. alpha). */
   xTitle?: string;
+  /** Horizontal reference lines at the mean of a run metric (e.g. the unigram cross-entropy on LM plots). */
+  references?: Array<{ metric: string; label: string }>;
 }
 
 /** A claim check between two variants on one metric. */
 export interface CheckSpec extends Omit<ComparisonSpec, 'labelA' | 'labelB'> {
-  variantA: string;
-  variantB: string;
+  /**
+   * A's variant, or several (a learning-rate sweep): then the one with the best median of `pick`'s metric is
+   * compared (the choice and every candidate's median are reported).
+   */
+  variantA: string | string[];
+  variantB: string | string[];
+  /** How a variant is picked from a sweep: the best median of this metric (missing values count as worst). */
+  pick?: { metric: string; better: 'higher' | 'lower' };
   /** B's metric when it differs from A's (two evaluations of the same runs); `metric` is A's. */
   metricB?: string;
   /** Labels shown for A and B (default: the variants' labels). */
@@ -62,6 +70,10 @@ export interface ExperimentPlan {
   /** Setup in words: data, model, optimizer, steps, batch size, learning rate. */
   setup: string;
   checks: CheckSpec[];
+  /** Seeds per variant (default 3; the cheap image experiments use 5); `--seeds` overrides it. */
+  seeds?: number;
+  /** How this setup compares with the paper's regime (depth, learning rate, batch, steps, warm-up), in words. */
+  regime?: string;
 }
 
 /** An experiment of `normkit lab`. */
@@ -81,4 +93,11 @@ export interface Experiment {
   plan: (quick: boolean) => ExperimentPlan;
   run: (variant: Variant, seed: number, ctx: RunContext) => Promise<RunOutput>;
   plots: PlotSpec[];
+  /**
+   * 'long': a claim that needs long runs to have power; run only with `--long` or when named. Default: in the
+   * quick and default suites.
+   */
+  tier?: 'long';
+  /** Estimated minutes of the default-size runs on 2 cores (wasm), shown by `--list`. */
+  estimatedMinutes?: number;
 }

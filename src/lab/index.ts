@@ -6,8 +6,14 @@ export { NormkitError } from '../core/errors.js';
 export { runLab, writeLabOutputs, type LabOptions } from './runner.js';
 export { EXPERIMENTS, selectExperiments } from './experiments/index.js';
 export type { Experiment, ExperimentPlan, RunContext, RunOutput, Variant, CheckSpec, PlotSpec } from './experiment.js';
-export { compareGroups, combineVerdicts, summarize, MIN_SEEDS, type Verdict, type Stats, type ComparisonSpec, type ComparisonResult } from './verdict.js';
-export { renderReport, renderSummary, renderSvg, aggregateCurves, curveSpec } from './report.js';
+export {
+  compareGroups, rollUp, describeRollUp, pickBest, summarize, studentTCdf, tQuantile, MIN_SEEDS, CONFIDENCE, POWER,
+  type Verdict, type Stats, type ComparisonSpec, type ComparisonResult, type RollUp,
+} from './verdict.js';
+export {
+  renderReport, renderSummary, renderSvg, aggregateCurves, seedCurves, curveSpec, robustDomain, quantile, LINE_COLORS,
+  type CurveRow, type SeedRow, type CurveSpecOptions,
+} from './report.js';
 export { silentProgress, PlainProgress, TtyProgress, SuiteEta, formatSeconds, type ProgressSink, type PlannedRun } from './progress.js';
 export { runQueueWorker, DEFAULT_QUEUE_NAME, DEFAULT_LOCK_MS, type QueueOptions, type QueueWorkerOptions, type QueueWorkerHandle } from './queue.js';
 export { readRunRecord, writeRunRecord, type LabResults, type ExperimentResult, type RunRecord, type LabMeta } from './results.js';
@@ -17,6 +23,9 @@ export {
   DEBIAN_FASHION_MNIST_DIR, EMBEDDED_FASHION_MNIST_DIR, type ImageSet,
 } from './data/fashion-mnist.js';
 export { corruptImages, CORRUPTIONS, type Corruption } from './data/corrupt.js';
-export { loadCharCorpus, sampleWindows, DEFAULT_TEXT_PATH, type CharCorpus } from './data/text.js';
-export { trainClassifier, trainLanguageModel, evaluateAccuracy, LabInterrupted, type TrainResult, type CurvePoint } from './train.js';
+export { loadCharCorpus, sampleWindows, unigramCrossEntropy, DEFAULT_TEXT_PATH, type CharCorpus } from './data/text.js';
+export {
+  trainClassifier, trainLanguageModel, heldOutWindows, evaluateAccuracy, trainableVariables, setLearningRate, linearDecay, meanOfLast, LabInterrupted,
+  type TrainResult, type CurvePoint,
+} from './train.js';
 export { seededRandom, seededNormal, seededPermutation, deriveSeed } from './rng.js';

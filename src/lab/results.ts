@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { PlotSpec, RunOutput } from './experiment.js';
-import type { ComparisonResult, Verdict } from './verdict.js';
+import type { ComparisonResult, RollUp } from './verdict.js';
 
 /** Version of the per-run file layout. */
 export const RUN_FILE_SCHEMA = 1;
@@ -33,6 +33,7 @@ export interface LabMeta {
   cpus: number;
   backend: string;
   quick: boolean;
+  /** The most seeds any experiment used (experiments set their own unless --seeds is given). */
   seeds: number;
   data: string;
   text: string;
@@ -46,6 +47,8 @@ export interface LabMeta {
   workers?: number | 'queue';
   /** Runs that failed for good (e.g. their worker process died twice); they are missing from the results. */
   failedRuns?: Array<{ experiment: string; variant: string; seed: number; reason: string }>;
+  /** The package's docs/ folder relative to the output folder, for the report's method-page links. */
+  docsBase?: string;
 }
 
 /** One experiment's section of results.json. */
@@ -60,10 +63,17 @@ export interface ExperimentResult {
   status: 'done' | 'pending' | 'incomplete' | 'skipped';
   waitsFor: string[];
   setup: string;
+  /** How the setup compares with the paper's regime. */
+  regime: string;
   variants: Array<{ id: string; label: string }>;
+  /** Seeds per variant. */
+  seeds: number;
   runs: RunRecord[];
+  /** Per-check verdicts with their intervals: the result; `rollup` and `verdict` only count them. */
   checks: ComparisonResult[];
-  verdict: Verdict | 'pending';
+  rollup: RollUp;
+  /** The roll-up in words ("2 of 3 checks reproduced (1 inconclusive)"), or 'pending'. */
+  verdict: string;
   plots: PlotSpec[];
 }
 

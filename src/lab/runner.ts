@@ -6,7 +6,7 @@
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LAB_BACKENDS, loadLabBackend } from './backends.js';
 import { resolveFashionMnistDir, PACKAGE_ROOT } from './data/fashion-mnist.js';
@@ -22,13 +22,13 @@ import { NormkitError } from '../core/errors.js';
 import { dataContext, executeRun, type ExecutorEvents, type RunExecutor, type RunSetup, type RunTask } from './execute.js';
 import { ProcessPool } from './pool.js';
 import { QueueExecutor, type QueueOptions } from './queue.js';
-import { combineVerdicts, compareGroups } from './verdict.js';
+import { compareGroups, describeRollUp, pickBest, rollUp } from './verdict.js';
 import { renderReport, renderSummary } from './report.js';
 
 /** Options of {@link runLab}. */
 export interface LabOptions {
   experiments: Experiment[];
-  /** Seeds 0..seeds-1 (default 3: the minimum for a verdict). */
+  /** Seeds 0..seeds-1 for every experiment (default: each experiment's own `plan.seeds`, else 3). */
   seeds?: number;
   quick?: boolean;
   outDir: string;
@@ -73,7 +73,6 @@ function planHash(experiment: Experiment, quick: boolean, dataDir: string, textP
 export async function runLab(options: LabOptions): Promise<LabResults> {
   const started = Date.now();
   const quick = options.quick ?? false;
-  const seeds = options.seeds ?? 3;
   const backend = options.backend ?? 'cpu';
   const workers = options.workers ?? 1;
   const progress = options.progress ?? silentProgress;
@@ -101,8 +100,8 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const hashes = new Map(runnable.map((r) => [r.experiment.id, r.hash]));
   const queue = schedule(runnable.map(({ experiment }) => {
     const plan = experiment.plan(quick);
-    return { experiment: experiment.id, variants: plan.variants.map((v) => v.id), steps: plan.steps };
-  }), seeds);
+    return { experiment: experiment.id, variants: plan.variants.map((v) => v.id), steps: plan.steps, seeds: options.seeds ?? plan.seeds ?? 3 };
+  }));
   const todo = queue.filter((r) => {
     const state = readRunRecord(options.outDir, r.experiment, r.variant, r.seed, hashes.get(r.experiment) ?? '');
     if (state.state === 'corrupt' || state.state === 'stale') progress.log(`redoing ${r.experiment} ${r.variant} seed ${r.seed}: ${state.reason}`);
@@ -151,7 +150,7 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     cpus: cpus().length,
     backend,
     quick,
-    seeds,
+    seeds: options.seeds ?? Math.max(0, ...options.experiments.map((e) => e.plan(quick).seeds ?? 3)),
     data: dataDir,
     text: textPath,
     startedAt: new Date(started).toISOString(),
@@ -160,8 +159,9 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     interrupted,
     workers: options.queue !== undefined ? 'queue' : workers,
     failedRuns,
+    docsBase: relative(options.outDir, join(PACKAGE_ROOT, 'docs')).split('\\').join('/'),
   };
-  const results: LabResults = { meta, experiments: options.experiments.map((e) => collect(e, options.outDir, quick, seeds, waiting, runnable)) };
+  const results: LabResults = { meta, experiments: options.experiments.map((e) => collect(e, options.outDir, quick, options.seeds ?? e.plan(quick).seeds ?? 3, waiting, runnable)) };
   meta.runSeconds = results.experiments.reduce((s, e) => s + e.runs.reduce((t, r) => t + r.wallSeconds, 0), 0);
   await writeLabOutputs(options.outDir, results);
   return results;
@@ -174,14 +174,16 @@ function planHashOf(hashes: Map<string, string>): (experiment: string) => string
 /**
  * The order of the runs: seed by seed (an interrupted suite keeps whole seeds, which paired comparisons need),
  * and within a seed the experiments' variants interleaved, so that the first runs of a suite sample every
- * experiment and the ETA learns each one's cost early.
+ * experiment and the ETA learns each one's cost early. Each experiment runs `seeds` seeds (its own, else the
+ * given default).
  */
-export function schedule(experiments: Array<{ experiment: string; variants: string[]; steps: number }>, seeds: number): Array<Omit<RunTask, 'index'>> {
+export function schedule(experiments: Array<{ experiment: string; variants: string[]; steps: number; seeds?: number }>, seeds = 3): Array<Omit<RunTask, 'index'>> {
   const out: Array<Omit<RunTask, 'index'>> = [];
   const most = Math.max(0, ...experiments.map((e) => e.variants.length));
-  for (let seed = 0; seed < seeds; seed++) {
+  const mostSeeds = Math.max(0, ...experiments.map((e) => e.seeds ?? seeds));
+  for (let seed = 0; seed < mostSeeds; seed++) {
     for (let v = 0; v < most; v++) {
-      for (const e of experiments) if (v < e.variants.length) out.push({ experiment: e.experiment, variant: e.variants[v], seed, steps: e.steps });
+      for (const e of experiments) if (v < e.variants.length && seed < (e.seeds ?? seeds)) out.push({ experiment: e.experiment, variant: e.variants[v], seed, steps: e.steps });
     }
   }
   return out;
@@ -219,10 +221,10 @@ function collect(
   const plan = experiment.plan(quick);
   const base = {
     id: experiment.id, title: experiment.title, claim: experiment.claim, papers: experiment.papers,
-    methodPages: experiment.methodPages, metric: experiment.metric, setup: plan.setup, variants: plan.variants, plots: experiment.plots,
+    methodPages: experiment.methodPages, metric: experiment.metric, setup: plan.setup, regime: plan.regime ?? '', variants: plan.variants, plots: experiment.plots,
   };
   const waitsFor = waiting.get(experiment.id);
-  if (waitsFor !== undefined) return { ...base, status: 'pending', waitsFor, runs: [], checks: [], verdict: 'pending' };
+  if (waitsFor !== undefined) return { ...base, seeds, status: 'pending', waitsFor, runs: [], checks: [], rollup: rollUp([]), verdict: 'pending' };
   const hash = runnable.find((r) => r.experiment === experiment)?.hash ?? '';
   const runs: RunRecord[] = [];
   for (const variant of plan.variants) {
@@ -233,15 +235,34 @@ function collect(
   }
   const label = (id: string) => plan.variants.find((v) => v.id === id)?.label ?? id;
   const checks = plan.checks.map((c) => {
-    const values = (id: string, metric: string) => runs.filter((r) => r.variant === id).map((r) => metricValue(r, metric));
-    const { variantA, variantB, metricB, labelA, labelB, ...spec } = c;
-    return compareGroups(
-      { ...spec, labelA: labelA ?? label(variantA), labelB: labelB ?? label(variantB) },
-      values(variantA, c.metric), values(variantB, metricB ?? c.metric),
+    const { variantA, variantB, metricB, labelA, labelB, pick, ...spec } = c;
+    const notes: string[] = [];
+    // A sweep (several candidate variants) is reduced to its best by the median of `pick`'s metric.
+    const choose = (ids: string | string[], sideLabel: string): string => {
+      if (!Array.isArray(ids)) return ids;
+      const by = pick ?? { metric: c.metric, better: c.better };
+      const perSeed = ids.map((id) => runs.filter((r) => r.variant === id).map((r) => {
+        const v = metricValue(r, by.metric);
+        return !Number.isFinite(v) && c.censoredAt !== undefined && by.metric === c.metric ? c.censoredAt : v;
+      }));
+      const { index, medians } = pickBest(perSeed, by.better);
+      notes.push(`${sideLabel}: ${label(ids[index])} picked by median ${by.metric} (${ids.map((id, i) => `${label(id)} ${Number(medians[i].toPrecision(3))}`).join(', ')})`);
+      return ids[index];
+    };
+    const idA = choose(variantA, 'A');
+    const idB = choose(variantB, 'B');
+    // Values by seed, over the seeds where both variants have a finished run, so index i pairs seed i's runs.
+    const both = Array.from({ length: seeds }, (_, s) => s).filter((s) => runs.some((r) => r.variant === idA && r.seed === s) && runs.some((r) => r.variant === idB && r.seed === s));
+    const values = (id: string, metric: string) => both.map((s) => metricValue(runs.find((r) => r.variant === id && r.seed === s) as RunRecord, metric));
+    const result = compareGroups(
+      { ...spec, labelA: labelA ?? label(idA), labelB: labelB ?? label(idB) },
+      values(idA, c.metric), values(idB, metricB ?? c.metric),
     );
+    return notes.length ? { ...result, reason: `${result.reason}. ${notes.join('; ')}` } : result;
   });
   const complete = runs.length === plan.variants.length * seeds;
-  return { ...base, status: complete ? 'done' : 'incomplete', waitsFor: [], runs, checks, verdict: combineVerdicts(checks.map((c) => c.verdict)) };
+  const rollup = rollUp(checks.map((c) => c.verdict));
+  return { ...base, seeds, status: complete ? 'done' : 'incomplete', waitsFor: [], runs, checks, rollup, verdict: describeRollUp(rollup) };
 }
 
 /** Writes results.json, summary.md and report.html for `results` into `outDir`. */

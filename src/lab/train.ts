@@ -35,6 +35,40 @@ export interface TrainHooks {
   transformGradients?: (grads: tf.NamedTensorMap, vars: tf.Variable[]) => tf.NamedTensorMap;
   /** Called after each applied step (e.g. to measure the weights); runs outside the gradient tape. */
   afterStep?: (step: number) => void;
+  /** Learning rate of each step (1-based), set before the step on `scheduleOn` (e.g. {@link linearDecay}). */
+  learningRate?: (step: number) => number;
+  /** The optimizer whose rate `learningRate` sets (default: the training optimizer; the inner one of a wrapper). */
+  scheduleOn?: tf.Optimizer;
+  /**
+   * The run's final value is the mean of this many last evaluations (default 1): with a decayed learning rate the
+   * last evaluations measure the same converged model, and their mean is less noisy than one of them.
+   */
+  finalEvals?: number;
+}
+
+/**
+ * Sets an optimizer's learning rate: through `setLearningRate` where tfjs has it (SGD, momentum keep the rate as a
+ * tensor), else the `learningRate` field that Adam-style optimizers read at every step.
+ */
+export function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
+  const o = optimizer as unknown as { setLearningRate?: (r: number) => void; learningRate?: number };
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(rate);
+  else o.learningRate = rate;
+}
+
+/**
+ * A learning rate decayed linearly from `base` at step 1 to `base / steps` at the last step:
+ * lr(t) = base * (1 - (t - 1) / steps).
+ * @example trainClassifier({ ..., learningRate: linearDecay(0.1, 1500) })
+ */
+export function linearDecay(base: number, steps: number): (step: number) => number {
+  return (step) => base * (1 - (step - 1) / steps);
+}
+
+/** Mean of the last `k` evaluations' values (NaN when there are none). */
+export function meanOfLast(evals: readonly CurvePoint[], k: number): number {
+  const tail = evals.slice(-Math.max(1, k));
+  return tail.length === 0 ? NaN : tail.reduce((s, p) => s + p.value, 0) / tail.length;
 }
 
 /** What a training loop reports. */
@@ -42,7 +76,10 @@ export interface TrainResult {
   loss: CurvePoint[];
   /** Test accuracy (classifier) or held-out loss (language model) at each evaluation. */
   evals: CurvePoint[];
-  /** The last evaluation's value: test accuracy (measured also after a divergence) or held-out loss (NaN after one). */
+  /**
+   * The mean of the last `finalEvals` evaluations: test accuracy or held-out loss; NaN after a divergence (a
+   * diverged run is an outcome, not a value to average).
+   */
   final: number;
   diverged: boolean;
   /** Step at which the loss became non-finite or exceeded `divergeLoss`, else null. */
@@ -127,7 +164,7 @@ export function evaluateAccuracy(model: tfl.LayersModel, set: ImageSet, batchSiz
 /**
  * Trains a classifier with softmax cross-entropy on seeded, reshuffled-every-epoch mini-batches; evaluates test
  * accuracy every `evalEvery` steps. Stops early when the loss diverges, and then evaluates the diverged model once
- * more (its accuracy, usually chance level, is the run's final accuracy).
+ * more for its curve (the run's `final` is then NaN: diverged is an outcome).
  */
 export async function trainClassifier(o: ClassifierTrainOptions): Promise<TrainResult> {
   const vars = o.vars ?? trainableVariables(o.model);
@@ -147,6 +184,7 @@ export async function trainClassifier(o: ClassifierTrainOptions): Promise<TrainR
       order = seededPermutation(o.train.n, deriveSeed(o.seed, `epoch${epoch}`));
       position = 0;
     }
+    if (o.learningRate) setLearningRate(o.scheduleOn ?? o.optimizer, o.learningRate(step));
     const { x, y } = imageBatch(o.train, order, position, o.batchSize);
     position += o.batchSize;
     const value = applyStep(
@@ -166,9 +204,9 @@ export async function trainClassifier(o: ClassifierTrainOptions): Promise<TrainR
       evals.push({ step, value: evaluateAccuracy(o.model, o.test), seconds: (Date.now() - started) / 1000 });
     }
   }
-  // A diverged classifier is still a classifier: its accuracy (usually chance) is measured, not left out.
+  // A diverged run's accuracy (usually chance) is drawn on its curve but is not its final value.
   if (divergedAt !== null) evals.push({ step: divergedAt, value: evaluateAccuracy(o.model, o.test), seconds: (Date.now() - started) / 1000 });
-  const final = evals.length === 0 ? NaN : evals[evals.length - 1].value;
+  const final = divergedAt !== null ? NaN : meanOfLast(evals, o.finalEvals ?? 1);
   return { loss, evals, final, diverged: divergedAt !== null, divergedAt, wallSeconds: (Date.now() - started) / 1000 };
 }
 
@@ -198,6 +236,11 @@ function lmLoss(forward: LMTrainOptions['forward'], inputs: Int32Array, targets:
   return tf.losses.softmaxCrossEntropy(labels, tf.reshape(logits, [o.batch * o.length, o.vocab])) as tf.Scalar;
 }
 
+/** The fixed held-out windows every language-model run is evaluated on (the same for every run and variant). */
+export function heldOutWindows(validIds: Int32Array, count: number, length: number): { inputs: Int32Array; targets: Int32Array } {
+  return sampleWindows(validIds, count, length, seededRandom(12345));
+}
+
 /**
  * Trains a next-character model with cross-entropy on seeded random windows; every `evalEvery` steps evaluates the
  * mean loss on fixed held-out windows (the same windows for every run, so curves are comparable).
@@ -209,12 +252,12 @@ export async function trainLanguageModel(o: LMTrainOptions): Promise<TrainResult
   const loss: CurvePoint[] = [];
   const evals: CurvePoint[] = [];
   const evalCount = o.evalWindows ?? 16;
-  const evalRandom = seededRandom(12345);
-  const held = sampleWindows(o.validIds, evalCount, o.length, evalRandom);
+  const held = heldOutWindows(o.validIds, evalCount, o.length);
   let divergedAt: number | null = null;
   for (let step = 1; step <= o.steps; step++) {
     await yieldToEventLoop();
     if (o.shouldStop?.()) throw new LabInterrupted();
+    if (o.learningRate) setLearningRate(o.scheduleOn ?? o.optimizer, o.learningRate(step));
     const { inputs, targets } = sampleWindows(o.trainIds, o.batchSize, o.length, random);
     const value = applyStep(
       () => lmLoss(o.forward, inputs, targets, { batch: o.batchSize, length: o.length, vocab: o.vocabSize }, true),
@@ -235,6 +278,6 @@ export async function trainLanguageModel(o: LMTrainOptions): Promise<TrainResult
       evals.push({ step, value, seconds: (Date.now() - started) / 1000 });
     }
   }
-  const final = divergedAt !== null || evals.length === 0 ? NaN : evals[evals.length - 1].value;
+  const final = divergedAt !== null ? NaN : meanOfLast(evals, o.finalEvals ?? 1);
   return { loss, evals, final, diverged: divergedAt !== null, divergedAt, wallSeconds: (Date.now() - started) / 1000 };
 }

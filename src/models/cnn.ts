@@ -106,6 +106,11 @@ export interface CNNOptions {
   blocksPerStage?: number;
   /** ResNet basic blocks with identity (or 1x1 projection) shortcuts instead of a plain conv stack (default true). */
   residual?: boolean;
+  /**
+   * Plain stack only: extra 3x3 stride-1 convolutions (each with its norm and ReLU) per stage, after the stage's
+   * strided one (default 0): widths [8, 16] with 4 gives a plain 10-conv network.
+   */
+  extraConvsPerStage?: number;
   /** Seed of every initializer (layer i uses seed + i), so a model is a deterministic function of its options. */
   seed?: number;
   /**
@@ -167,6 +172,9 @@ export function buildCNN(options: CNNOptions): CNN {
   checkInteger(where, 'blocksPerStage', blocks, 1);
   const residual = options.residual ?? true;
   checkBoolean(where, 'residual', residual);
+  const extra = options.extraConvsPerStage ?? 0;
+  checkInteger(where, 'extraConvsPerStage', extra, 0);
+  if (residual && extra > 0) throw new NormkitError(where, 'extraConvsPerStage', '0 unless residual is false', extra);
   const seed = options.seed ?? 0;
   checkInteger(where, 'seed', seed, 0);
   if (typeof norm !== 'string') throw new NormkitError(where, 'norm', "a registry name or 'none'", norm);
@@ -201,6 +209,7 @@ export function buildCNN(options: CNNOptions): CNN {
   widths.forEach((width, stage) => {
     if (!residual) {
       if (stage > 0) x = relu(normalize(conv(width, 3, 2).apply(x) as tfl.SymbolicTensor, width));
+      for (let k = 0; k < extra; k++) x = relu(normalize(conv(width, 3, 1).apply(x) as tfl.SymbolicTensor, width));
       channels = width;
       return;
     }

@@ -48,6 +48,23 @@ export interface TransformerLMConfig {
    * q and k in every attention layer). Default 'rope' for nGPT (as its reference), 'learned' otherwise.
    */
   positional?: 'learned' | 'rope';
+  /**
+   * Weight initialization: 'gpt2' (N(0, 0.02), residual-writing projections W_o, W_fc2 at 0.02/sqrt(2L)) or
+   * 'xavier' (Glorot-normal everywhere but the head, at N(0, 0.02)). Default 'xavier' for 'deepnorm' (then
+   * scaled by beta), 'gpt2' otherwise; 'ngpt' always uses its own. Compare placements at one init.
+   */
+  init?: 'gpt2' | 'xavier';
+  /**
+   * Dynamic Tanh's LLaMA recipe for the embedding: entries initialized N(0, 1/d) (std d^-1/2) and a learned scale
+   * after it initialized to sqrt(d), so token vectors start at unit RMS (with GPT-2's N(0, 0.02) and no norm to
+   * undo it, tanh(alpha x) of the embeddings is nearly zero and the model stays on the unigram plateau). Default false.
+   */
+  embeddingScale?: boolean;
+  /**
+   * Per-role overrides of `normConfig`: `attn` for the norms before (and after) attention, `mlp` for those around the
+   * MLP, `final` for the final norm; e.g. Dynamic Tanh's separate alpha inits for attention, FFN and final norms.
+   */
+  normConfigs?: { attn?: Record<string, unknown>; mlp?: Record<string, unknown>; final?: Record<string, unknown> };
   /** Seed of the weight initializers, for reproducible models. */
   seed?: number;
   /** Model name (default 'transformer_lm'). */
@@ -55,7 +72,7 @@ export interface TransformerLMConfig {
 }
 
 const WHERE = 'buildTransformerLM';
-const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'norm', 'normConfig', 'placement', 'activation', 'dropout', 'useBias', 'output', 'scaleResiduals', 'positional', 'seed', 'name'];
+const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'norm', 'normConfig', 'placement', 'activation', 'dropout', 'useBias', 'output', 'scaleResiduals', 'positional', 'init', 'embeddingScale', 'normConfigs', 'seed', 'name'];
 
 /**
  * Builds a decoder-only Transformer LM as a tf.LayersModel mapping token ids [B, T] (int32, T <= seqLen) to
@@ -73,9 +90,9 @@ const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'n
  *                 {@link ngptNormalizeWeights} after every step); `norm` is not used
  * - 'none':       x <- x + F(x)
  *
- * Initialization: GPT-2's N(0, 0.02), with the residual-writing projections (W_o, W_fc2) at
- * 0.02/sqrt(2L); 'deepnorm' uses Xavier-normal then beta; 'ngpt' uses N(0, 1/sqrt(d)) then projects onto
- * the sphere. Layer names are stable (`block{i}_attn`, `block{i}_fc1`, `final_norm`, `lm_head`, ...), which
+ * Initialization (`init`): GPT-2's N(0, 0.02), with the residual-writing projections (W_o, W_fc2) at
+ * 0.02/sqrt(2L), or Xavier-normal; 'deepnorm' defaults to Xavier-normal then beta; 'ngpt' uses N(0, 1/sqrt(d))
+ * then projects onto the sphere. Layer names are stable (`block{i}_attn`, `block{i}_fc1`, `final_norm`, `lm_head`, ...), which
  * the model tools (preLNToPreRMS, diagnoseNorms, ngptNormalizeWeights) rely on.
  */
 export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel {
@@ -116,6 +133,13 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
     throw new NormkitError(WHERE, 'positional', `'learned' when the head size dModel / heads = ${dModel / heads} is odd`, positional);
   }
   if (config.seed !== undefined) checkInteger(WHERE, 'seed', config.seed, 0);
+  const init = config.init ?? (placement === 'deepnorm' ? 'xavier' : 'gpt2');
+  checkOneOf(WHERE, 'init', init, ['gpt2', 'xavier'] as const);
+  const embeddingScale = config.embeddingScale ?? false;
+  checkBoolean(WHERE, 'embeddingScale', embeddingScale);
+  const normConfigs = config.normConfigs ?? {};
+  if (typeof normConfigs !== 'object' || normConfigs === null) throw new NormkitError(WHERE, 'normConfigs', 'an object {attn?, mlp?, final?}', normConfigs);
+  checkKnownKeys(WHERE, normConfigs, ['attn', 'mlp', 'final']);
   // Fail on an unknown norm name now, with the registry's list, rather than halfway through the graph.
   if (placement !== 'ngpt' && placement !== 'none') createNorm(normName, { ...normConfig });
 
@@ -125,15 +149,19 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
   const glorot = () => tfl.initializers.glorotNormal({ seed: seed() });
   const ngpt = placement === 'ngpt';
   const deep = placement === 'deepnorm' ? deepNormConstants({ decoder: layers }) : null;
-  const kernelInit = () => (deep ? glorot() : ngpt ? normal(1 / Math.sqrt(dModel)) : normal(0.02));
-  const writerInit = () => (deep ? glorot() : ngpt ? normal(1 / Math.sqrt(dModel)) : normal(0.02 / Math.sqrt(2 * layers)));
-  const norm = (name: string) => createNorm(normName, { ...normConfig, name });
+  const xavier = init === 'xavier';
+  const kernelInit = () => (ngpt ? normal(1 / Math.sqrt(dModel)) : xavier ? glorot() : normal(0.02));
+  const writerInit = () => (ngpt ? normal(1 / Math.sqrt(dModel)) : xavier ? glorot() : normal(0.02 / Math.sqrt(2 * layers)));
+  // With `embeddingScale`, token vectors start at unit RMS: N(0, 1/d) entries times sqrt(d).
+  const embedInit = () => (embeddingScale && !ngpt ? normal(1 / Math.sqrt(dModel)) : kernelInit());
+  const norm = (name: string, role?: 'attn' | 'mlp' | 'final') => createNorm(normName, { ...normConfig, ...(role ? normConfigs[role] : {}), name });
   const drop = (t: tfl.SymbolicTensor, name: string) => (dropout > 0 ? (tfl.layers.dropout({ rate: dropout, name }).apply(t) as tfl.SymbolicTensor) : t);
   const apply = (layer: tfl.layers.Layer, t: tfl.SymbolicTensor | tfl.SymbolicTensor[]) => layer.apply(t) as tfl.SymbolicTensor;
 
   const tokens = tfl.input({ shape: [null], dtype: 'int32', name: 'tokens' });
-  let x = apply(new TokenPositionEmbedding({ vocabSize, maxLength: seqLen, dModel, positional: positional === 'learned', embeddingsInitializer: kernelInit(), name: 'embed' }), tokens);
+  let x = apply(new TokenPositionEmbedding({ vocabSize, maxLength: seqLen, dModel, positional: positional === 'learned', embeddingsInitializer: embedInit(), name: 'embed' }), tokens);
   if (ngpt) x = apply(new L2Normalize({ name: 'embed_unit' }), x);
+  if (embeddingScale) x = apply(new LearnedScale({ initValue: 1, initScaling: 1, extraFactor: Math.sqrt(dModel), name: 'embed_scale' }), x);
 
   for (let i = 0; i < layers; i++) {
     const p = `block${i}`;
@@ -169,23 +197,23 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
         case 'deepnorm': {
           const f = drop(sublayer(x), `${q}_dropout`);
           x = apply(new ResidualAdd({ residualScale: deep ? deep.alpha : 1, name: `${q}_add` }), [x, f]);
-          x = apply(norm(`${q}_post_norm`), x);
+          x = apply(norm(`${q}_post_norm`, part), x);
           break;
         }
         case 'pre':
         case 'none': {
-          const input = placement === 'pre' ? apply(norm(`${q}_norm`), x) : x;
+          const input = placement === 'pre' ? apply(norm(`${q}_norm`, part), x) : x;
           x = apply(new ResidualAdd({ name: `${q}_add` }), [x, drop(sublayer(input), `${q}_dropout`)]);
           break;
         }
         case 'peri': {
-          const f = apply(norm(`${q}_out_norm`), sublayer(apply(norm(`${q}_norm`), x)));
+          const f = apply(norm(`${q}_out_norm`, part), sublayer(apply(norm(`${q}_norm`, part), x)));
           x = apply(new ResidualAdd({ name: `${q}_add` }), [x, drop(f, `${q}_dropout`)]);
           break;
         }
         case 'normformer': {
-          let f = sublayer(apply(norm(`${q}_norm`), x));
-          if (part === 'attn') f = apply(norm(`${q}_out_norm`), f);
+          let f = sublayer(apply(norm(`${q}_norm`, part), x));
+          if (part === 'attn') f = apply(norm(`${q}_out_norm`, part), f);
           x = apply(new ResidualAdd({ learnedScale: scaleResiduals, name: `${q}_add` }), [x, drop(f, `${q}_dropout`)]);
           break;
         }
@@ -196,7 +224,7 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
       }
     }
   }
-  if (placement === 'pre' || placement === 'peri' || placement === 'normformer') x = apply(norm('final_norm'), x);
+  if (placement === 'pre' || placement === 'peri' || placement === 'normformer') x = apply(norm('final_norm', 'final'), x);
   let out = apply(tfl.layers.dense({ units: vocabSize, useBias: useBias && !ngpt, kernelInitializer: ngpt ? kernelInit() : normal(0.02), name: 'lm_head' }), x);
   if (ngpt) out = apply(new LearnedScale({ initValue: 1, initScaling: 1 / Math.sqrt(dModel), name: 'logit_scale' }), out);
   if (output === 'probabilities') out = apply(tfl.layers.activation({ activation: 'softmax', name: 'lm_softmax' }), out);

@@ -29,7 +29,8 @@ forEachBackend((backend) => {
       const e = results.experiments[0];
       assert.equal(e.status, 'done');
       assert.equal(e.runs.length, 6);
-      assert.ok(['reproduced', 'not reproduced', 'inconclusive'].includes(e.verdict));
+      assert.match(e.verdict, /^\d+ of \d+ checks reproduced/);
+      for (const c of e.checks) assert.ok(['reproduced', 'not reproduced', 'inconclusive'].includes(c.verdict));
       for (const r of e.runs) {
         assert.equal(r.output.curves['train loss'].length, 4);
         assert.equal(r.output.curves['test accuracy'].length, 2);

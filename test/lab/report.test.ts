@@ -16,20 +16,22 @@ function fakeResults(): nk.LabResults {
     { description: 'A <beats> B', metric: 'accuracy', better: 'higher', kind: 'better', margin: 0.01, labelA: 'A', labelB: 'B' },
     a.map((r) => r.output.metrics.accuracy as number), b.map((r) => r.output.metrics.accuracy as number),
   );
+  const rollup = nk.rollUp([check.verdict]);
   return {
     meta: {
       normkitVersion: '0.1.0', tfjsVersion: '4.22.0', node: 'v20', platform: 'linux x64', cpus: 2, backend: 'wasm', quick: true, seeds: 3,
       data: 'data/fashion-mnist-subset', text: 'data/kjv-genesis.txt', startedAt: '2026-01-01T00:00:00Z', wallSeconds: 12.5, runSeconds: 6, interrupted: false,
+      docsBase: '../docs',
     },
     experiments: [
       {
-        id: 'demo', title: 'Demo', claim: 'A beats B & more', papers: ['P, 2020'], methodPages: ['shared/methods/x.md'], metric: 'accuracy',
-        status: 'done', waitsFor: [], setup: 'tiny', variants: [{ id: 'a', label: 'A' }, { id: 'b', label: 'B' }], runs: [...a, ...b],
-        checks: [check], verdict: check.verdict, plots: [{ curve: 'train loss', title: 'Loss', x: 'step', yTitle: 'loss', logY: true }],
+        id: 'demo', title: 'Demo', claim: 'A beats B & more', papers: ['P, 2020'], methodPages: ['docs/x.md'], metric: 'accuracy',
+        status: 'done', waitsFor: [], setup: 'tiny', regime: 'smaller than the paper', seeds: 3, variants: [{ id: 'a', label: 'A' }, { id: 'b', label: 'B' }], runs: [...a, ...b],
+        checks: [check], rollup, verdict: nk.describeRollUp(rollup), plots: [{ curve: 'train loss', title: 'Loss', x: 'step', yTitle: 'loss', logY: true }],
       },
       {
         id: 'later', title: 'Later', claim: 'C', papers: [], methodPages: [], metric: 'm', status: 'pending', waitsFor: ["registry 'c'"],
-        setup: '', variants: [], runs: [], checks: [], verdict: 'pending', plots: [],
+        setup: '', regime: '', seeds: 3, variants: [], runs: [], checks: [], rollup: nk.rollUp([]), verdict: 'pending', plots: [],
       },
     ],
   };
@@ -42,6 +44,7 @@ describe('report', () => {
     // values 1.8 + seed/10 for seeds 0, 1, 2
     assert.ok(Math.abs(first.mean - 1.9) < 1e-12);
     assert.ok(Math.abs(first.lo - 1.8) < 1e-12 && Math.abs(first.hi - 2.0) < 1e-12);
+    assert.deepEqual([first.n, first.of], [3, 3]);
     assert.equal(rows.length, 8);
   });
 
@@ -54,6 +57,9 @@ describe('report', () => {
     assert.ok(html.includes('A beats B &amp; more'));
     assert.ok(html.includes('waits for registry'));
     assert.ok(html.includes('4.22.0') && html.includes('wasm'));
+    assert.ok(html.includes('href="../docs/x.md"'), 'method pages link to the docs');
+    assert.ok(!html.includes('shared/'));
+    assert.ok(html.includes('1 of 1 checks reproduced') && html.includes('smaller than the paper'));
     // Nothing is fetched when viewing: no scripts, stylesheets or images from elsewhere.
     assert.ok(!/<script|<link|<img|src="http|href="http/.test(html));
     assert.equal(html, await nk.renderReport(fakeResults()), 'deterministic');
@@ -61,7 +67,8 @@ describe('report', () => {
 
   it('writes a Markdown summary with every verdict', () => {
     const md = nk.renderSummary(fakeResults());
-    assert.match(md, /\| demo \| reproduced \| done \|/);
+    assert.match(md, /\| demo \| A <beats> B \| [0-9.]+ \[[0-9.]+, [0-9.]+\] \| [0-9.]+ \| reproduced \|/, 'per-check verdicts first');
+    assert.match(md, /\| demo \| 1 of 1 checks reproduced \| done \|/);
     assert.match(md, /\| later \| pending \| pending \(waits for registry 'c'\) \|/);
     assert.match(md, /A: 0\.81 ± 0\.01 \(n=3\)/);
   });
@@ -74,5 +81,41 @@ describe('report curves against wall time', () => {
     // every seed logs step k at k/10 s; values 1.6/k + seed/10
     assert.deepEqual(rows.map((r) => Number(r.x.toFixed(12))), [0.1, 0.2, 0.3, 0.4]);
     assert.ok(Math.abs(rows[1].mean - (1.6 / 2 + 0.1)) < 1e-12);
+  });
+});
+
+describe('report plots', () => {
+  it('a seed that diverged: the mean line stops where its curve ends, its own line stays, the caption says so', async () => {
+    const results = fakeResults();
+    const e = results.experiments[0];
+    // seed 2 of B diverged after step 2: its curve has 2 points
+    const diverged = e.runs.find((r) => r.variant === 'b' && r.seed === 2)!;
+    diverged.output.curves['train loss'] = diverged.output.curves['train loss'].slice(0, 2);
+    const rows = nk.aggregateCurves(e, 'train loss', 'step').filter((r) => r.variant === 'B');
+    assert.deepEqual(rows.map((r) => [r.x, r.n, r.of]), [[1, 3, 3], [2, 3, 3], [3, 2, 3], [4, 2, 3]]);
+    const spec = nk.curveSpec(rows, 't', 'x', 'y', false, { seeds: nk.seedCurves(e, 'train loss', 'step') }) as unknown as { layer: Array<{ mark: { type: string; strokeWidth?: number }; data: { values: Array<{ n?: number; of?: number }> } }> };
+    const mean = spec.layer.find((l) => l.mark.type === 'line' && l.mark.strokeWidth === 2)!;
+    assert.ok(mean.data.values.every((v) => v.n === v.of), 'the mean line holds only complete steps');
+    const seeds = spec.layer.find((l) => l.mark.type === 'line' && (l.mark.strokeWidth ?? 0) < 1)!;
+    assert.equal(seeds.data.values.length, 6 * 4 - 2, 'every seed point is drawn');
+    const html = await nk.renderReport(results);
+    assert.ok(html.includes('B: 1 of 3 seeds ended early (diverged)'));
+  });
+
+  it('the y domain is robust to one spike (1-99 % quantiles) and log axes stay positive', () => {
+    const values = [...Array.from({ length: 199 }, (_, i) => 1 + i / 100), 1e6];
+    const [lo, hi] = nk.robustDomain(values, true);
+    assert.ok(hi < 10 && lo > 0.5, `${lo} .. ${hi}`);
+    // quantile by linear interpolation: the 0.5-quantile of 1, 2, 3, 4 is 2.5
+    assert.equal(nk.quantile([4, 1, 3, 2], 0.5), 2.5);
+  });
+
+  it('line colours: no orange, each variant keeps its colour, the unigram reference is a rule', () => {
+    assert.ok(!nk.LINE_COLORS.some((c) => ['#ff7f0e', '#f58518', '#e69f00', '#ffa500'].includes(c.toLowerCase())));
+    assert.equal(new Set(nk.LINE_COLORS).size, nk.LINE_COLORS.length);
+    const rows = nk.aggregateCurves(fakeResults().experiments[0], 'train loss', 'step');
+    const spec = JSON.stringify(nk.curveSpec(rows, 't', 'x', 'y', true, { order: ['A', 'B'], references: [{ label: 'unigram', value: 3.1 }] }));
+    assert.ok(spec.includes('"domain":["A","B"]') && spec.includes(`"range":["${nk.LINE_COLORS[0]}","${nk.LINE_COLORS[1]}"]`));
+    assert.ok(spec.includes('"rule"') && spec.includes('unigram'));
   });
 });

@@ -54,7 +54,8 @@ describe('runLab', () => {
     assert.deepEqual(calls, ['a0', 'b0', 'a1', 'b1', 'a2', 'b2']);
     const [fake, later] = results.experiments;
     assert.equal(fake.status, 'done');
-    assert.equal(fake.verdict, 'reproduced');
+    assert.equal(fake.verdict, '1 of 1 checks reproduced');
+    assert.equal(fake.checks[0].verdict, 'reproduced');
     assert.equal(fake.checks[0].a.mean, 2.01);
     assert.equal(later.status, 'pending');
     assert.deepEqual(later.waitsFor, ["registry 'not-yet'"]);
@@ -128,5 +129,30 @@ describe('runLab', () => {
     const a = await nk.runLab({ experiments: [fakeExperiment([])], seeds: 3, outDir: mkdtempSync(join(tmpdir(), 'normkit-lab-')), backend: 'cpu' });
     const b = await nk.runLab({ experiments: [fakeExperiment([])], seeds: 3, outDir: mkdtempSync(join(tmpdir(), 'normkit-lab-')), backend: 'cpu' });
     assert.deepEqual(strip(a), strip(b));
+  });
+
+  it('pairs by seed, uses the experiment\'s own seed count, and reduces a sweep to its best variant', async () => {
+    const sweep: nk.Experiment = {
+      ...fakeExperiment([]),
+      id: 'sweep',
+      plan: () => ({
+        variants: [{ id: 'fast', label: 'A lr 1' }, { id: 'slow', label: 'A lr 2' }, { id: 'b', label: 'B' }],
+        steps: 1,
+        seeds: 4,
+        setup: 'sweep',
+        checks: [{ description: 'best A beats B', metric: 'score', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: ['slow', 'fast'], variantB: 'b' }],
+      }),
+      // B's seeds spread widely; A = B + 0.5 (fast) or B + 0.1 (slow) in every seed: paired, the effect is exact.
+      run: async (variant, seed) => ({ metrics: { score: seed * 10 + (variant.id === 'fast' ? 0.5 : variant.id === 'slow' ? 0.1 : 0) }, curves: {} }),
+    };
+    const results = await nk.runLab({ experiments: [sweep], outDir: mkdtempSync(join(tmpdir(), 'normkit-lab-')), backend: 'cpu' });
+    const e = results.experiments[0];
+    assert.equal(e.runs.length, 12, '4 seeds from the plan');
+    const c = e.checks[0];
+    assert.equal(c.labelA, 'A lr 1');
+    assert.match(c.reason, /A lr 1 picked by median score \(A lr 2 15\.1, A lr 1 15\.5\)/);
+    assert.ok(Math.abs(c.estimate - 0.5) < 1e-9 && c.paired === true && c.n === 4);
+    assert.equal(c.verdict, 'reproduced');
+    assert.equal(e.verdict, '1 of 1 checks reproduced');
   });
 });

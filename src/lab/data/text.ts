@@ -47,3 +47,18 @@ export function sampleWindows(ids: Int32Array, batch: number, length: number, ra
   }
   return { inputs, targets };
 }
+
+/**
+ * The unigram cross-entropy (nats per character) of the held-out text under the training text's character
+ * frequencies (add-one smoothed): -(1/N) sum_t log p_train(c_t), over `targets` (default: all held-out text; the
+ * lab uses the targets of its held-out evaluation windows, so both numbers see the same characters). A language model that predicts no better than
+ * this has learned nothing beyond letter frequencies: the "unigram plateau" of a model that failed to train.
+ */
+export function unigramCrossEntropy(corpus: Pick<CharCorpus, 'train' | 'valid' | 'vocab'>, targets: ArrayLike<number> = corpus.valid): number {
+  const counts = new Float64Array(corpus.vocab.length).fill(1);
+  for (const id of corpus.train) counts[id]++;
+  const total = counts.reduce((a, b) => a + b, 0);
+  let sum = 0;
+  for (let i = 0; i < targets.length; i++) sum -= Math.log(counts[targets[i]] / total);
+  return sum / targets.length;
+}

@@ -8,10 +8,11 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { listNorms } from '../../core/registry.js';
 import { buildCNN, type CNN, type CNNOptions } from '../../models/cnn.js';
 import { buildTransformerLM, type TransformerLMConfig } from '../../models/transformer.js';
-import { poolImages, type ImageSet } from '../data/fashion-mnist.js';
+import { poolImages, subsetImages, type ImageSet } from '../data/fashion-mnist.js';
+import { unigramCrossEntropy } from '../data/text.js';
 import type { RunContext, RunOutput } from '../experiment.js';
 import { deriveSeed } from '../rng.js';
-import { trainClassifier, trainLanguageModel, trainableVariables, type CurvePoint, type TrainHooks, type TrainResult } from '../train.js';
+import { heldOutWindows, trainClassifier, trainLanguageModel, trainableVariables, type CurvePoint, type TrainHooks, type TrainResult } from '../train.js';
 
 /** Registry names (or aliases) among `names` that are not registered yet, as "registry 'x'" strings. */
 export function missingNorms(names: readonly string[]): string[] {
@@ -30,7 +31,25 @@ export function suiteImages(ctx: RunContext): { train: ImageSet; test: ImageSet 
   return ctx.quick ? { train: poolImages(train, 2), test: poolImages(test, 2) } : { train, test };
 }
 
-/** Curves and metrics of a classifier run (accuracy in [0, 1]). */
+/** The first `n / classes` images of each class (in file order): a smaller set with the same class balance. */
+export function balancedSubset(set: ImageSet, n: number): ImageSet {
+  if (n >= set.n) return set;
+  const per = Math.floor(n / set.numClasses);
+  const taken = new Array<number>(set.numClasses).fill(0);
+  const indices: number[] = [];
+  for (let i = 0; i < set.n && indices.length < per * set.numClasses; i++) {
+    if (taken[set.labels[i]] < per) {
+      taken[set.labels[i]]++;
+      indices.push(i);
+    }
+  }
+  return subsetImages(set, indices);
+}
+
+/**
+ * Curves and metrics of a classifier run (accuracy in [0, 1]). A diverged run has no final accuracy (null): the
+ * checks count it as failed instead of averaging its chance-level accuracy with the runs that trained.
+ */
 export function classifierOutput(result: TrainResult, extra: Record<string, number | null> = {}): RunOutput {
   return {
     metrics: { 'final test accuracy': Number.isFinite(result.final) ? result.final : null, diverged: result.diverged ? 1 : 0, ...extra },
@@ -47,13 +66,17 @@ export interface ClassifierRun extends TrainHooks {
   evalEvery: number;
   /** Chooses the trained variables (default: all trainable weights). */
   vars?: (cnn: CNN) => tf.Variable[];
+  /** Train on a class-balanced subset of this many images (default: all of the suite's training images). */
+  trainImages?: number;
   /** Builds per-run hooks from the model (e.g. gradient masks, weight-norm probes); disposed after the run. */
   hooks?: (cnn: CNN) => TrainHooks & { dispose?: () => void; metrics?: () => Record<string, number | null>; curves?: Record<string, CurvePoint[]> };
 }
 
 /** Builds the CNN, trains it on the suite's images, disposes model and optimizer, returns curves and metrics. */
 export async function runClassifier(run: ClassifierRun, seed: number, ctx: RunContext): Promise<RunOutput> {
-  const { train, test } = suiteImages(ctx);
+  const images = suiteImages(ctx);
+  const test = images.test;
+  const train = run.trainImages !== undefined ? balancedSubset(images.train, run.trainImages) : images.train;
   const cnn = buildCNN({ ...run.cnn, inputShape: [train.height, train.width, 1], numClasses: train.numClasses, seed: modelSeed(seed, 'cnn') });
   const optimizer = run.optimizer();
   const hooks = run.hooks?.(cnn);
@@ -61,6 +84,7 @@ export async function runClassifier(run: ClassifierRun, seed: number, ctx: RunCo
     const result = await trainClassifier({
       model: cnn.model, train, test, steps: run.steps, batchSize: run.batchSize, optimizer, seed, evalEvery: run.evalEvery,
       vars: run.vars?.(cnn), onStep: ctx.onStep, shouldStop: ctx.shouldStop,
+      learningRate: run.learningRate, scheduleOn: run.scheduleOn, finalEvals: run.finalEvals,
       transformGradients: hooks?.transformGradients ?? run.transformGradients, afterStep: hooks?.afterStep ?? run.afterStep,
     });
     const output = classifierOutput(result, hooks?.metrics?.() ?? {});
@@ -85,6 +109,19 @@ export interface LMRun extends TrainHooks {
   afterStepWithModel?: (model: tfl.LayersModel) => void;
 }
 
+/** Held-out loss must end at least this far (nats/char) below the unigram cross-entropy for a run to count as trained. */
+export const UNIGRAM_MARGIN = 0.1;
+
+/**
+ * A language-model run's outcome: 'diverged' (non-finite or exploding loss), 'failed to train' (ended on the
+ * unigram plateau: final held-out loss within {@link UNIGRAM_MARGIN} of the unigram cross-entropy, or above it),
+ * else 'trained'.
+ */
+export function lmOutcome(result: Pick<TrainResult, 'diverged' | 'final'>, unigram: number): 'trained' | 'failed to train' | 'diverged' {
+  if (result.diverged || !Number.isFinite(result.final)) return 'diverged';
+  return result.final > unigram - UNIGRAM_MARGIN ? 'failed to train' : 'trained';
+}
+
 /** Builds the Transformer LM, trains it on the char corpus, disposes it, returns curves and metrics. */
 export async function runLanguageModel(run: LMRun, seed: number, ctx: RunContext): Promise<RunOutput> {
   const corpus = ctx.text();
@@ -95,14 +132,20 @@ export async function runLanguageModel(run: LMRun, seed: number, ctx: RunContext
       forward: (ids, training) => model.apply(ids, { training }) as tf.Tensor3D,
       vars: trainableVariables(model), vocabSize: corpus.vocab.length, trainIds: corpus.train, validIds: corpus.valid,
       steps: run.steps, batchSize: run.batchSize, length: run.length, optimizer, seed, evalEvery: run.evalEvery,
-      onStep: ctx.onStep, shouldStop: ctx.shouldStop,
+      onStep: ctx.onStep, shouldStop: ctx.shouldStop, learningRate: run.learningRate, finalEvals: run.finalEvals,
       afterStep: run.afterStepWithModel ? () => run.afterStepWithModel?.(model) : undefined,
     });
     const steps = result.loss.length;
+    // The unigram level on the same held-out characters the model is evaluated on.
+    const unigram = unigramCrossEntropy(corpus, heldOutWindows(corpus.valid, 16, run.length).targets);
+    const outcome = lmOutcome(result, unigram);
     return {
       metrics: {
-        'final held-out loss': Number.isFinite(result.final) ? result.final : null,
-        diverged: result.diverged ? 1 : 0,
+        // Only a run that trained has a final loss; the other two outcomes are counted, never averaged.
+        'final held-out loss': outcome === 'trained' ? result.final : null,
+        diverged: outcome === 'diverged' ? 1 : 0,
+        'failed to train': outcome === 'failed to train' ? 1 : 0,
+        'unigram cross-entropy': unigram,
         'seconds per step': steps > 0 ? result.wallSeconds / steps : null,
       },
       curves: { 'train loss': result.loss, 'held-out loss': result.evals },

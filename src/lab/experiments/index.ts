@@ -3,15 +3,18 @@
  */
 import type { Experiment } from '../experiment.js';
 import { adamp, bnOnly, bnSpeedup, microBatch } from './image.js';
-import { lnRmsDyt, placement, powerNorm } from './language.js';
+import { lnRmsDyt, ngpt, placement, powerNorm } from './language.js';
 import { nfAgc, testTime } from './shift.js';
 
 /** Every experiment of `normkit lab`. */
-export const EXPERIMENTS: readonly Experiment[] = [bnSpeedup, microBatch, bnOnly, placement, lnRmsDyt, adamp, nfAgc, testTime, powerNorm];
+export const EXPERIMENTS: readonly Experiment[] = [bnSpeedup, microBatch, placement, nfAgc, testTime, lnRmsDyt, adamp, bnOnly, powerNorm, ngpt];
 
-/** The experiments named in `ids` (all when empty); throws listing the known ids on an unknown one. */
-export function selectExperiments(ids: readonly string[]): Experiment[] {
-  if (ids.length === 0) return [...EXPERIMENTS];
+/**
+ * The experiments named in `ids`; when empty, the suite: every experiment outside the long tier, plus the long
+ * tier with `long`. Throws listing the known ids on an unknown one.
+ */
+export function selectExperiments(ids: readonly string[], options: { long?: boolean } = {}): Experiment[] {
+  if (ids.length === 0) return EXPERIMENTS.filter((e) => options.long === true || e.tier !== 'long');
   return ids.map((id) => {
     const found = EXPERIMENTS.find((e) => e.id === id);
     if (found === undefined) throw new Error(`normkit lab: unknown experiment '${id}'; known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);
