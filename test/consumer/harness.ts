@@ -74,13 +74,15 @@ export function packTarball(dir: string): string {
 
 /**
  * A consumer project in a temp dir: a package.json with `dependencies` (normkit's is `file:` the tarball),
- * installed with one `npm install`. Returns its directory.
+ * installed with one `npm install`; then each of `thenInstall` added by its own `npm install <specs>`, as a user
+ * adds packages to an existing project. Returns its directory.
  */
-export function consumerProject(prefix: string, dependencies: Record<string, string>): string {
+export function consumerProject(prefix: string, dependencies: Record<string, string>, thenInstall: string[][] = []): string {
   const dir = tempDir(prefix);
   const pkg = { name: `normkit-consumer-${prefix}`, version: '0.0.0', private: true, type: 'module', dependencies };
   writeFileSync(join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
   run('npm', ['install', ...NPM_FLAGS], { cwd: dir, timeoutMs: 240_000 });
+  for (const specs of thenInstall) run('npm', ['install', ...NPM_FLAGS, ...specs], { cwd: dir, timeoutMs: 240_000 });
   return dir;
 }
 

@@ -55,17 +55,25 @@ setTimeout(() => {
 /** Messages of a second tfjs copy or of a module registering something twice. */
 const DUPLICATE_REGISTRATION = /already (been )?(registered|set)|overwriting/i;
 
-/** Defines the consumer checks for tfjs `version` (every tfjs package at that version). */
-export function describeNodeConsumer(version: string): void {
-  describe(`normkit installed next to @tensorflow/tfjs ${version} (Node)`, { timeout: 420_000 }, () => {
+/**
+ * Defines the consumer checks for tfjs `version` (every tfjs package at that version). `install`: 'together'
+ * installs tfjs, its wasm backend and normkit in one `npm install`; 'added' starts from a project that has
+ * @tensorflow/tfjs only, adds normkit with `npm install <tarball>`, then the wasm backend.
+ */
+export function describeNodeConsumer(version: string, install: 'together' | 'added'): void {
+  const how = install === 'together' ? 'installed with' : 'added to a project on';
+  describe(`normkit ${how} @tensorflow/tfjs ${version} (Node)`, { timeout: 480_000 }, () => {
     let dir = '';
 
     before(() => {
-      dir = consumerProject(`node-${version}`, {
-        '@tensorflow/tfjs': version,
-        '@tensorflow/tfjs-backend-wasm': version,
-        normkit: `file:${tarball()}`,
-      });
+      dir =
+        install === 'together'
+          ? consumerProject(`node-${version}`, {
+              '@tensorflow/tfjs': version,
+              '@tensorflow/tfjs-backend-wasm': version,
+              normkit: `file:${tarball()}`,
+            })
+          : consumerProject(`node-${version}`, { '@tensorflow/tfjs': version }, [[tarball()], [`@tensorflow/tfjs-backend-wasm@${version}`]]);
       writeFileSync(join(dir, 'probe.mjs'), PROBE);
       writeFileSync(join(dir, 'crash.mjs'), CRASH);
       copyFileSync(join(repoRoot, 'examples', 'quickstart.mjs'), join(dir, 'quickstart.mjs'));

@@ -1,4 +1,5 @@
-// normkit from its tarball in a Node project on the highest tfjs of its peer range.
+// normkit from its tarball on the highest tfjs of its peer range: one npm install of tfjs, its wasm backend and
+// normkit.
 import { describeNodeConsumer } from './node-consumer.js';
 
-describeNodeConsumer('4.22.0');
+describeNodeConsumer('4.22.0', 'together');
