@@ -8,7 +8,8 @@ import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused
 import { normalizeAxes } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link groupNorm}. */
 export interface GroupNormOptions {
@@ -78,6 +79,7 @@ export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.groupNorm) && axis === x.rank - 1) {
     return runFusedNorm(FUSED_KERNELS.groupNorm, x, channelsLayout(x.shape, 1, channels / groups), epsilon, options.gamma, options.beta);
   }
@@ -98,6 +100,5 @@ export function groupNormComposite(x: tf.Tensor, axis: number, groups: number, e
   const before = shape.slice(1, axis).reduce((a, b) => a * b, 1);
   const after = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const grouped = [shape[0], before, groups, (channels / groups) * after];
-  const { variance, centered } = centeredMoments(tf.reshape(x, grouped), [1, 3]);
-  return applyAffine(tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), shape), [axis], gamma, beta);
+  return applyAffine(tf.reshape(standardize(tf.reshape(x, grouped), [1, 3], epsilon).xhat, shape), [axis], gamma, beta);
 }
