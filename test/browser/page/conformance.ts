@@ -18,6 +18,10 @@ import { registerFitChecks } from './fit-checks.js';
 export const BACKENDS = ['cpu', 'wasm', 'webgl', 'webgpu'] as const;
 
 setWasmPaths('/wasm/');
+// By default webgl and webgpu hand small ops whose inputs still live on the CPU to cpu kernels; the shapes
+// here are small, so switch that off to test the GPU kernels themselves.
+tf.env().set('WEBGL_CPU_FORWARD', false);
+tf.env().set('WEBGPU_CPU_FORWARD', false);
 const fused = param('fused', '1') !== '0';
 nk.setFusedKernels(fused);
 

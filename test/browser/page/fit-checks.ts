@@ -70,7 +70,7 @@ async function fit(m: FitModel, initial?: Float32Array[]): Promise<{ run: FitRun
   const ys = tf.tidy(() => tf.cast(tf.oneHot(tf.tensor1d(labels, 'int32'), 3), 'float32'));
   const optimizer = tf.train.sgd(0.1);
   model.compile({ optimizer, loss: 'categoricalCrossentropy' });
-  const history = await model.fit(xs, ys, { epochs: EPOCHS, batchSize: 4, shuffle: false, verbose: 0 });
+  const history = await model.fit(xs, ys, { epochs: EPOCHS, batchSize: SAMPLES, shuffle: false, verbose: 0 });
   const weights = await Promise.all(model.getWeights().map((w) => w.data() as Promise<Float32Array>));
   tf.dispose([xs, ys]);
   optimizer.dispose();
