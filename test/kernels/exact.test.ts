@@ -37,6 +37,9 @@ function batchNormTraining(x: tf.Tensor, eps: number): tf.Tensor {
 const METHODS: Method[] = [
   { name: 'layerNorm [4, 37]', shape: [4, 37], refShape: [4, 37], axes: [1], paramAxes: [1], center: true, eps: 1e-5, op: (x) => nk.layerNorm(x) },
   { name: 'layerNorm [3, 4, 6] over axes [0, 1]', shape: [3, 4, 6], refShape: [3, 4, 6], axes: [0, 1], paramAxes: [0, 1], center: true, eps: 1e-5, op: (x) => nk.layerNorm(x, { axis: [0, 1] }) },
+  // A conv kernel [kh, kw, in, out] standardized per output unit (what WeightStandardization computes), with a
+  // fan-in of 576 (blocked sums): the first element of each unit is where the shift's residue collected.
+  { name: 'layerNorm [3, 3, 64, 4] over axes [0, 1, 2]', shape: [3, 3, 64, 4], refShape: [3, 3, 64, 4], axes: [0, 1, 2], paramAxes: [0, 1, 2], center: true, eps: 1e-5, op: (x) => nk.layerNorm(x, { axis: [0, 1, 2] }) },
   { name: 'rmsNorm [4, 37]', shape: [4, 37], refShape: [4, 37], axes: [1], paramAxes: [1], center: false, eps: 1e-6, op: (x) => nk.rmsNorm(x) },
   { name: 'groupNorm [2, 3, 5, 6] with 3 groups', shape: [2, 3, 5, 6], refShape: [2, 3, 5, 3, 2], axes: [1, 2, 4], paramAxes: [3, 4], center: true, eps: 1e-5, op: (x) => nk.groupNorm(x, { groups: 3 }) },
   { name: 'groupNorm [2, 1, 1, 6] with 6 groups (slices of one element)', shape: [2, 1, 1, 6], refShape: [2, 1, 1, 6, 1], axes: [1, 2, 4], paramAxes: [3, 4], center: true, eps: 1e-5, op: (x) => nk.groupNorm(x, { groups: 6 }) },
