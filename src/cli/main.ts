@@ -8,6 +8,7 @@
  *   normkit lab --list
  *   normkit norms
  *   normkit demo            (= normkit lab --quick)
+ *   normkit playground [--port N] [--host ADDRESS]
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -19,6 +20,7 @@ import { listNorms } from '../core/registry.js';
 import { EXPERIMENTS, selectExperiments } from '../lab/experiments/index.js';
 import { PlainProgress, TtyProgress } from '../lab/progress.js';
 import { runLab } from '../lab/runner.js';
+import { servePlayground } from './playground.js';
 import { DEFAULT_LOCK_MS, runQueueWorker } from '../lab/queue.js';
 import { loadExperiments } from '../lab/execute.js';
 
@@ -30,6 +32,8 @@ Usage:
   normkit lab --list                      list the experiments and their claims
   normkit norms                           list the registered normalization methods
   normkit demo                            the quick lab suite (same as: normkit lab --quick)
+  normkit playground [--port N] [--host A] serve the playground page: train two small CNNs with different
+                                          normalizations in the browser and watch curves and activations
 
 Lab options:
   --quick            small, short runs (the default suite finishes in a few minutes on 2 cores)
@@ -147,6 +151,30 @@ async function lab(args: string[]): Promise<void> {
   }
 }
 
+async function playground(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        port: { type: 'string', default: '8080' },
+        host: { type: 'string', default: '127.0.0.1' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port > 65535) fail(`--port must be an integer in 0..65535 (0: any free port), got '${values.port}'`);
+  const { url } = await servePlayground({ port, host: values.host });
+  process.stdout.write(`normkit playground: ${url}\n(Ctrl-C to stop)\n`);
+}
+
 /** `normkit lab worker`: takes runs from a lab's queue until Ctrl-C. */
 async function labWorker(args: string[]): Promise<void> {
   let parsed;
@@ -197,6 +225,8 @@ async function main(argv: string[]): Promise<void> {
       return lab(['--quick', ...rest]);
     case 'norms':
       return norms();
+    case 'playground':
+      return playground(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -11,6 +11,7 @@
  * memory of a threaded build), the scalar path is used throughout.
  */
 import type { NormLayout } from './norm-math.js';
+import { byteOffset, wasmMemory, type WasmBackendLike } from './backends/wasm.js';
 import { NORM_WASM_BASE64 } from './wasm/norm-bytes.generated.js';
 
 /** Byte offsets in the backend's memory; 0 for an absent parameter or output that is not wanted. */
@@ -105,10 +106,10 @@ export function instantiateSimd(memory: WebAssembly.Memory): NormExports | null 
 const instances = new WeakMap<WebAssembly.Memory, NormExports | null>();
 
 /** The SIMD kernels for one tfjs wasm backend instance, or null when switched off or unavailable. */
-export function simdForWasmBackend(backend: any): SimdKernels | null {
+export function simdForWasmBackend(backend: WasmBackendLike): SimdKernels | null {
   if (!simdEnabled) return null;
-  const memory = backend?.wasm?.asm?.memory ?? backend?.wasm?.wasmMemory;
-  if (!(memory instanceof WebAssembly.Memory)) return null;
+  const memory = wasmMemory(backend);
+  if (memory === null) return null;
   let k = instances.get(memory);
   if (k === undefined) {
     k = instantiateSimd(memory);
@@ -118,12 +119,12 @@ export function simdForWasmBackend(backend: any): SimdKernels | null {
   return k ? adapter(k, backend) : null;
 }
 
-function adapter(k: NormExports, backend: any): SimdKernels {
+function adapter(k: NormExports, backend: WasmBackendLike): SimdKernels {
   // Scratch for the channels kernels lives in the backend's memory as a temporary tensor.
   const withScratch = (channels: number, fn: (offset: number) => void) => {
     const info = backend.makeOutput([Math.ceil(k.channelsScratchBytes(channels) / 4) + 4], 'float32');
     try {
-      const offset = backend.dataIdMap.get(info.dataId).memoryOffset as number;
+      const offset = byteOffset(backend, info);
       fn(offset + ((16 - (offset % 16)) % 16));
     } finally {
       backend.disposeData(info.dataId);

@@ -19,6 +19,7 @@
  * tfjs-core's (`tf.version_core`): the packages are released together and the peer range keeps them in step.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { asWasmBackend, heapF32, heapI32, type WasmBackendLike } from '../backends/wasm.js';
 import type { WindowGeometry } from './geometry.js';
 import { convBackpropFilter } from './conv-backprop-filter.js';
 import { convBackpropInput } from './conv-backprop-input.js';
@@ -33,29 +34,6 @@ export interface WasmGapKernel {
   kernelName: string;
   /** 'added': wasm had none; 'replaced': wasm's own kernel gives wrong results in this version; 'kept': wasm's own kernel is used. */
   status: 'added' | 'replaced' | 'kept';
-}
-
-interface WasmBackendAccess {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  wasm: { HEAPF32: Float32Array; HEAP32: Int32Array };
-  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-}
-
-const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** A float32 view of a tensor in the wasm heap (valid until the next heap allocation). */
-function heapF32(backend: WasmBackendAccess, t: tf.TensorInfo): Float32Array {
-  const n = sizeOf(t.shape);
-  if (n === 0) return new Float32Array(0);
-  const at = backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
-  return backend.wasm.HEAPF32.subarray(at, at + n);
-}
-
-function heapI32(backend: WasmBackendAccess, t: tf.TensorInfo): Int32Array {
-  const n = sizeOf(t.shape);
-  if (n === 0) return new Int32Array(0);
-  const at = backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
-  return backend.wasm.HEAP32.subarray(at, at + n);
 }
 
 function requireFloat32(kernel: string, name: string, t: tf.TensorInfo): void {
@@ -120,7 +98,7 @@ function from3d(info: tf.backend_util.Conv3DInfo): WindowGeometry {
 
 type Inputs = Record<string, tf.TensorInfo>;
 type Attrs = Record<string, any>;
-type GapKernelFunc = (inputs: Inputs, backend: WasmBackendAccess, attrs: Attrs) => tf.TensorInfo;
+type GapKernelFunc = (inputs: Inputs, backend: WasmBackendLike, attrs: Attrs) => tf.TensorInfo;
 
 const conv2DBackpropFilter: GapKernelFunc = ({ x, dy }, backend, a) => {
   requireFloat32('Conv2DBackpropFilter', 'x', x);
@@ -248,7 +226,7 @@ export function registerWasmGapKernels(): readonly WasmGapKernel[] {
       tf.unregisterKernel(kernelName, 'wasm');
       status = 'replaced';
     }
-    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, backend as unknown as WasmBackendAccess, (attrs ?? {}) as Attrs);
+    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, asWasmBackend(backend), (attrs ?? {}) as Attrs);
     ownFuncs.add(kernelFunc);
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
     return [{ kernelName, status }];

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInteger, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { NormkitError } from '../../core/errors.js';
 import { kernelAsMatrix, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
@@ -12,7 +13,7 @@ import { registerLayerClass } from '../../core/serialization.js';
 
 /** Arguments of {@link SpectralNormalization}. */
 export interface SpectralNormalizationArgs extends KernelWrapperArgs {
-  /** Power iterations per training call (default 1, as PyTorch). */
+  /** Power iterations per training call (default 1, as PyTorch; at most 1000). */
   powerIterations?: number;
   /** Floor of the vector norms in the power iteration (default 1e-12, as PyTorch). */
   epsilon?: number;
@@ -22,6 +23,9 @@ const KNOWN = ['layer', 'powerIterations', 'epsilon', 'name', 'trainable', 'dtyp
 
 /** Iterations run once at build time, so the first sigma is already accurate (PyTorch's parametrization runs 15). */
 const BUILD_ITERATIONS = 15;
+
+/** Largest `powerIterations` accepted (each training call runs them all). */
+const MAX_POWER_ITERATIONS = 1000;
 
 /**
  * Spectral normalization of the wrapped layer's kernel: `W_SN = W / sigma`, with sigma the largest singular
@@ -51,6 +55,10 @@ export class SpectralNormalization extends KernelWrapper {
     checkKnownKeys(this.where, args, KNOWN);
     this.powerIterations = args.powerIterations ?? 1;
     checkInteger(this.where, 'powerIterations', this.powerIterations, 1);
+    // Each call runs them all: a bound keeps a typo (1e308) from hanging the first call.
+    if (this.powerIterations > MAX_POWER_ITERATIONS) {
+      throw new NormkitError(this.where, 'powerIterations', `an integer from 1 to ${MAX_POWER_ITERATIONS} (1 per training call is the usual choice)`, this.powerIterations);
+    }
     this.epsilon = args.epsilon ?? 1e-12;
     checkPositive(this.where, 'epsilon', this.epsilon);
   }
