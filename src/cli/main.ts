@@ -22,6 +22,7 @@ import { PlainProgress, TtyProgress } from '../lab/progress.js';
 import { runLab } from '../lab/runner.js';
 import { servePlayground } from './playground.js';
 import { DEFAULT_LOCK_MS, runQueueWorker } from '../lab/queue.js';
+import { loadExperiments } from '../lab/execute.js';
 
 const USAGE = `normkit: every deep-learning normalization method for TensorFlow.js
 
@@ -48,7 +49,8 @@ Lab options:
                      1 runs them in this process. Results are the same whatever N.
   --queue URL        put the runs on a BullMQ queue in Redis (redis://HOST:PORT) instead, for
                      'normkit lab worker' processes on any number of machines; results land in --out
-  --module FILE      a module exporting \`experiments\` (your own experiments; also for workers)
+  --module FILE      a module exporting \`experiments\` (your own experiments; also for workers); its
+                     experiments are the default then, and any built-in one can be named too
 
 Worker options (normkit lab worker):
   --queue URL        the Redis URL the lab was started with (required)
@@ -109,7 +111,18 @@ async function lab(args: string[]): Promise<void> {
   if (values.queue !== undefined && !/^rediss?:\/\/\S+/.test(values.queue)) fail(`--queue must be a Redis URL such as redis://HOST:PORT, got '${values.queue}'`);
   let experiments;
   try {
-    experiments = selectExperiments(positionals, { long: values.long });
+    if (values.module.length === 0) {
+      experiments = selectExperiments(positionals, { long: values.long });
+    } else {
+      // With --module: its experiments by default, and any built-in or module experiment by id.
+      const known = await loadExperiments(values.module.map((m) => resolve(m)));
+      const own = [...known.values()].filter((e) => !EXPERIMENTS.includes(e));
+      experiments = positionals.length === 0 ? own : positionals.map((id) => {
+        const found = known.get(id);
+        if (found === undefined) throw new Error(`normkit lab: unknown experiment '${id}'; known: ${[...known.keys()].join(', ')}`);
+        return found;
+      });
+    }
   } catch (e) {
     fail((e as Error).message);
   }
