@@ -3,7 +3,8 @@
  *
  * The public API, and nothing else; platform-neutral (browsers and Node). Importing normkit registers its layers
  * and optimizers for (de)serialization and its kernels under tfjs's backend names, and does nothing else: it
- * imports no backend and leaves the default backend alone. Node-only parts live behind subpaths: `normkit/node`
+ * imports no backend and leaves the default backend alone. Bundlers keep only what an app uses (`sideEffects`);
+ * looking methods up by name (createNorm, listNorms, registerAllNorms) keeps them all. Node-only parts live behind subpaths: `normkit/node`
  * (this API plus the file-system IO handler) and `normkit/lab` (the lab, its data and report).
  */
 export { NormkitError } from './core/errors.js';
@@ -12,7 +13,8 @@ export { simdReady as ready } from './kernels/simd.js';
 // Kernels the wasm backend lacks (or gets wrong) for training: see src/kernels/wasm-gaps.
 import './kernels/wasm-gaps/register.js';
 export { setFusedKernels, fusedKernelsEnabled } from './core/dispatch.js';
-export { createNorm, listNorms, registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
+export { registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
+export { createNorm, listNorms, registerAllNorms } from './catalog.js';
 
 // Standard normalizations
 export * from './methods/layer-norm/index.js';

@@ -8,7 +8,8 @@ export { EXPERIMENTS, selectExperiments } from './experiments/index.js';
 export type { Experiment, ExperimentPlan, RunContext, RunOutput, Variant, CheckSpec, PlotSpec } from './experiment.js';
 export { compareGroups, combineVerdicts, summarize, MIN_SEEDS, type Verdict, type Stats, type ComparisonSpec, type ComparisonResult } from './verdict.js';
 export { renderReport, renderSummary, renderSvg, aggregateCurves, curveSpec } from './report.js';
-export { silentProgress, PlainProgress, TtyProgress, type ProgressSink } from './progress.js';
+export { silentProgress, PlainProgress, TtyProgress, SuiteEta, formatSeconds, type ProgressSink, type PlannedRun } from './progress.js';
+export { runQueueWorker, DEFAULT_QUEUE_NAME, DEFAULT_LOCK_MS, type QueueOptions, type QueueWorkerOptions, type QueueWorkerHandle } from './queue.js';
 export { readRunRecord, writeRunRecord, type LabResults, type ExperimentResult, type RunRecord, type LabMeta } from './results.js';
 export { parseIdx, readIdxFile, writeIdxFile, encodeIdx, type IdxArray } from './data/idx.js';
 export {

@@ -25,7 +25,8 @@ if (page === undefined) {
   const p = page;
   after(() => p.close());
   for (const name of p.names) {
-    test(name, async (t) => {
+    // A generous bound per check, so a hung page fails its test instead of stalling the run.
+    test(name, { timeout: 120_000 }, async (t) => {
       const r = await p.run(name);
       if (r.message && r.ok) t.diagnostic(r.message);
       assert.ok(r.ok, `${r.message}${p.console.length ? `\nbrowser console:\n${p.console.slice(-10).join('\n')}` : ''}`);

@@ -8,7 +8,7 @@
  * b*S*C + p*C + g*K + k and uses parameter channel g*K + k.
  *
  * Forward (all float32, no E[x^2] - E[x]^2):
- * 1. partial sums of (x - shift) per (slice, tile), shift = the slice's first element: one workgroup of 256
+ * 1. partial sums of (x - shift) per (slice, tile), shift = the slice's first element: one workgroup of 64
  *    threads per (slice, tile), each thread striding over the tile, then a tree reduction in workgroup memory;
  * 2. per slice, m = sum / count (a thread per slice adds the tiles' partials);
  * 3. partial sums of (x - shift - m)^2 (RMS: x^2), then rstd = 1 / sqrt(var + eps), var, plain mean;
@@ -16,8 +16,8 @@
  * Tiles split a slice only when there are too few slices to fill the device (BatchNorm's per-channel slices of
  * N*H*W elements, a single long row); a row of up to 1024 elements or a layer with many rows is one workgroup per
  * slice. Backward: per (slice, tile) the two sums of g = gamma*dy and g*xhat, then dx per element; dgamma and
- * dbeta reduce dy*xhat and dy per channel over all rows with 64 channels x 4 row lanes per workgroup, so reads of
- * consecutive channels are coalesced.
+ * dbeta reduce dy*xhat and dy per channel over tiles of rows, a thread per channel and 64 neighbouring channels
+ * per workgroup, so reads of consecutive channels are coalesced.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
@@ -58,7 +58,12 @@ export function asWebGPUBackend(backend: unknown): WebGPUBackendLike {
   return b as WebGPUBackendLike;
 }
 
-const THREADS = 256;
+/**
+ * Threads per reduction workgroup. 64, as tfjs's own reductions use below 4096 elements: on a real GPU a row
+ * of 16384 elements is then 256 elements per thread, and a software renderer (SwiftShader), which runs a
+ * workgroup's invocations as coroutines switched at every barrier, measured about 10x slower with 256.
+ */
+const THREADS = 64;
 /** Work items per tile, at least: below this a slice is never split. */
 const MIN_TILE = 1024;
 /** Workgroups a reduction aims for, to keep a device busy when there are few slices. */
@@ -292,50 +297,33 @@ fn main(i : i32) {
 }
 
 /**
- * Per (channel, row tile) the sums of dy * xhat and dy over the rows b*S + p: 64 channels by 4 row lanes per
- * workgroup, the lanes added in workgroup memory.
+ * Per (channel, row tile) the sums of dy * xhat and dy over the rows b*S + p: one thread per channel, 64
+ * neighbouring channels per workgroup (so neighbouring threads read neighbouring floats), no workgroup memory.
  */
 function paramPartials(g: Geometry, center: boolean): WebGPUProgramSpec {
   const body = `
-var<workgroup> acc1 : array<f32, 256>;
-var<workgroup> acc2 : array<f32, 256>;
 fn main(index : i32) {
   let w = nkWorkgroup();
   let cBlocks = (uniforms.C + 63) / 64;
   let t = w / cBlocks;
   let c = (w - t * cBlocks) * 64 + i32(localId.x);
-  let lane = i32(localId.y);
-  let lid = lane * 64 + i32(localId.x);
+  if (c >= uniforms.C || t >= uniforms.rtiles) { return; }
   let rows = uniforms.B * uniforms.S;
+  let end = min((t + 1) * uniforms.rtile, rows);
   var s1 = 0.0;
   var s2 = 0.0;
-  if (c < uniforms.C && t < uniforms.rtiles) {
-    let end = min((t + 1) * uniforms.rtile, rows);
-    for (var r = t * uniforms.rtile + lane; r < end; r = r + 4) {
-      let i = r * uniforms.C + c;
-      let s = (r / uniforms.S) * uniforms.G + c / uniforms.K;
-      let d = dy[i];
-      s1 = s1 + d * (x[i] - ${center ? 'x[nkSliceBase(s)]' : '0.0'} - mean[s]) * rstd[s];
-      s2 = s2 + d;
-    }
+  for (var r = t * uniforms.rtile; r < end; r = r + 1) {
+    let i = r * uniforms.C + c;
+    let s = (r / uniforms.S) * uniforms.G + c / uniforms.K;
+    let d = dy[i];
+    s1 = s1 + d * (x[i] - ${center ? 'x[nkSliceBase(s)]' : '0.0'} - mean[s]) * rstd[s];
+    s2 = s2 + d;
   }
-  acc1[lid] = s1;
-  acc2[lid] = s2;
-  workgroupBarrier();
-  for (var h = 2; h > 0; h = h / 2) {
-    if (lane < h) {
-      acc1[lid] = acc1[lid] + acc1[lid + h * 64];
-      acc2[lid] = acc2[lid] + acc2[lid + h * 64];
-    }
-    workgroupBarrier();
-  }
-  if (lane == 0 && c < uniforms.C && t < uniforms.rtiles) {
-    result[2 * (c * uniforms.rtiles + t)] = acc1[lid];
-    result[2 * (c * uniforms.rtiles + t) + 1] = acc2[lid];
-  }
+  result[2 * (c * uniforms.rtiles + t)] = s1;
+  result[2 * (c * uniforms.rtiles + t) + 1] = s2;
 }`;
   const workgroups = Math.ceil(g.C / 64) * g.rtiles;
-  return program(`parampartials_${center}`, ['x', 'dy', 'mean', 'rstd'], 2 * g.C * g.rtiles, workgroups, [64, 4, 1], body);
+  return program(`parampartials_${center}`, ['x', 'dy', 'mean', 'rstd'], 2 * g.C * g.rtiles, workgroups, [64, 1, 1], body);
 }
 
 /** dgamma (which 0) or dbeta (which 1) per channel, added over row tiles. */

@@ -117,9 +117,10 @@ export function evoNormS0(x: tf.Tensor, options: EvoNormS0Options = {}): tf.Tens
   if (x.size === 0) return emptyResult(x, [options.gamma, options.beta, options.v]);
   return tf.tidy(() => {
     const v = options.v ?? tf.ones([channels]);
-    const grouped = tf.reshape(x, [...x.shape.slice(0, -1), groups, channels / groups]);
-    const axes = [...Array(x.rank - 2).keys()].map((a) => a + 1).concat([x.rank]);
-    const groupStd = tf.sqrt(tf.add(centeredMoments(grouped, axes).variance, epsilon));
+    // [N, spatial, G, C/G]: rank 4 at most whatever x's rank (tfjs's rank-5 kernels are unreliable on webgl/webgpu).
+    const spatial = x.shape.slice(1, -1).reduce((a, b) => a * b, 1);
+    const grouped = tf.reshape(x, [x.shape[0], spatial, groups, channels / groups]);
+    const groupStd = tf.sqrt(tf.add(centeredMoments(grouped, [1, 3]).variance, epsilon));
     const gated = tf.mul(x, sigmoid(tf.mul(x, v)));
     const gatedGrouped = tf.reshape(gated, grouped.shape);
     let y = tf.reshape(tf.div(gatedGrouped, groupStd), x.shape);
