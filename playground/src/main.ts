@@ -141,9 +141,9 @@ let train: ImageData | null = null;
 let test: ImageData | null = null;
 
 /** Averages 2x2 blocks (28x28 -> 14x14) with tfjs once, so small CNNs train fast in any backend. */
-function pool(split: { images: Float32Array; labels: Int32Array; n: number; size: number }): ImageData {
+async function pool(split: { images: Float32Array; labels: Int32Array; n: number; size: number }): Promise<ImageData> {
   const pooled = tf.tidy(() => tf.avgPool(tf.tensor4d(split.images, [split.n, split.size, split.size, 1]), 2, 2, 'valid'));
-  const images = pooled.dataSync() as Float32Array;
+  const images = (await pooled.data()) as Float32Array;
   pooled.dispose();
   return { images: Float32Array.from(images), labels: split.labels, n: split.n, side: split.size / 2 };
 }
@@ -426,8 +426,8 @@ async function switchBackend(wanted: string): Promise<void> {
     const got = await startBackend(wanted);
     state.backend = got;
     if (raw && (!train || !test)) {
-      train = pool(raw.train);
-      test = pool(raw.test);
+      train = await pool(raw.train);
+      test = await pool(raw.test);
     }
     backendSelect.value = got;
     backendInfo.textContent = describeBackend(wanted, got);
