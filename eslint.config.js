@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'lab-out/**', 'bench/results/**', '**/*.wasm'] },
+  { ignores: ['dist/**', '**/node_modules/**', 'examples/browser/dist/**', 'lab-out/**', 'test-output/**', 'bench/results/**', '**/*.wasm', '.scratch/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -16,5 +16,10 @@ export default tseslint.config(
   {
     files: ['**/*.mjs', '**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
+    // The browser example runs in a page.
+    files: ['examples/browser/**/*.js'],
+    languageOptions: { globals: { document: 'readonly', window: 'readonly' } },
   },
 );

@@ -16,6 +16,9 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+// The backends the bench measures: normkit imports none itself.
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
 import * as nk from '../src/index.js';
 import { copyRoofline, gbps, timeIt, type Timing } from './timing.js';
 import { cpuEngineComparison, type EngineComparison } from './engines.js';

@@ -1,9 +1,15 @@
-// The README's quick start, runnable as is: node examples/quickstart.mjs (after npm ci).
-import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
-import * as nk from 'normkit';
+// The README's Node quick start, runnable as is: node examples/quickstart.mjs (after npm ci), or in a project
+// after `npm install @tensorflow/tfjs @tensorflow/tfjs-backend-wasm normkit`.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+// Backends are the application's choice: normkit registers its kernels for whichever are loaded.
+import '@tensorflow/tfjs-backend-wasm';
+// normkit/node is normkit plus the file-system IO handler (nk.io.fileSystem); browsers import 'normkit'.
+import * as nk from 'normkit/node';
 
-await nk.useBackend('wasm'); // or 'cpu'
+await tf.setBackend('wasm'); // or 'cpu'
 
 // 1. Functional ops, differentiable under tf.grad.
 const x = tf.randomNormal([8, 16]);
@@ -18,14 +24,14 @@ const bn = nk.batchNorm(tf.randomNormal([4, 6, 6, 8]), {
 console.log('layerNorm', y.shape, 'rmsNorm grad', dx.shape, 'batchNorm', bn.y.shape, bn.movingMean.shape);
 
 // 2. Layers, by class or by registry name, in a tfjs model.
-const model = tfl.sequential({
+const model = tf.sequential({
   layers: [
-    tfl.layers.conv2d({ inputShape: [12, 12, 1], filters: 8, kernelSize: 3, padding: 'same' }),
+    tf.layers.conv2d({ inputShape: [12, 12, 1], filters: 8, kernelSize: 3, padding: 'same' }),
     nk.createNorm('group', { groups: 4 }),
-    tfl.layers.flatten(),
-    tfl.layers.dense({ units: 16 }),
+    tf.layers.flatten(),
+    tf.layers.dense({ units: 16 }),
     new nk.RMSNormalization(),
-    tfl.layers.dense({ units: 3, activation: 'softmax' }),
+    tf.layers.dense({ units: 3, activation: 'softmax' }),
   ],
 });
 model.compile({ optimizer: new nk.AdamP({ learningRate: 1e-3 }), loss: 'categoricalCrossentropy' });
@@ -35,10 +41,12 @@ const history = await model.fit(xs, ys, { epochs: 2, batchSize: 8, verbose: 0 })
 console.log('loss', history.history.loss.map((v) => Number(v).toFixed(4)).join(' -> '));
 
 // 3. Save and load on disk in Node, without tfjs-node.
-await model.save(nk.io.fileSystem('/tmp/normkit-quickstart'));
-const loaded = await tfl.loadLayersModel(nk.io.fileSystem('/tmp/normkit-quickstart/model.json'));
+const dir = mkdtempSync(join(tmpdir(), 'normkit-quickstart-'));
+await model.save(nk.io.fileSystem(dir));
+const loaded = await tf.loadLayersModel(nk.io.fileSystem(join(dir, 'model.json')));
 const same = tf.tidy(() => tf.max(tf.abs(tf.sub(model.predict(xs), loaded.predict(xs)))).dataSync()[0]);
 console.log('reloaded, max output difference', same);
+rmSync(dir, { recursive: true, force: true });
 
 // 4. Every method, by name.
 console.log(nk.listNorms().length, 'methods:', nk.listNorms().map((e) => e.name).join(', '));

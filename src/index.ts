@@ -1,16 +1,22 @@
 /**
  * normkit: every deep-learning normalization method for TensorFlow.js.
  *
- * The public API, and nothing else. Importing normkit registers its layers for (de)serialization, its fused
- * kernels, and the `cpu` and `wasm` backends.
+ * The public API, and nothing else; platform-neutral (browsers and Node). Importing normkit registers its layers
+ * and optimizers for (de)serialization and its kernels under tfjs's backend names, and does nothing else: it
+ * imports no backend and leaves the default backend alone. Bundlers keep only what an app uses (`sideEffects`);
+ * looking methods up by name (createNorm, listNorms, registerAllNorms) keeps them all. Node-only parts live behind subpaths: `normkit/node`
+ * (this API plus the file-system IO handler) and `normkit/lab` (the lab, its data and report).
  */
 export { NormkitError } from './core/errors.js';
 export { useBackend, SUPPORTED_BACKENDS } from './core/backend.js';
+export { simdReady as ready } from './kernels/simd.js';
+// Kernels the wasm backend lacks (or gets wrong) for training: see src/kernels/wasm-gaps.
+import './kernels/wasm-gaps/register.js';
 export { setFusedKernels, fusedKernelsEnabled } from './core/dispatch.js';
-export { createNorm, listNorms, registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
-export * as io from './io/index.js';
+export { registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
+export { createNorm, listNorms, registerAllNorms } from './catalog.js';
 
-// Standard normalizations (issue Core)
+// Standard normalizations
 export * from './methods/layer-norm/index.js';
 export * from './methods/rms-norm/index.js';
 export * from './methods/group-norm/index.js';
@@ -63,6 +69,3 @@ export * from './surgery/index.js';
 export * from './surgery/pre-ln-to-pre-rms.js';
 export * from './surgery/diagnose.js';
 export * from './surgery/ln-removal.js';
-
-// The lab
-export * from './lab/index.js';

@@ -3,26 +3,36 @@
  * The `normkit` command.
  *
  *   normkit lab [experiment...] [--quick] [--seeds N] [--out DIR] [--data DIR] [--backend cpu|wasm] [--resume]
+ *               [--workers N | --queue redis://HOST:PORT] [--module FILE]
+ *   normkit lab worker --queue redis://HOST:PORT [--module FILE] [--data DIR] [--lock-seconds S]
  *   normkit lab --list
  *   normkit norms
  *   normkit demo            (= normkit lab --quick)
+ *   normkit playground [--port N] [--host ADDRESS]
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+// Every method registers itself in the registry that `normkit norms` lists.
 import '../index.js';
 import { listNorms } from '../core/registry.js';
 import { EXPERIMENTS, selectExperiments } from '../lab/experiments/index.js';
 import { PlainProgress, TtyProgress } from '../lab/progress.js';
 import { runLab } from '../lab/runner.js';
+import { servePlayground } from './playground.js';
+import { DEFAULT_LOCK_MS, runQueueWorker } from '../lab/queue.js';
 
 const USAGE = `normkit: every deep-learning normalization method for TensorFlow.js
 
 Usage:
   normkit lab [experiment...] [options]   train small models with each normalization and test the papers' claims
+  normkit lab worker --queue URL          take runs from a lab's queue (on any number of machines)
   normkit lab --list                      list the experiments and their claims
   normkit norms                           list the registered normalization methods
   normkit demo                            the quick lab suite (same as: normkit lab --quick)
+  normkit playground [--port N] [--host A] serve the playground page: train two small CNNs with different
+                                          normalizations in the browser and watch curves and activations
 
 Lab options:
   --quick            small, short runs (the default suite finishes in a few minutes on 2 cores)
@@ -32,6 +42,17 @@ Lab options:
                      package dataset-fashion-mnist's /usr/share/datasets/fashion-mnist when installed)
   --backend NAME     tfjs backend: wasm (default, fastest here) or cpu
   --resume           keep finished runs in DIR and continue (after Ctrl-C or a crash)
+  --workers N        worker processes running the runs (default: one per core, here ${availableParallelism()});
+                     1 runs them in this process. Results are the same whatever N.
+  --queue URL        put the runs on a BullMQ queue in Redis (redis://HOST:PORT) instead, for
+                     'normkit lab worker' processes on any number of machines; results land in --out
+  --module FILE      a module exporting \`experiments\` (your own experiments; also for workers)
+
+Worker options (normkit lab worker):
+  --queue URL        the Redis URL the lab was started with (required)
+  --module FILE      a module exporting \`experiments\`, when the lab runs your own experiments
+  --data DIR         this machine's Fashion-MNIST folder when the lab's path does not exist here
+  --lock-seconds S   a dead worker's run goes back to the queue after about S seconds (default ${DEFAULT_LOCK_MS / 1000})
 `;
 
 function fail(message: string): never {
@@ -53,6 +74,9 @@ async function lab(args: string[]): Promise<void> {
         backend: { type: 'string', default: 'wasm' },
         resume: { type: 'boolean', default: false },
         list: { type: 'boolean', default: false },
+        workers: { type: 'string' },
+        queue: { type: 'string' },
+        module: { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', short: 'h', default: false },
       },
     });
@@ -74,6 +98,10 @@ async function lab(args: string[]): Promise<void> {
   const seeds = Number(values.seeds);
   if (!Number.isInteger(seeds) || seeds < 1) fail(`--seeds must be a positive integer, got '${values.seeds}'`);
   if (values.backend !== 'cpu' && values.backend !== 'wasm') fail(`--backend must be cpu or wasm, got '${values.backend}'`);
+  const workers = values.workers === undefined ? availableParallelism() : Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1) fail(`--workers must be a positive integer, got '${values.workers}'`);
+  if (values.queue !== undefined && values.workers !== undefined) fail('--workers and --queue exclude each other (queue workers are started with: normkit lab worker)');
+  if (values.queue !== undefined && !/^rediss?:\/\/\S+/.test(values.queue)) fail(`--queue must be a Redis URL such as redis://HOST:PORT, got '${values.queue}'`);
   let experiments;
   try {
     experiments = selectExperiments(positionals);
@@ -89,10 +117,11 @@ async function lab(args: string[]): Promise<void> {
     progress.log('\nstopping after the current step (Ctrl-C again to quit at once); finished runs are kept, continue with --resume');
   };
   process.on('SIGINT', onSigint);
-  progress.log(`normkit lab: ${experiments.length} experiment(s), ${seeds} seeds, ${values.quick ? 'quick' : 'full'} mode, backend ${values.backend}, output ${outDir}`);
+  const where = values.queue !== undefined ? `queue ${values.queue}` : workers === 1 ? 'in this process' : `${workers} worker processes`;
+  progress.log(`normkit lab: ${experiments.length} experiment(s), ${seeds} seeds, ${values.quick ? 'quick' : 'full'} mode, backend ${values.backend}, ${where}, output ${outDir}`);
   const results = await runLab({
     experiments, seeds, quick: values.quick, outDir, dataDir: values.data, backend: values.backend, resume: values.resume,
-    progress, shouldStop: () => stopRequested,
+    progress, shouldStop: () => stopRequested, workers, queue: values.queue, experimentModules: values.module.map((m) => resolve(m)),
   });
   process.off('SIGINT', onSigint);
   process.stdout.write('\n');
@@ -101,10 +130,71 @@ async function lab(args: string[]): Promise<void> {
     process.stdout.write(`${e.id.padEnd(12)} ${note}\n`);
   }
   process.stdout.write(`\nreport: ${resolve(outDir, 'report.html')}\nsummary: ${resolve(outDir, 'summary.md')}\nresults: ${resolve(outDir, 'results.json')}\n`);
+  for (const f of results.meta.failedRuns ?? []) process.stdout.write(`failed: ${f.experiment} ${f.variant} seed ${f.seed}: ${f.reason}\n`);
+  if ((results.meta.failedRuns ?? []).length > 0 && !results.meta.interrupted) process.exitCode = 1;
   if (results.meta.interrupted) {
     process.stdout.write(`interrupted: continue with  normkit lab ${args.filter((a) => a !== '--resume').join(' ')} --resume\n`);
     process.exitCode = 130;
   }
+}
+
+async function playground(args: string[]): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        port: { type: 'string', default: '8080' },
+        host: { type: 'string', default: '127.0.0.1' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port > 65535) fail(`--port must be an integer in 0..65535 (0: any free port), got '${values.port}'`);
+  const { url } = await servePlayground({ port, host: values.host });
+  process.stdout.write(`normkit playground: ${url}\n(Ctrl-C to stop)\n`);
+}
+
+/** `normkit lab worker`: takes runs from a lab's queue until Ctrl-C. */
+async function labWorker(args: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      options: {
+        queue: { type: 'string' },
+        module: { type: 'string', multiple: true, default: [] },
+        data: { type: 'string' },
+        'lock-seconds': { type: 'string', default: String(DEFAULT_LOCK_MS / 1000) },
+      },
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const { values } = parsed;
+  if (values.queue === undefined || !/^rediss?:\/\/\S+/.test(values.queue)) fail(`lab worker needs --queue redis://HOST:PORT, got '${values.queue ?? ''}'`);
+  const lockSeconds = Number(values['lock-seconds']);
+  if (!Number.isFinite(lockSeconds) || lockSeconds < 0.5) fail(`--lock-seconds must be a number of seconds >= 0.5, got '${values['lock-seconds']}'`);
+  const log = (line: string) => process.stdout.write(`${new Date().toISOString()} ${line}\n`);
+  const worker = await runQueueWorker(values.queue, {
+    lockMs: lockSeconds * 1000, modules: values.module.map((m) => resolve(m)), dataDir: values.data, log,
+  });
+  log(`normkit lab worker ${worker.name}: waiting for runs on ${values.queue} (Ctrl-C to stop after the current run)`);
+  let stopping = false;
+  process.on('SIGINT', () => {
+    // A second Ctrl-C quits at once: the run's lock then expires and another worker retries it.
+    if (stopping) process.exit(130);
+    stopping = true;
+    log('stopping after the current run (Ctrl-C again to quit now; the run then goes back to the queue)');
+    void worker.close().then(() => process.exit(0));
+  });
 }
 
 function norms(): void {
@@ -117,11 +207,13 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'lab':
-      return lab(rest);
+      return rest[0] === 'worker' ? labWorker(rest.slice(1)) : lab(rest);
     case 'demo':
       return lab(['--quick', ...rest]);
     case 'norms':
       return norms();
+    case 'playground':
+      return playground(rest);
     case undefined:
     case 'help':
     case '--help':

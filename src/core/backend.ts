@@ -1,22 +1,40 @@
 /**
- * Backend selection for Node and browsers: normkit registers tfjs's `cpu` and `wasm` backends on import.
+ * Backend selection. normkit imports no backend and never changes tfjs's default: the application imports the
+ * backends it wants (`@tensorflow/tfjs` brings cpu and webgl; `@tensorflow/tfjs-backend-wasm` and
+ * `@tensorflow/tfjs-backend-webgpu` are separate packages), as in any tfjs program. normkit's kernels are
+ * registered under each backend's name, so they are there for whichever of these backends the application loads.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-// Kernels the wasm backend lacks (or gets wrong) for training: see src/kernels/wasm-gaps.
-import '../kernels/wasm-gaps/register.js';
+import { registerWasmGapKernels } from '../kernels/wasm-gaps/register.js';
 import { NormkitError } from './errors.js';
 
-/** Backends normkit is built and tested for. */
-export const SUPPORTED_BACKENDS = ['cpu', 'wasm'] as const;
+/** Backends normkit is built and tested for: fused kernels on cpu and wasm, composites of tfjs ops elsewhere. */
+export const SUPPORTED_BACKENDS = ['cpu', 'wasm', 'webgl', 'webgpu'] as const;
 
-/** Switches tfjs to `name` and waits until it is ready. Throws a clear error when it cannot start. */
+/** The package that registers each supported backend. */
+const BACKEND_PACKAGES: Record<string, string> = {
+  cpu: '@tensorflow/tfjs-backend-cpu',
+  wasm: '@tensorflow/tfjs-backend-wasm',
+  webgl: '@tensorflow/tfjs-backend-webgl',
+  webgpu: '@tensorflow/tfjs-backend-webgpu',
+};
+
+/**
+ * Switches tfjs to the backend `name` and waits until it is ready; a shorthand for `tf.setBackend(name)` plus
+ * `tf.ready()` with clear errors. The backend's package must have been imported by the application.
+ *
+ * @example
+ * import '@tensorflow/tfjs-backend-wasm';
+ * await nk.useBackend('wasm');
+ */
 export async function useBackend(name: string): Promise<void> {
-  if (!(SUPPORTED_BACKENDS as readonly string[]).includes(name) && tf.findBackendFactory(name) === null) {
-    throw new NormkitError('useBackend', 'name', `a registered backend (${SUPPORTED_BACKENDS.join(', ')})`, name);
+  if (typeof name !== 'string' || tf.findBackendFactory(name) === null) {
+    const pkg = typeof name === 'string' ? BACKEND_PACKAGES[name] : undefined;
+    const expected = pkg !== undefined ? `a registered backend (import '${pkg}' first)` : `a registered backend (${SUPPORTED_BACKENDS.join(', ')})`;
+    throw new NormkitError('useBackend', 'name', expected, name);
   }
   const ok = await tf.setBackend(name);
   if (!ok) throw new NormkitError('useBackend', 'name', 'a backend that initializes on this platform', name);
   await tf.ready();
+  if (name === 'wasm') registerWasmGapKernels();
 }

@@ -6,11 +6,16 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { NormLayout } from './norm-math.js';
 import { registerFusedKernels } from './tfjs-kernels.js';
+import { attrMap } from './contract.js';
+import { registerZeroGradients } from '../core/second-order.js';
+import { emptyResult } from '../core/empty.js';
+import { statCount } from './norm-math.js';
 
 export { FUSED_KERNELS } from './names.js';
 export type { NormLayout } from './norm-math.js';
 
 registerFusedKernels();
+registerZeroGradients();
 
 /**
  * Layout of a normalization over the trailing axes of `shape` that start at `firstAxis` (LayerNorm,
@@ -48,6 +53,7 @@ export interface FusedNormResult {
  * registered fused gradient.
  */
 export function runFusedNorm(kernelName: string, x: tf.Tensor, layout: NormLayout, epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
+  if (x.size === 0) return emptyResult(x, [gamma, beta]);
   return tf.tidy(() => runKernel(kernelName, x, layout, epsilon, gamma, beta)[0]);
 }
 
@@ -57,6 +63,10 @@ export function runFusedNorm(kernelName: string, x: tf.Tensor, layout: NormLayou
  */
 export function runFusedNormWithMoments(kernelName: string, x: tf.Tensor, layout: NormLayout, epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): FusedNormResult {
   return tf.tidy(() => {
+    if (x.size === 0) {
+      const stats = statCount(layout);
+      return { y: emptyResult(x, [gamma, beta]), mean: tf.fill([stats], NaN), variance: tf.fill([stats], NaN) };
+    }
     const outs = runKernel(kernelName, x, layout, epsilon, gamma, beta);
     return { y: outs[0], mean: outs[3], variance: outs[4] };
   });
@@ -66,6 +76,6 @@ function runKernel(kernelName: string, x: tf.Tensor, layout: NormLayout, epsilon
   // Absent parameters travel as empty tensors so the gradient's saved inputs are always defined.
   const g = gamma ? tf.reshape(gamma, [layout.width]) : tf.zeros([0]);
   const b = beta ? tf.reshape(beta, [layout.width]) : tf.zeros([0]);
-  const attrs = { ...layout, epsilon, hasGamma: gamma !== undefined, hasBeta: beta !== undefined };
-  return tf.engine().runKernel(kernelName, { x, gamma: g, beta: b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const attrs = attrMap({ ...layout, epsilon, hasGamma: gamma !== undefined, hasBeta: beta !== undefined });
+  return tf.engine().runKernel(kernelName, { x, gamma: g, beta: b }, attrs) as tf.Tensor[];
 }

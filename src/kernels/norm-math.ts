@@ -291,6 +291,8 @@ function channelsBackward(
         dx[o + c] = rs[c] * gam[c] * dy[o + c] - coefA[c] - xh * coefB[c];
       }
     }
+    // A slice of one element normalizes to a constant: its dx is exactly 0 (not one rounding of the terms).
+    if (count === 1 && center) dx.fill(0, base, base + slab);
   }
   for (let c = 0; c < channels; c++) {
     dgamma[c] = dg[c];

@@ -1,14 +1,18 @@
 /**
  * Loader and adapter of the WebAssembly SIMD kernels (AssemblyScript source in wasm/norm.ts, compiled by
- * `npm run build` to dist/src/kernels/wasm/norm.wasm). On tfjs's wasm backend the module is instantiated with
+ * `npm run build` and embedded as bytes in wasm/norm-bytes.generated.ts, so it loads in browsers and in Node
+ * with no file access and no bundler configuration). On tfjs's wasm backend the module is instantiated with
  * the backend's own WebAssembly.Memory, so it reads and writes the tensors in place at their byte offsets.
  *
- * The module is loaded synchronously from the file next to this one with Node's fs (reached through
- * `process.getBuiltinModule`, so nothing here imports a Node module and bundlers are not affected). Where
- * that is unavailable, or the backend's memory is shared (threaded build), or the module fails to compile,
- * the kernels fall back to the scalar JavaScript path of norm-math.ts with identical results up to rounding.
+ * The module is compiled synchronously where the platform allows it (Node, web workers). Browsers refuse
+ * synchronous compilation of modules over 4 KB on the main thread: there it is compiled asynchronously on first
+ * use (or by {@link simdReady}), and until then the kernels run the scalar JavaScript path of norm-math.ts,
+ * which gives the same results up to float32 rounding. Where the module cannot load at all (no SIMD, a shared
+ * memory of a threaded build), the scalar path is used throughout.
  */
 import type { NormLayout } from './norm-math.js';
+import { byteOffset, wasmMemory, type WasmBackendLike } from './backends/wasm.js';
+import { NORM_WASM_BASE64 } from './wasm/norm-bytes.generated.js';
 
 /** Byte offsets in the backend's memory; 0 for an absent parameter or output that is not wanted. */
 export interface SimdKernels {
@@ -38,19 +42,54 @@ export function simdKernelsEnabled(): boolean {
 }
 
 let compiled: WebAssembly.Module | null | undefined;
+let compiling: Promise<void> | null = null;
 
-/** The compiled module, or null when it cannot be loaded here (see the file comment). */
+function moduleBytes(): Uint8Array<ArrayBuffer> {
+  const text = atob(NORM_WASM_BASE64);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+/** Starts (once) the asynchronous compilation; resolves when the module is compiled or known not to load. */
+function compileAsync(): Promise<void> {
+  compiling ??= WebAssembly.compile(moduleBytes()).then(
+    (m) => {
+      compiled = m;
+    },
+    () => {
+      compiled = null;
+    },
+  );
+  return compiling;
+}
+
+/**
+ * The compiled module, or null when it is not (yet) available here: see the file comment. A null while an
+ * asynchronous compilation is under way is temporary.
+ */
 export function simdModule(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
-  compiled = null;
+  if (compiling !== null) return null;
   try {
-    const proc = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } }).process;
-    const fs = proc?.getBuiltinModule?.('node:fs') as { readFileSync(path: URL): Uint8Array } | undefined;
-    if (fs) compiled = new WebAssembly.Module(fs.readFileSync(new URL('./wasm/norm.wasm', import.meta.url)) as Uint8Array<ArrayBuffer>);
+    compiled = new WebAssembly.Module(moduleBytes());
   } catch {
-    compiled = null;
+    // Main-thread size limit in browsers (or no SIMD support): try the asynchronous path once.
+    void compileAsync();
+    return null;
   }
   return compiled;
+}
+
+/**
+ * Resolves when the SIMD kernels are compiled (or known to be unavailable, in which case the scalar kernels are
+ * used). Only browsers' main threads need to wait; elsewhere it resolves at once.
+ *
+ * @example
+ * await nk.ready(); // before timing the first fused call in a browser
+ */
+export async function simdReady(): Promise<void> {
+  if (simdModule() === null && compiling !== null) await compiling;
 }
 
 /** Instantiates the module over `memory` (its only import). */
@@ -67,24 +106,25 @@ export function instantiateSimd(memory: WebAssembly.Memory): NormExports | null 
 const instances = new WeakMap<WebAssembly.Memory, NormExports | null>();
 
 /** The SIMD kernels for one tfjs wasm backend instance, or null when switched off or unavailable. */
-export function simdForWasmBackend(backend: any): SimdKernels | null {
+export function simdForWasmBackend(backend: WasmBackendLike): SimdKernels | null {
   if (!simdEnabled) return null;
-  const memory = backend?.wasm?.asm?.memory ?? backend?.wasm?.wasmMemory;
-  if (!(memory instanceof WebAssembly.Memory)) return null;
+  const memory = wasmMemory(backend);
+  if (memory === null) return null;
   let k = instances.get(memory);
   if (k === undefined) {
     k = instantiateSimd(memory);
+    if (k === null && compiled === undefined) return null; // still compiling: ask again on the next call
     instances.set(memory, k);
   }
   return k ? adapter(k, backend) : null;
 }
 
-function adapter(k: NormExports, backend: any): SimdKernels {
+function adapter(k: NormExports, backend: WasmBackendLike): SimdKernels {
   // Scratch for the channels kernels lives in the backend's memory as a temporary tensor.
   const withScratch = (channels: number, fn: (offset: number) => void) => {
     const info = backend.makeOutput([Math.ceil(k.channelsScratchBytes(channels) / 4) + 4], 'float32');
     try {
-      const offset = backend.dataIdMap.get(info.dataId).memoryOffset as number;
+      const offset = byteOffset(backend, info);
       fn(offset + ((16 - (offset % 16)) % 16));
     } finally {
       backend.disposeData(info.dataId);
@@ -141,6 +181,7 @@ let cpuKernels: CpuSimdKernels | null | undefined;
 export function simdForCpuBackend(): CpuSimdKernels | null {
   if (!simdEnabled) return null;
   if (cpuKernels !== undefined) return cpuKernels;
+  if (simdModule() === null && compiled === undefined) return null; // still compiling: ask again on the next call
   const memory = new WebAssembly.Memory({ initial: 1 });
   const k = instantiateSimd(memory);
   cpuKernels = k ? cpuAdapter(k, memory) : null;

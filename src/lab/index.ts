@@ -1,12 +1,15 @@
 /**
- * The lab: datasets, training loops, experiments that test the papers' claims, and their report.
+ * The lab (`normkit/lab`, Node only): datasets, training loops, experiments that test the papers' claims, and
+ * their report. Running the lab loads the tfjs backend it is asked for (cpu or wasm) itself.
  */
+export { NormkitError } from '../core/errors.js';
 export { runLab, writeLabOutputs, type LabOptions } from './runner.js';
 export { EXPERIMENTS, selectExperiments } from './experiments/index.js';
 export type { Experiment, ExperimentPlan, RunContext, RunOutput, Variant, CheckSpec, PlotSpec } from './experiment.js';
 export { compareGroups, combineVerdicts, summarize, MIN_SEEDS, type Verdict, type Stats, type ComparisonSpec, type ComparisonResult } from './verdict.js';
 export { renderReport, renderSummary, renderSvg, aggregateCurves, curveSpec } from './report.js';
-export { silentProgress, PlainProgress, TtyProgress, type ProgressSink } from './progress.js';
+export { silentProgress, PlainProgress, TtyProgress, SuiteEta, formatSeconds, type ProgressSink, type PlannedRun } from './progress.js';
+export { runQueueWorker, DEFAULT_QUEUE_NAME, DEFAULT_LOCK_MS, type QueueOptions, type QueueWorkerOptions, type QueueWorkerHandle } from './queue.js';
 export { readRunRecord, writeRunRecord, type LabResults, type ExperimentResult, type RunRecord, type LabMeta } from './results.js';
 export { parseIdx, readIdxFile, writeIdxFile, encodeIdx, type IdxArray } from './data/idx.js';
 export {

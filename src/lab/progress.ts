@@ -1,95 +1,172 @@
 /**
- * The lab's live progress: a cli-progress bar (experiment, run, step, loss, ETA) on a terminal, plain lines
- * otherwise (logs, CI), nothing in tests.
+ * The lab's live progress: cli-progress bars on a terminal (the suite, and one bar per worker showing its run),
+ * plain lines otherwise (logs, CI), nothing in tests; and the suite's ETA.
  */
 import cliProgress from 'cli-progress';
 
-/** Where the runner reports progress. */
+/** A run in the suite's plan, as the ETA sees it. */
+export interface PlannedRun {
+  experiment: string;
+  variant: string;
+  steps: number;
+}
+
+/** Where the runner reports progress. `worker` numbers the worker running the run (0: this process). */
 export interface ProgressSink {
-  /** A run starts: `runIndex` of `runCount` runs in the suite. */
-  startRun(info: { experiment: string; variant: string; seed: number; runIndex: number; runCount: number; steps: number }): void;
-  step(step: number, loss: number): void;
-  endRun(summary: string): void;
+  /** A run starts: `runIndex` of `runCount` runs in the suite (1-based, the plan's order). */
+  startRun(info: { experiment: string; variant: string; seed: number; runIndex: number; runCount: number; steps: number; worker?: number }): void;
+  step(step: number, loss: number, worker?: number): void;
+  endRun(summary: string, worker?: number): void;
   log(line: string): void;
   stop(): void;
-  /** Tells the sink how many steps remain after run `runIndex` (for the suite ETA). */
-  setStepsLeft?(stepsLeftAfter: (runIndex: number) => number): void;
+  /** The runs still to do, in order, and how many run at once (for the suite's ETA). */
+  setPlan?(plan: { runs: PlannedRun[]; workers: number }): void;
 }
 
 /** A sink that prints nothing (tests). */
 export const silentProgress: ProgressSink = { startRun() {}, step() {}, endRun() {}, log() {}, stop() {} };
 
-function formatSeconds(s: number): string {
+/** Seconds as "3m05s" ("?" when unknown). */
+export function formatSeconds(s: number): string {
   if (!Number.isFinite(s) || s < 0) return '?';
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${Math.round(s)}s`;
+  const whole = Math.round(s);
+  const m = Math.floor(whole / 60);
+  return m > 0 ? `${m}m${String(whole % 60).padStart(2, '0')}s` : `${whole}s`;
 }
 
-/** Tracks time per step across runs to estimate the suite's remaining time. */
-class Eta {
-  private doneSteps = 0;
-  private doneSeconds = 0;
-  private runStart = 0;
-  private runSteps = 0;
-  private remainingAfterRun = 0;
+interface Measured {
+  seconds: number;
+  steps: number;
+}
 
-  start(steps: number, remainingStepsAfterThisRun: number): void {
-    this.runStart = Date.now();
-    this.runSteps = steps;
-    this.remainingAfterRun = remainingStepsAfterThisRun;
+/**
+ * The suite's remaining time. Each run costs its steps times a seconds-per-step rate measured on the runs of the
+ * same experiment and variant (finished runs and the steps done so far by running ones), else of the same
+ * experiment, else of every measured run. The runs left are then assigned in order to the first free worker
+ * (each busy worker is free when its current run ends), and the ETA is when the last worker finishes. The plan
+ * interleaves the experiments so that every experiment's cost is measured early in the suite.
+ */
+export class SuiteEta {
+  private runs: PlannedRun[] = [];
+  private workers = 1;
+  private readonly started = new Set<number>();
+  private readonly finished = new Map<string, Measured>();
+  private readonly running = new Map<number, { run: number; since: number; step: number }>();
+
+  constructor(private readonly now: () => number = () => Date.now() / 1000) {}
+
+  setPlan(runs: PlannedRun[], workers: number): void {
+    this.runs = runs;
+    this.workers = Math.max(1, workers);
   }
 
-  /** Estimated seconds left in this run and in the whole suite after `step` steps of the current run. */
-  estimate(step: number): { run: number; suite: number } {
-    const elapsed = (Date.now() - this.runStart) / 1000;
-    const totalSteps = this.doneSteps + step;
-    const perStep = totalSteps > 0 ? (this.doneSeconds + elapsed) / totalSteps : NaN;
-    const run = (this.runSteps - step) * perStep;
-    return { run, suite: run + this.remainingAfterRun * perStep };
+  /** Run `run` (0-based index in the plan) starts on `worker`. */
+  start(run: number, worker: number): void {
+    this.started.add(run);
+    this.running.set(worker, { run, since: this.now(), step: 0 });
+    // A queue's workers are known only as they appear.
+    this.workers = Math.max(this.workers, this.running.size);
   }
 
-  finish(step: number): void {
-    this.doneSteps += step;
-    this.doneSeconds += (Date.now() - this.runStart) / 1000;
+  step(worker: number, step: number): void {
+    const r = this.running.get(worker);
+    if (r !== undefined) r.step = step;
+  }
+
+  /** The run on `worker` ended after `step` steps (its last reported step when omitted). */
+  finish(worker: number): void {
+    const r = this.running.get(worker);
+    if (r === undefined) return;
+    this.running.delete(worker);
+    const plan = this.runs[r.run];
+    if (plan === undefined) return;
+    // A finished run counts in full: its evaluations and set-up are part of its cost per step.
+    for (const key of this.keys(plan)) {
+      const m = this.finished.get(key) ?? { seconds: 0, steps: 0 };
+      m.seconds += this.now() - r.since;
+      m.steps += plan.steps;
+      this.finished.set(key, m);
+    }
+  }
+
+  private keys(p: PlannedRun): string[] {
+    return [`${p.experiment}\u0000${p.variant}`, p.experiment, ''];
+  }
+
+  /** Seconds per step for `p`'s experiment and variant (NaN before anything was measured). */
+  rate(p: PlannedRun): number {
+    const now = this.now();
+    for (const key of this.keys(p)) {
+      let { seconds, steps } = this.finished.get(key) ?? { seconds: 0, steps: 0 };
+      for (const r of this.running.values()) {
+        const q = this.runs[r.run];
+        if (q !== undefined && r.step > 0 && this.keys(q).includes(key)) {
+          seconds += now - r.since;
+          steps += r.step;
+        }
+      }
+      if (steps > 0) return seconds / steps;
+    }
+    return NaN;
+  }
+
+  /** Estimated seconds until the suite ends. */
+  estimate(): number {
+    const free: number[] = [];
+    for (const r of this.running.values()) {
+      const p = this.runs[r.run];
+      free.push(p === undefined ? 0 : Math.max(0, (p.steps - r.step) * this.rate(p)));
+    }
+    while (free.length < this.workers) free.push(0);
+    for (let i = 0; i < this.runs.length; i++) {
+      if (this.started.has(i)) continue;
+      let w = 0;
+      for (let k = 1; k < free.length; k++) if (free[k] < free[w]) w = k;
+      free[w] += this.runs[i].steps * this.rate(this.runs[i]);
+    }
+    return Math.max(0, ...free);
   }
 }
 
-/** Plain progress lines, at most one every `everySeconds` per run (plus start and end lines). */
+/** Plain progress lines: a start and an end line per run, and a status line at most every `everySeconds`. */
 export class PlainProgress implements ProgressSink {
   private last = 0;
-  private label = '';
-  private steps = 0;
-  private current = 0;
-  private readonly eta = new Eta();
-
-  private stepsLeft: (runIndex: number) => number = () => 0;
+  private readonly eta = new SuiteEta();
+  private readonly current = new Map<number, { label: string; steps: number; step: number; loss: number }>();
+  private runCount = 0;
+  private done = 0;
 
   constructor(private readonly write: (line: string) => void = (l) => process.stdout.write(`${l}\n`), private readonly everySeconds = 5) {}
 
-  setStepsLeft(f: (runIndex: number) => number): void {
-    this.stepsLeft = f;
+  setPlan(plan: { runs: PlannedRun[]; workers: number }): void {
+    this.eta.setPlan(plan.runs, plan.workers);
   }
 
   startRun(info: Parameters<ProgressSink['startRun']>[0]): void {
-    this.label = `[${info.runIndex}/${info.runCount}] ${info.experiment} ${info.variant} seed ${info.seed}`;
-    this.steps = info.steps;
-    this.current = 0;
-    this.last = Date.now();
-    this.eta.start(info.steps, this.stepsLeft(info.runIndex));
-    this.write(`${this.label}: start (${info.steps} steps)`);
+    const worker = info.worker ?? 0;
+    const label = `[${info.runIndex}/${info.runCount}]${worker > 0 ? ` w${worker}` : ''} ${info.experiment} ${info.variant} seed ${info.seed}`;
+    this.runCount = info.runCount;
+    this.current.set(worker, { label, steps: info.steps, step: 0, loss: NaN });
+    this.eta.start(info.runIndex - 1, worker);
+    this.write(`${label}: start (${info.steps} steps)`);
   }
 
-  step(step: number, loss: number): void {
-    this.current = step;
+  step(step: number, loss: number, worker = 0): void {
+    const c = this.current.get(worker);
+    if (c !== undefined) Object.assign(c, { step, loss });
+    this.eta.step(worker, step);
     if (Date.now() - this.last < this.everySeconds * 1000) return;
     this.last = Date.now();
-    const eta = this.eta.estimate(step);
-    this.write(`${this.label}: step ${step}/${this.steps} loss ${loss.toFixed(4)} ETA run ${formatSeconds(eta.run)} suite ${formatSeconds(eta.suite)}`);
+    const runs = [...this.current.values()].map((r) => `${r.label}: step ${r.step}/${r.steps} loss ${r.loss.toFixed(4)}`);
+    this.write(`${runs.join(' | ')} | ${this.done}/${this.runCount} runs done, ETA suite ${formatSeconds(this.eta.estimate())}`);
   }
 
-  endRun(summary: string): void {
-    this.eta.finish(this.current);
-    this.write(`${this.label}: ${summary}`);
+  endRun(summary: string, worker = 0): void {
+    this.eta.finish(worker);
+    this.done++;
+    const c = this.current.get(worker);
+    this.current.delete(worker);
+    this.write(`${c?.label ?? `worker ${worker}`}: ${summary}`);
   }
 
   log(line: string): void {
@@ -99,56 +176,63 @@ export class PlainProgress implements ProgressSink {
   stop(): void {}
 }
 
-/** A live bar on a terminal. */
+/** Live bars on a terminal: the suite (runs done, ETA) and one bar per worker with its run's steps and loss. */
 export class TtyProgress implements ProgressSink {
-  private readonly bar = new cliProgress.SingleBar(
+  private readonly multi = new cliProgress.MultiBar(
     {
-      format: '{label} |{bar}| step {value}/{total} loss {loss} | ETA run {etaRun} suite {etaSuite}',
+      format: '{label} |{bar}| {value}/{total} {unit} {info}',
       hideCursor: true,
       clearOnComplete: true,
       barsize: 20,
+      autopadding: true,
     },
     cliProgress.Presets.shades_classic,
   );
-  private running = false;
-  private label = '';
-  private current = 0;
-  private readonly eta = new Eta();
-  private stepsLeft: (runIndex: number) => number = () => 0;
+  private suite: cliProgress.SingleBar | undefined;
+  private readonly bars = new Map<number, { bar: cliProgress.SingleBar; label: string }>();
+  private readonly eta = new SuiteEta();
+  private done = 0;
+  private lastEta = 0;
 
-  setStepsLeft(f: (runIndex: number) => number): void {
-    this.stepsLeft = f;
+  setPlan(plan: { runs: PlannedRun[]; workers: number }): void {
+    this.eta.setPlan(plan.runs, plan.workers);
+    this.suite = this.multi.create(plan.runs.length, 0, { label: 'suite', unit: 'runs', info: '| ETA ?' });
   }
 
   startRun(info: Parameters<ProgressSink['startRun']>[0]): void {
-    this.label = `[${info.runIndex}/${info.runCount}] ${info.experiment} ${info.variant} s${info.seed}`;
-    this.current = 0;
-    this.eta.start(info.steps, this.stepsLeft(info.runIndex));
-    this.bar.start(info.steps, 0, { label: this.label, loss: '-', etaRun: '?', etaSuite: '?' });
-    this.running = true;
+    const worker = info.worker ?? 0;
+    const label = `${worker > 0 ? `w${worker} ` : ''}[${info.runIndex}/${info.runCount}] ${info.experiment} ${info.variant} s${info.seed}`;
+    this.eta.start(info.runIndex - 1, worker);
+    const existing = this.bars.get(worker);
+    if (existing !== undefined) {
+      existing.label = label;
+      existing.bar.start(info.steps, 0, { label, unit: 'steps', info: 'loss -' });
+    } else {
+      this.bars.set(worker, { label, bar: this.multi.create(info.steps, 0, { label, unit: 'steps', info: 'loss -' }) });
+    }
   }
 
-  step(step: number, loss: number): void {
-    this.current = step;
-    const eta = this.eta.estimate(step);
-    this.bar.update(step, { loss: loss.toFixed(4), etaRun: formatSeconds(eta.run), etaSuite: formatSeconds(eta.suite) });
+  step(step: number, loss: number, worker = 0): void {
+    this.eta.step(worker, step);
+    this.bars.get(worker)?.bar.update(step, { info: `loss ${loss.toFixed(4)}` });
+    if (Date.now() - this.lastEta > 1000) {
+      this.lastEta = Date.now();
+      this.suite?.update(this.done, { info: `| ETA ${formatSeconds(this.eta.estimate())}` });
+    }
   }
 
-  endRun(summary: string): void {
-    this.eta.finish(this.current);
-    if (this.running) this.bar.stop();
-    this.running = false;
-    process.stdout.write(`${this.label}: ${summary}\n`);
+  endRun(summary: string, worker = 0): void {
+    this.eta.finish(worker);
+    this.done++;
+    this.suite?.update(this.done, { info: `| ETA ${formatSeconds(this.eta.estimate())}` });
+    this.multi.log(`${this.bars.get(worker)?.label ?? `worker ${worker}`}: ${summary}\n`);
   }
 
   log(line: string): void {
-    if (this.running) this.bar.stop();
-    this.running = false;
-    process.stdout.write(`${line}\n`);
+    this.multi.log(`${line}\n`);
   }
 
   stop(): void {
-    if (this.running) this.bar.stop();
-    this.running = false;
+    this.multi.stop();
   }
 }

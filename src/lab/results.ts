@@ -42,6 +42,10 @@ export interface LabMeta {
   /** Wall time of every stored run, whichever invocation ran it. */
   runSeconds: number;
   interrupted: boolean;
+  /** Worker processes of this invocation, or 'queue' when a BullMQ queue's workers ran it. */
+  workers?: number | 'queue';
+  /** Runs that failed for good (e.g. their worker process died twice); they are missing from the results. */
+  failedRuns?: Array<{ experiment: string; variant: string; seed: number; reason: string }>;
 }
 
 /** One experiment's section of results.json. */

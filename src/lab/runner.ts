@@ -1,5 +1,6 @@
 /**
- * Runs experiments: every (variant, seed) run in a fixed order, each stored as soon as it finishes; `resume`
+ * Runs experiments: every (variant, seed) run in a fixed order (in this process, on a pool of worker processes or
+ * through a queue), each stored as soon as it finishes; `resume`
  * skips runs whose stored file is intact and made with the same plan, and redoes corrupt or stale ones. After the
  * runs, computes each experiment's checks and verdict and writes results.json, summary.md and report.html.
  */
@@ -7,16 +8,20 @@ import { readFileSync, rmSync } from 'node:fs';
 import { cpus, platform } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { useBackend } from '../core/backend.js';
-import { loadFashionMnist, resolveFashionMnistDir, PACKAGE_ROOT, type ImageSet } from './data/fashion-mnist.js';
-import { DEFAULT_TEXT_PATH, loadCharCorpus, type CharCorpus } from './data/text.js';
-import type { Experiment, RunContext } from './experiment.js';
+import { LAB_BACKENDS, loadLabBackend } from './backends.js';
+import { resolveFashionMnistDir, PACKAGE_ROOT } from './data/fashion-mnist.js';
+import { DEFAULT_TEXT_PATH } from './data/text.js';
+import type { Experiment } from './experiment.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import {
   metricValue, readRunRecord, sha256, toJson, writeAtomic, writeRunRecord,
   type ExperimentResult, type LabMeta, type LabResults, type RunRecord, RUN_FILE_SCHEMA,
 } from './results.js';
 import { LabInterrupted } from './train.js';
+import { NormkitError } from '../core/errors.js';
+import { dataContext, executeRun, type ExecutorEvents, type RunExecutor, type RunSetup, type RunTask } from './execute.js';
+import { ProcessPool } from './pool.js';
+import { QueueExecutor, type QueueOptions } from './queue.js';
 import { combineVerdicts, compareGroups } from './verdict.js';
 import { renderReport, renderSummary } from './report.js';
 
@@ -35,6 +40,16 @@ export interface LabOptions {
   progress?: ProgressSink;
   /** Polled between steps: true stops the lab cleanly (finished runs are kept). */
   shouldStop?: () => boolean;
+  /**
+   * Worker processes that execute the runs (default 1: in this process). With more, each worker process loads
+   * the experiments by id: the built-in ones and those exported (as `experiments`) by `experimentModules`.
+   */
+  workers?: number;
+  /** Modules (paths or URLs) exporting `experiments`, for worker processes and queue workers. */
+  experimentModules?: string[];
+  /** A Redis URL (redis://HOST:PORT): the runs go to a BullMQ queue and `normkit lab worker`s execute them. */
+  queue?: string;
+  queueOptions?: QueueOptions;
 }
 
 function packageVersion(): string {
@@ -60,21 +75,16 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const quick = options.quick ?? false;
   const seeds = options.seeds ?? 3;
   const backend = options.backend ?? 'cpu';
+  const workers = options.workers ?? 1;
   const progress = options.progress ?? silentProgress;
   const shouldStop = options.shouldStop ?? (() => false);
   const dataDir = resolveFashionMnistDir(options.dataDir, !quick);
   const textPath = options.textPath ?? DEFAULT_TEXT_PATH;
-  await useBackend(backend);
+  if (!Number.isInteger(workers) || workers < 1) throw new NormkitError('runLab', 'workers', 'a positive integer', workers);
+  if (!(LAB_BACKENDS as readonly string[]).includes(backend)) throw new NormkitError('lab', 'backend', `one of ${LAB_BACKENDS.join(', ')}`, backend);
+  // Worker processes load the backend themselves; this process needs it only to run the runs itself.
+  if (workers === 1 && options.queue === undefined) await loadLabBackend(backend);
   if (!options.resume) rmSync(join(options.outDir, 'runs'), { recursive: true, force: true });
-
-  let images: { train: ImageSet; test: ImageSet } | undefined;
-  let text: CharCorpus | undefined;
-  const ctxBase = {
-    quick,
-    shouldStop,
-    images: () => (images ??= { train: loadFashionMnist(dataDir, 'train'), test: loadFashionMnist(dataDir, 'test') }),
-    text: () => (text ??= loadCharCorpus(textPath)),
-  };
 
   // Which experiments can run, and the ordered list of runs.
   const runnable: Array<{ experiment: Experiment; hash: string }> = [];
@@ -88,48 +98,50 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
       runnable.push({ experiment, hash: planHash(experiment, quick, dataDir, textPath) });
     }
   }
-  const queue = runnable.flatMap(({ experiment, hash }) => {
+  const hashes = new Map(runnable.map((r) => [r.experiment.id, r.hash]));
+  const queue = schedule(runnable.map(({ experiment }) => {
     const plan = experiment.plan(quick);
-    return plan.variants.flatMap((variant) => Array.from({ length: seeds }, (_, seed) => ({ experiment, hash, variant, seed, steps: plan.steps })));
-  });
+    return { experiment: experiment.id, variants: plan.variants.map((v) => v.id), steps: plan.steps };
+  }), seeds);
   const todo = queue.filter((r) => {
-    const state = readRunRecord(options.outDir, r.experiment.id, r.variant.id, r.seed, r.hash);
-    if (state.state === 'corrupt' || state.state === 'stale') progress.log(`redoing ${r.experiment.id} ${r.variant.id} seed ${r.seed}: ${state.reason}`);
+    const state = readRunRecord(options.outDir, r.experiment, r.variant, r.seed, hashes.get(r.experiment) ?? '');
+    if (state.state === 'corrupt' || state.state === 'stale') progress.log(`redoing ${r.experiment} ${r.variant} seed ${r.seed}: ${state.reason}`);
     return state.state !== 'ok';
-  });
+  }).map((r, index) => ({ ...r, index }));
   if (options.resume && todo.length < queue.length) progress.log(`resuming: ${queue.length - todo.length} of ${queue.length} runs already done`);
-  progress.setStepsLeft?.((index) => todo.slice(index).reduce((s, r) => s + r.steps, 0));
 
-  let interrupted = false;
-  for (let i = 0; i < todo.length; i++) {
-    const r = todo[i];
-    if (shouldStop()) {
-      interrupted = true;
-      break;
-    }
-    progress.startRun({ experiment: r.experiment.id, variant: r.variant.id, seed: r.seed, runIndex: i + 1, runCount: todo.length, steps: r.steps });
-    const runStart = Date.now();
-    try {
-      const ctx: RunContext = { ...ctxBase, onStep: (step, loss) => progress.step(step, loss) };
-      const output = await r.experiment.run(r.variant, r.seed, ctx);
+  const setup: RunSetup = { backend, quick, dataDir, textPath, modules: options.experimentModules ?? [] };
+  const executor: RunExecutor = options.queue !== undefined
+    ? new QueueExecutor(options.queue, setup, planHashOf(hashes), options.queueOptions)
+    : workers > 1 ? new ProcessPool(workers, setup) : new InProcessExecutor(runnable.map((r) => r.experiment), setup);
+  progress.setPlan?.({ runs: todo, workers: executor.workers });
+  const failedRuns: NonNullable<LabMeta['failedRuns']> = [];
+  const label = (t: RunTask) => ({ experiment: t.experiment, variant: t.variant, seed: t.seed, runIndex: t.index + 1, runCount: todo.length, steps: t.steps });
+  const events: ExecutorEvents = {
+    start: (task, worker) => progress.startRun({ ...label(task), worker }),
+    step: (_task, worker, step, loss) => progress.step(step, loss, worker),
+    done: (task, output, wallSeconds, worker) => {
       const record: RunRecord = {
-        schema: RUN_FILE_SCHEMA, experiment: r.experiment.id, variant: r.variant.id, seed: r.seed, planHash: r.hash,
-        output, wallSeconds: (Date.now() - runStart) / 1000, finishedAt: new Date().toISOString(),
+        schema: RUN_FILE_SCHEMA, experiment: task.experiment, variant: task.variant, seed: task.seed, planHash: hashes.get(task.experiment) ?? '',
+        output, wallSeconds, finishedAt: new Date().toISOString(),
       };
       writeRunRecord(options.outDir, record);
-      const shown = Object.entries(output.metrics).map(([k, v]) => `${k}=${v === null ? 'n/a' : Number(v.toPrecision(4))}`).join(' ');
-      progress.endRun(`done in ${record.wallSeconds.toFixed(1)}s: ${shown}`);
-    } catch (e) {
-      if (e instanceof LabInterrupted) {
-        progress.endRun('interrupted; finished runs are kept (continue with --resume)');
-        interrupted = true;
-        break;
-      }
-      progress.stop();
-      throw e;
-    }
+      const shown = Object.entries(output.metrics).map(([k, v]) => `${k}=${v === null || !Number.isFinite(v) ? 'n/a' : Number(v.toPrecision(4))}`).join(' ');
+      progress.endRun(`done in ${wallSeconds.toFixed(1)}s: ${shown}`, worker);
+    },
+    failed: (task, reason, worker) => {
+      failedRuns.push({ experiment: task.experiment, variant: task.variant, seed: task.seed, reason });
+      progress.endRun(`failed: ${reason}`, worker);
+    },
+    log: (line) => progress.log(line),
+  };
+  let interrupted: boolean;
+  try {
+    ({ interrupted } = await executor.execute(todo, events, shouldStop));
+  } finally {
+    progress.stop();
   }
-  progress.stop();
+  if (interrupted) progress.log('interrupted; finished runs are kept (continue with --resume)');
 
   const meta: LabMeta = {
     normkitVersion: packageVersion(),
@@ -146,11 +158,58 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
     wallSeconds: (Date.now() - started) / 1000,
     runSeconds: 0,
     interrupted,
+    workers: options.queue !== undefined ? 'queue' : workers,
+    failedRuns,
   };
   const results: LabResults = { meta, experiments: options.experiments.map((e) => collect(e, options.outDir, quick, seeds, waiting, runnable)) };
   meta.runSeconds = results.experiments.reduce((s, e) => s + e.runs.reduce((t, r) => t + r.wallSeconds, 0), 0);
   await writeLabOutputs(options.outDir, results);
   return results;
+}
+
+function planHashOf(hashes: Map<string, string>): (experiment: string) => string {
+  return (experiment) => hashes.get(experiment) ?? '';
+}
+
+/**
+ * The order of the runs: seed by seed (an interrupted suite keeps whole seeds, which paired comparisons need),
+ * and within a seed the experiments' variants interleaved, so that the first runs of a suite sample every
+ * experiment and the ETA learns each one's cost early.
+ */
+export function schedule(experiments: Array<{ experiment: string; variants: string[]; steps: number }>, seeds: number): Array<Omit<RunTask, 'index'>> {
+  const out: Array<Omit<RunTask, 'index'>> = [];
+  const most = Math.max(0, ...experiments.map((e) => e.variants.length));
+  for (let seed = 0; seed < seeds; seed++) {
+    for (let v = 0; v < most; v++) {
+      for (const e of experiments) if (v < e.variants.length) out.push({ experiment: e.experiment, variant: e.variants[v], seed, steps: e.steps });
+    }
+  }
+  return out;
+}
+
+/** Runs in this process, one after the other (`--workers 1`): the experiments' own objects are used. */
+class InProcessExecutor implements RunExecutor {
+  readonly workers = 1;
+  constructor(private readonly experiments: Experiment[], private readonly setup: RunSetup) {}
+
+  async execute(tasks: RunTask[], events: ExecutorEvents, shouldStop: () => boolean): Promise<{ interrupted: boolean }> {
+    const data = dataContext(this.setup);
+    for (const task of tasks) {
+      if (shouldStop()) return { interrupted: true };
+      const experiment = this.experiments.find((e) => e.id === task.experiment) as Experiment;
+      events.start(task, 0);
+      try {
+        const { output, wallSeconds } = await executeRun(experiment, task.variant, task.seed, data, {
+          shouldStop, onStep: (step, loss) => events.step(task, 0, step, loss),
+        });
+        events.done(task, output, wallSeconds, 0);
+      } catch (e) {
+        if (e instanceof LabInterrupted) return { interrupted: true };
+        throw e;
+      }
+    }
+    return { interrupted: false };
+  }
 }
 
 function collect(

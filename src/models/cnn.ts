@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInteger, checkBoolean } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
-import { createNorm, listNorms } from '../core/registry.js';
+import { createNorm, listNorms } from '../catalog.js';
 
 /** Identity "patch extraction" kernels `[k, k, C, k*k*C]`, one per (k, C), kept for the life of the process. */
 const patchKernels = new Map<string, tf.Tensor4D>();

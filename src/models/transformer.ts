@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkInteger, checkKnownKeys, checkOneOf, checkPositive } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
-import { createNorm } from '../core/registry.js';
+import { createNorm } from '../catalog.js';
 import { deepNormConstants } from '../methods/deepnorm/index.js';
 import { L2Normalize, NGPTResidual } from '../methods/ngpt/layers.js';
 import { ngptNormalizeWeights } from '../methods/ngpt/normalize-weights.js';

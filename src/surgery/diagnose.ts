@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkKnownKeys, checkPositive } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
-import { listNorms } from '../core/registry.js';
+import { listNorms } from '../catalog.js';
 import { findFoldableBatchNorms } from './fold-batch-norm.js';
 
 type Layer = tfl.layers.Layer;

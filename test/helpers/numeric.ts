@@ -4,29 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import { findViolation } from './close.js';
+import { randn } from './random.js';
 
-/** Deterministic uniform generator in [0, 1) (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** `n` standard normal values (Box-Muller) scaled to `mean + std * z`, as a Float32Array. */
-export function randn(n: number, seed: number, mean = 0, std = 1): Float32Array {
-  const u = rng(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const z = Math.sqrt(-2 * Math.log(1 - u())) * Math.cos(2 * Math.PI * u());
-    out[i] = mean + std * z;
-  }
-  return out;
-}
+export { rng, randn } from './random.js';
 
 /** A float32 tensor of standard normal values. */
 export function randnTensor(shape: number[], seed: number, mean = 0, std = 1): tf.Tensor {
@@ -43,25 +24,8 @@ export function f64(t: tf.Tensor): Float64Array {
  */
 export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: { rtol?: number; atol?: number }, what = 'values'): void {
   assert.equal(actual.length, expected.length, `${what}: length ${actual.length} != ${expected.length}`);
-  const rtol = tol.rtol ?? 0;
-  const atol = tol.atol ?? 0;
-  let worst = -1;
-  let worstExcess = 0;
-  for (let i = 0; i < actual.length; i++) {
-    const a = actual[i];
-    const e = expected[i];
-    if (Number.isNaN(a) !== Number.isNaN(e)) {
-      assert.fail(`${what}[${i}]: got ${a}, expected ${e}`);
-    }
-    const excess = Math.abs(a - e) - (atol + rtol * Math.abs(e));
-    if (excess > worstExcess || !Number.isFinite(a) !== !Number.isFinite(e)) {
-      worstExcess = excess;
-      worst = i;
-    }
-  }
-  if (worst >= 0) {
-    assert.fail(`${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} (rtol ${rtol}, atol ${atol})`);
-  }
+  const v = findViolation(actual, expected, tol);
+  if (v) assert.fail(`${what}[${v.index}]: got ${v.actual}, expected ${v.expected} (rtol ${tol.rtol ?? 0}, atol ${tol.atol ?? 0})`);
 }
 
 /** Central finite-difference gradient of a scalar float64 function. */

@@ -1,13 +1,34 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, truncateSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, truncateSync, readdirSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/node.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { randn } from '../helpers/numeric.js';
+import { fileSystemOps } from '../../src/io/file-system.js';
+
+/** The weights file names a saved model JSON lists. */
+function weightsPaths(modelPath: string): string[] {
+  const json = JSON.parse(readFileSync(modelPath, 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+  return json.weightsManifest.flatMap((g) => g.paths);
+}
+
+/** A small model whose weights are all `value` (so two models are told apart by their weights). */
+function constantModel(value: number): tfl.LayersModel {
+  const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [2] }), new nk.LayerNormalization()] });
+  model.setWeights(model.getWeights().map((w) => tf.fill(w.shape, value)));
+  return model;
+}
+
+/** Asserts a model loaded from `path` has every weight equal to `value`. */
+async function assertLoadsConstant(path: string, value: number, what: string): Promise<void> {
+  const loaded = await tfl.loadLayersModel(nk.io.fileSystem(path));
+  for (const w of loaded.getWeights()) assert.ok((w.dataSync() as Float32Array).every((v) => v === value), `${what}: weights are ${value}`);
+  loaded.dispose();
+}
 
 /** Bit-exact comparison of two float32 tensors. */
 function assertBitEqual(a: tf.Tensor, b: tf.Tensor, what: string): void {
@@ -81,9 +102,9 @@ forEachBackend(() => {
       const trunc = join(dir, 'trunc');
       const model = tfl.sequential({ layers: [tfl.layers.dense({ units: 4, inputShape: [3] })] });
       await model.save(nk.io.fileSystem(trunc));
-      const bin = join(trunc, 'weights.bin');
+      const bin = join(trunc, weightsPaths(join(trunc, 'model.json'))[0]);
       const full = readFileSync(bin).byteLength;
-      assert.equal(full, (3 * 4 + 4) * 4, 'weights.bin holds kernel and bias as float32');
+      assert.equal(full, (3 * 4 + 4) * 4, 'the weights file holds kernel and bias as float32');
       truncateSync(bin, full - 4);
       await assert.rejects(tfl.loadLayersModel(nk.io.fileSystem(trunc)), (e: Error) => e.message.includes(bin) && /truncated/.test(e.message));
       model.dispose();
@@ -91,6 +112,130 @@ forEachBackend(() => {
 
     it('rejects an empty path', () => {
       assert.throws(() => nk.io.fileSystem(''), /'path'/);
+    });
+
+    describe('atomic saves', () => {
+      type Ops = typeof fileSystemOps;
+      const original: Ops = { ...fileSystemOps };
+      after(() => Object.assign(fileSystemOps, original));
+
+      /** Snapshot of a folder's files and their bytes. */
+      function snapshot(folder: string): Map<string, string> {
+        return new Map(readdirSync(folder).map((f) => [f, readFileSync(join(folder, f)).toString('base64')]));
+      }
+
+      it('two models saved under different names in one folder keep their own weights', async () => {
+        const folder = join(dir, 'ckpt');
+        const a = constantModel(1);
+        const b = constantModel(2);
+        await a.save(nk.io.fileSystem(join(folder, 'epoch1.json')));
+        await b.save(nk.io.fileSystem(join(folder, 'epoch2.json')));
+        await assertLoadsConstant(join(folder, 'epoch1.json'), 1, 'epoch1');
+        await assertLoadsConstant(join(folder, 'epoch2.json'), 2, 'epoch2');
+        assert.match(weightsPaths(join(folder, 'epoch1.json'))[0], /^epoch1\.weights\.[0-9a-f]{16}\.bin$/);
+        a.dispose();
+        b.dispose();
+      });
+
+      it('saving again under one name replaces the model and leaves exactly one weights file for it', async () => {
+        const folder = join(dir, 'resave');
+        const a = constantModel(3);
+        const b = constantModel(4);
+        await a.save(nk.io.fileSystem(folder));
+        await b.save(nk.io.fileSystem(folder));
+        await b.save(nk.io.fileSystem(folder));
+        await assertLoadsConstant(folder, 4, 'resaved');
+        assert.deepEqual(readdirSync(folder).sort(), ['model.json', weightsPaths(join(folder, 'model.json'))[0]].sort());
+        a.dispose();
+        b.dispose();
+      });
+
+      it('still loads a model whose JSON names a shared weights.bin', async () => {
+        const folder = join(dir, 'old-format');
+        const a = constantModel(5);
+        await a.save(nk.io.fileSystem(folder));
+        const modelPath = join(folder, 'model.json');
+        renameSync(join(folder, weightsPaths(modelPath)[0]), join(folder, 'weights.bin'));
+        const json = JSON.parse(readFileSync(modelPath, 'utf8')) as { weightsManifest: Array<{ paths: string[] }> };
+        json.weightsManifest[0].paths = ['weights.bin'];
+        writeFileSync(modelPath, JSON.stringify(json));
+        await assertLoadsConstant(folder, 5, 'weights.bin');
+        a.dispose();
+      });
+
+      // Each step of a save, made to fail in turn while a previous model sits at the same path.
+      const steps: Array<[string, (fail: Error) => void, RegExp]> = [
+        ['creating the folder', (fail) => (fileSystemOps.mkdir = () => Promise.reject(fail)), /creating the folder/],
+        ['writing the weights', (fail) => (fileSystemOps.open = () => Promise.reject(fail)), /writing the weights/],
+        [
+          'flushing the model JSON',
+          (fail) => {
+            let n = 0;
+            fileSystemOps.open = async (p) => {
+              const h = await original.open(p);
+              if (++n === 2) h.sync = () => Promise.reject(fail);
+              return h;
+            };
+          },
+          /writing the model JSON/,
+        ],
+        ['renaming the weights', (fail) => (fileSystemOps.rename = () => Promise.reject(fail)), /renaming the weights/],
+        [
+          'renaming the model JSON',
+          (fail) => {
+            let n = 0;
+            fileSystemOps.rename = (from, to) => (++n === 2 ? Promise.reject(fail) : original.rename(from, to));
+          },
+          /renaming the model JSON/,
+        ],
+      ];
+      for (const [what, inject, message] of steps) {
+        it(`a save failing at ${what} leaves the previous model loadable and unchanged`, async () => {
+          const folder = join(dir, `fail-${what.replace(/ /g, '-')}`);
+          const old = constantModel(6);
+          await old.save(nk.io.fileSystem(folder));
+          const before = snapshot(folder);
+          const next = constantModel(7);
+          const fail = Object.assign(new Error('injected'), { code: 'EACCES' });
+          inject(fail);
+          try {
+            await assert.rejects(next.save(nk.io.fileSystem(folder)), (e: Error) => {
+              assert.ok(e instanceof nk.NormkitError, `a NormkitError, got ${e.name}: ${e.message}`);
+              assert.ok(e.message.includes(join(folder, 'model.json')), `names the file: ${e.message}`);
+              assert.match(e.message, message);
+              assert.match(e.message, /EACCES/);
+              return true;
+            });
+          } finally {
+            Object.assign(fileSystemOps, original);
+          }
+          assert.deepEqual(snapshot(folder), before, 'files unchanged, no temporary file left');
+          await assertLoadsConstant(folder, 6, 'previous model');
+          old.dispose();
+          next.dispose();
+        });
+      }
+
+      it('a model name too long for the file system fails labeled and leaves the folder as it was', async () => {
+        const folder = join(dir, 'long');
+        const old = constantModel(8);
+        await old.save(nk.io.fileSystem(join(folder, 'a.json')));
+        const before = snapshot(folder);
+        const long = join(folder, `${'n'.repeat(300)}.json`);
+        await assert.rejects(old.save(nk.io.fileSystem(long)), (e: Error) => e instanceof nk.NormkitError && /ENAMETOOLONG/.test(e.message) && e.message.includes(long));
+        assert.deepEqual(snapshot(folder), before);
+        await assertLoadsConstant(join(folder, 'a.json'), 8, 'other model');
+        old.dispose();
+      });
+
+      it('a file where the folder should be fails labeled', async () => {
+        const file = join(dir, 'a-file');
+        writeFileSync(file, 'x');
+        const model = constantModel(9);
+        await assert.rejects(model.save(nk.io.fileSystem(join(file, 'sub'))), (e: Error) => e instanceof nk.NormkitError && /creating the folder/.test(e.message) && /ENOTDIR|EEXIST/.test(e.message));
+        assert.equal(readFileSync(file, 'utf8'), 'x');
+        model.dispose();
+      });
     });
   });
 });

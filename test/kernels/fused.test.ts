@@ -6,6 +6,7 @@ import { fusedKernelAvailable } from '../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../src/kernels/fused.js';
 import { setSimdKernels, simdForCpuBackend, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 
@@ -256,7 +257,7 @@ function suite(backend: string, simd: boolean) {
     after(() => setSimdKernels(previousSimd));
 
     it(simd ? 'the SIMD module is built and loaded for this backend' : 'the SIMD path is switched off', () => {
-      const kernels = backend === 'wasm' ? simdForWasmBackend(tf.backend()) : simdForCpuBackend();
+      const kernels = backend === 'wasm' ? simdForWasmBackend(asWasmBackend(tf.backend())) : simdForCpuBackend();
       assert.equal(kernels !== null, simd);
     });
 

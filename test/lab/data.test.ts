@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/lab/index.js';
 
 /** IDX bytes built by hand (independent of encodeIdx): magic 00 00 08 rank, big-endian sizes, data. */
 function handIdx(dims: number[], data: number[]): Buffer {

@@ -6,43 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import * as nk from '../../src/index.js';
-import { runClassifier } from '../../src/lab/experiments/common.js';
+import * as nk from '../../src/lab/index.js';
 import { forEachBackend } from '../helpers/backends.js';
+import { tiny, tinyData } from '../helpers/lab-experiments.js';
 
 const CLI = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
-
-/** A tiny copy of the embedded data (64 training, 32 test images) so a lab run takes seconds. */
-function tinyData(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'normkit-tiny-'));
-  for (const [split, prefix, n] of [['train', 'train', 64], ['test', 't10k', 32]] as const) {
-    const set = nk.loadFashionMnist(nk.EMBEDDED_FASHION_MNIST_DIR, split, n);
-    nk.writeIdxFile(join(dir, `${prefix}-images-idx3-ubyte.gz`), [n, 28, 28], Uint8Array.from(set.images, (v) => Math.round(v * 255)));
-    nk.writeIdxFile(join(dir, `${prefix}-labels-idx1-ubyte`), [n], Uint8Array.from(set.labels));
-  }
-  return dir;
-}
-
-/** A real experiment at toy size: the CNN with LayerNorm vs no norm, 4 steps of batch 8. */
-const tiny: nk.Experiment = {
-  id: 'tiny',
-  title: 'Tiny',
-  claim: 'LayerNorm beats no normalization (not expected to be decided in 4 steps)',
-  papers: ['Ba, Kiros & Hinton 2016'],
-  methodPages: ['shared/methods/layer-norm.md'],
-  metric: 'final test accuracy',
-  missing: async () => [],
-  plan: () => ({
-    variants: [{ id: 'ln', label: 'LN' }, { id: 'none', label: 'none' }],
-    steps: 4,
-    setup: 'toy',
-    checks: [{ description: 'LN beats none', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, variantA: 'ln', variantB: 'none' }],
-  }),
-  run: async (variant, seed, ctx) => runClassifier({
-    cnn: { norm: variant.id === 'ln' ? 'layer' : 'none', widths: [4, 8] }, steps: 4, batchSize: 8, optimizer: () => tf.train.sgd(0.05), evalEvery: 2,
-  }, seed, ctx),
-  plots: [{ curve: 'train loss', title: 'Training loss', x: 'step', yTitle: 'loss' }],
-};
 
 forEachBackend((backend) => {
   describe('lab end to end', () => {

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/lab/index.js';
 
 function fakeResults(): nk.LabResults {
   const run = (variant: string, seed: number, base: number): nk.RunRecord => ({

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/lab/index.js';
 import { runFilePath } from '../../src/lab/results.js';
+import { schedule } from '../../src/lab/runner.js';
 
 /** A fake experiment that trains nothing: each run's metric is a function of variant and seed, calls are counted. */
 function fakeExperiment(calls: string[], setup = 'fake setup'): nk.Experiment {
@@ -49,7 +50,8 @@ describe('runLab', () => {
     const out = mkdtempSync(join(tmpdir(), 'normkit-lab-'));
     const calls: string[] = [];
     const results = await nk.runLab({ experiments: [fakeExperiment(calls), pending], seeds: 3, outDir: out, backend: 'cpu', textPath: 'unused' });
-    assert.deepEqual(calls, ['a0', 'a1', 'a2', 'b0', 'b1', 'b2']);
+    // Seed by seed, the variants interleaved (an interrupted suite keeps whole seeds).
+    assert.deepEqual(calls, ['a0', 'b0', 'a1', 'b1', 'a2', 'b2']);
     const [fake, later] = results.experiments;
     assert.equal(fake.status, 'done');
     assert.equal(fake.verdict, 'reproduced');
@@ -103,14 +105,22 @@ describe('runLab', () => {
     const progress = { ...nk.silentProgress, step: () => void steps++ };
     const first = await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu', progress, shouldStop: () => steps >= 7 });
     assert.equal(first.meta.interrupted, true);
-    assert.deepEqual(calls, ['a0', 'a1']);
+    assert.deepEqual(calls, ['a0', 'b0']);
     assert.equal(first.experiments[0].status, 'incomplete');
     assert.ok(existsSync(join(out, 'report.html')));
     calls.length = 0;
     const second = await nk.runLab({ experiments: [fakeExperiment(calls)], seeds: 3, outDir: out, backend: 'cpu', resume: true });
-    assert.deepEqual(calls, ['a2', 'b0', 'b1', 'b2']);
+    assert.deepEqual(calls, ['a1', 'b1', 'a2', 'b2']);
     assert.equal(second.experiments[0].status, 'done');
     assert.equal(second.meta.interrupted, false);
+  });
+
+  it('interleaves the experiments within each seed', () => {
+    const order = schedule([
+      { experiment: 'e', variants: ['a', 'b', 'c'], steps: 1 },
+      { experiment: 'f', variants: ['x'], steps: 2 },
+    ], 2).map((r) => `${r.experiment}${r.variant}${r.seed}`);
+    assert.deepEqual(order, ['ea0', 'fx0', 'eb0', 'ec0', 'ea1', 'fx1', 'eb1', 'ec1']);
   });
 
   it('the results are deterministic for a given seed (apart from times)', async () => {

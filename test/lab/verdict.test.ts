@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as nk from '../../src/index.js';
+import * as nk from '../../src/lab/index.js';
 
 const spec = (over: Partial<nk.ComparisonSpec> = {}): nk.ComparisonSpec => ({
   description: 'A beats B', metric: 'accuracy', better: 'higher', kind: 'better', margin: 0.01, labelA: 'A', labelB: 'B', ...over,

@@ -64,6 +64,27 @@ forEachBackend(() => {
       });
     });
 
+    it('rows where the clamp is active (all-zero, or norm below eps) get the finite gradient of g x / eps', () => {
+      // Row 0 all zero, row 1 of norm 5e-6 < eps = 1e-5, row 2 ordinary: d/dx sum(y * dy) = g dy / eps on the
+      // clamped rows, and the float64 reference's finite differences on the ordinary one.
+      const xv = new Float32Array([0, 0, 0, 0, 3e-6, 4e-6, 0.5, -1.5, 2]);
+      const dyv = randn(9, 12);
+      const eps = 1e-5;
+      for (const [name, op, gain] of [
+        ['scaleNorm', (a: tf.Tensor) => nk.scaleNorm(a, { g: 2, epsilon: eps }), 2],
+        ['fixNorm', (a: tf.Tensor) => nk.fixNorm(a, { epsilon: eps, scale: 3 }), 3],
+      ] as const) {
+        tf.tidy(() => {
+          const dx = f64(tf.grad((a: tf.Tensor) => tf.sum(tf.mul(op(a), tf.tensor(dyv, [3, 3]))))(tf.tensor(xv, [3, 3])));
+          assert.ok(dx.every(Number.isFinite), `${name}: finite gradients ${Array.from(dx)}`);
+          const clamped = Array.from(dyv.slice(0, 6), (v) => (gain * v) / eps);
+          assertClose(dx.slice(0, 6), clamped, { rtol: 1e-5 }, `${name}: dx on clamped rows`);
+          const fd = finiteDifference((v) => refScale(v, 3, gain, eps).slice(6).reduce((t, y, i) => t + y * dyv[6 + i], 0), Float64Array.from(xv));
+          assertClose(dx.slice(6), fd.slice(6), { atol: 1e-4, rtol: 1e-3 }, `${name}: dx on the ordinary row`);
+        });
+      }
+    });
+
     it('rejects bad input before computing, naming the argument', () => {
       const x = tf.zeros([2, 3]);
       assertThrowsMentioning(() => nk.scaleNorm(x, { g: tf.ones([3]) }), ['scaleNorm', "'g'", '[1]']);

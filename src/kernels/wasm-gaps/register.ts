@@ -11,9 +11,15 @@
  * `backend.wasm.HEAPF32`), runs the plain math of this folder, and hands the result to
  * `backend.makeOutput(shape, dtype, undefined, values)`, which allocates the output on the heap and copies it
  * there. Inputs are read before that allocation, since a growing heap replaces HEAPF32.
+ *
+ * normkit does not import the wasm backend. Kernels the backend lacks are registered under its name on import,
+ * whatever the import order. Replacements of kernels the backend has are registered once the backend's package
+ * is loaded (on import of normkit when it came first, else when {@link useBackend} selects it or a normkit op
+ * runs on it), since a backend registered later would overwrite them. The wasm backend's version is read as
+ * tfjs-core's (`tf.version_core`): the packages are released together and the peer range keeps them in step.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { version_wasm } from '@tensorflow/tfjs-backend-wasm';
+import { asWasmBackend, heapF32, heapI32, type WasmBackendLike } from '../backends/wasm.js';
 import type { WindowGeometry } from './geometry.js';
 import { convBackpropFilter } from './conv-backprop-filter.js';
 import { convBackpropInput } from './conv-backprop-input.js';
@@ -28,29 +34,6 @@ export interface WasmGapKernel {
   kernelName: string;
   /** 'added': wasm had none; 'replaced': wasm's own kernel gives wrong results in this version; 'kept': wasm's own kernel is used. */
   status: 'added' | 'replaced' | 'kept';
-}
-
-interface WasmBackendAccess {
-  dataIdMap: { get(dataId: object): { memoryOffset: number } };
-  wasm: { HEAPF32: Float32Array; HEAP32: Int32Array };
-  makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
-}
-
-const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
-/** A float32 view of a tensor in the wasm heap (valid until the next heap allocation). */
-function heapF32(backend: WasmBackendAccess, t: tf.TensorInfo): Float32Array {
-  const n = sizeOf(t.shape);
-  if (n === 0) return new Float32Array(0);
-  const at = backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
-  return backend.wasm.HEAPF32.subarray(at, at + n);
-}
-
-function heapI32(backend: WasmBackendAccess, t: tf.TensorInfo): Int32Array {
-  const n = sizeOf(t.shape);
-  if (n === 0) return new Int32Array(0);
-  const at = backend.dataIdMap.get(t.dataId).memoryOffset >>> 2;
-  return backend.wasm.HEAP32.subarray(at, at + n);
 }
 
 function requireFloat32(kernel: string, name: string, t: tf.TensorInfo): void {
@@ -115,7 +98,7 @@ function from3d(info: tf.backend_util.Conv3DInfo): WindowGeometry {
 
 type Inputs = Record<string, tf.TensorInfo>;
 type Attrs = Record<string, any>;
-type GapKernelFunc = (inputs: Inputs, backend: WasmBackendAccess, attrs: Attrs) => tf.TensorInfo;
+type GapKernelFunc = (inputs: Inputs, backend: WasmBackendLike, attrs: Attrs) => tf.TensorInfo;
 
 const conv2DBackpropFilter: GapKernelFunc = ({ x, dy }, backend, a) => {
   requireFloat32('Conv2DBackpropFilter', 'x', x);
@@ -221,29 +204,40 @@ function versionAtMost(a: string, b: string): boolean {
 const ownFuncs = new Set<tf.KernelFunc>();
 let report: WasmGapKernel[] = [];
 
+let complete = false;
+
 /**
- * Registers normkit's kernels for the gaps of the wasm backend (idempotent; runs when normkit is imported).
- * A kernel the wasm backend already has is left alone, unless it is one known to be wrong up to the
- * installed wasm version. Returns what was done per kernel.
+ * Registers normkit's kernels for the gaps of the wasm backend (idempotent; runs when normkit is imported and
+ * again when the wasm backend is selected). A kernel the wasm backend already has is left alone, unless it is
+ * one known to be wrong up to the installed version. Returns what was done per kernel.
  */
 export function registerWasmGapKernels(): readonly WasmGapKernel[] {
-  report = GAP_KERNELS.map(({ kernelName, func, replaceThrough }) => {
+  const backendLoaded = tf.findBackendFactory('wasm') !== null;
+  report = GAP_KERNELS.flatMap(({ kernelName, func, replaceThrough }): WasmGapKernel[] => {
     const existing = tf.getKernel(kernelName, 'wasm');
     if (existing !== undefined && ownFuncs.has(existing.kernelFunc)) {
-      return { kernelName, status: report.find((r) => r.kernelName === kernelName)?.status ?? 'added' };
+      return [{ kernelName, status: report.find((r) => r.kernelName === kernelName)?.status ?? 'added' }];
     }
+    // A replacement registered before the backend's package would be overwritten by it: wait for the package.
+    if (replaceThrough !== undefined && !backendLoaded) return [];
     let status: WasmGapKernel['status'] = 'added';
     if (existing !== undefined) {
-      if (replaceThrough === undefined || !versionAtMost(version_wasm, replaceThrough)) return { kernelName, status: 'kept' };
+      if (replaceThrough === undefined || !versionAtMost(tf.version_core, replaceThrough)) return [{ kernelName, status: 'kept' }];
       tf.unregisterKernel(kernelName, 'wasm');
       status = 'replaced';
     }
-    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, backend as unknown as WasmBackendAccess, (attrs ?? {}) as Attrs);
+    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, asWasmBackend(backend), (attrs ?? {}) as Attrs);
     ownFuncs.add(kernelFunc);
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
-    return { kernelName, status };
+    return [{ kernelName, status }];
   });
+  complete = backendLoaded;
   return report;
+}
+
+/** Completes the registration once the wasm backend's package is loaded (cheap when already complete). */
+export function ensureWasmGapKernels(): void {
+  if (!complete && tf.findBackendFactory('wasm') !== null) registerWasmGapKernels();
 }
 
 /** What {@link registerWasmGapKernels} did for each kernel (added, replaced or kept). */

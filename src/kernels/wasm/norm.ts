@@ -522,5 +522,8 @@ export function channelsBackward(
       }
       if (c < channels) gradOutputTail(xp, dyp, dxp, shiftP, mP, rsP, coefP, aP, bP, c, channels);
     }
+    // A slice of one element normalizes to a constant: its dx is exactly 0, where the folded coefficients
+    // above leave one rounding of rs * gamma * dy.
+    if (count == 1) memory.fill(dxb, 0, <usize>positions * rowBytes);
   }
 }

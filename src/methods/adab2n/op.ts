@@ -9,6 +9,7 @@ import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownK
 import { NormkitError } from '../../core/errors.js';
 import { centeredMoments } from '../../core/moments.js';
 import { stopGradient } from '../../core/stop-gradient.js';
+import { exp } from '../../core/second-order.js';
 
 /**
  * Weight eta_t of the new batch statistics at training step t >= 1 (the running statistics become
@@ -156,7 +157,7 @@ function balancedMoments(x: tf.Tensor, ids: number[], logits: tf.Tensor, current
   const counts = new Array<number>(tasks).fill(0);
   for (const id of ids) counts[id] += 1;
   const countsT = tf.tensor1d(counts);
-  const concentration = tf.add(tf.exp(tf.slice(logits, [0], [tasks])), countsT);
+  const concentration = tf.add(exp(tf.slice(logits, [0], [tasks])), countsT);
   const pi = tf.div(concentration, tf.sum(concentration));
   const oneHot = tf.cast(tf.oneHot(tf.tensor1d(ids, 'int32'), tasks), 'float32');
   const sampleWeights = tf.div(tf.squeeze(tf.matMul(oneHot, tf.reshape(pi, [tasks, 1])), [1]), tf.tensor1d(ids.map((id) => counts[id])));

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger, checkOneOf } from '../../core/checks.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
 import { NormkitError } from '../../core/errors.js';
 import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
@@ -245,8 +245,7 @@ export class BatchNormalization extends AffineNormLayer {
     return tf.tidy(() => {
       // With one value per channel every other axis has size 1, so the flat order is the channel order.
       const grouped = tf.reshape(x, [groups, channels / groups]);
-      const { variance, centered } = centeredMoments(grouped, [1]);
-      const y = tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon))), x.shape);
+      const y = tf.reshape(standardize(grouped, [1], this.epsilon).xhat, x.shape);
       const { gamma, beta } = this.affineValues();
       return applyChannelAffine(y, this.channelAxis, gamma, beta);
     });

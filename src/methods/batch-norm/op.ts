@@ -9,7 +9,7 @@ import { FUSED_KERNELS, channelsLayout, runFusedNormWithMoments } from '../../ke
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkNonNegative, checkOneOf, checkParam, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
 
 /** Which framework's moving-statistics rule and defaults to follow. */
 export type BatchNormConvention = 'keras' | 'pytorch';
@@ -192,8 +192,8 @@ export function batchNormTraining(
   beta?: tf.Tensor,
 ): { y: tf.Tensor; batchMean: tf.Tensor; batchVariance: tf.Tensor; count: number } {
   const reduceAxes = complementAxes([channelAxis], x.rank);
-  const { mean, variance, centered } = centeredMoments(x, reduceAxes);
-  let y = tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon)));
+  const { mean, variance, xhat } = standardize(x, reduceAxes, epsilon);
+  let y = xhat;
   y = applyChannelAffine(y, channelAxis, gamma, beta);
   const c = [x.shape[channelAxis]];
   return { y, batchMean: tf.reshape(mean, c), batchVariance: tf.reshape(variance, c), count: sizeOver(x.shape, reduceAxes) };

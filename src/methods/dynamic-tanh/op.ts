@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkScalarParam } from '../../core/checks.js';
+import { tanh } from '../../core/second-order.js';
 
 /** Options of {@link dynamicTanh}. gamma and beta act on the last (channel) axis. */
 export interface DynamicTanhOptions {
@@ -31,7 +32,7 @@ export function dynamicTanh(x: tf.Tensor, options: DynamicTanhOptions = {}): tf.
   checkParam(WHERE, 'beta', options.beta, [channels]);
   return tf.tidy(() => {
     const a = typeof alpha === 'number' ? tf.scalar(alpha) : tf.reshape(alpha, []);
-    let y = tf.tanh(tf.mul(x, a));
+    let y = tanh(tf.mul(x, a));
     if (options.gamma) y = tf.mul(y, options.gamma);
     if (options.beta) y = tf.add(y, options.beta);
     return y;

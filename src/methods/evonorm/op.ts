@@ -7,6 +7,8 @@ import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkPara
 import { centeredMoments } from '../../core/moments.js';
 import { stopGradient } from '../../core/stop-gradient.js';
 import { resolveGroups } from '../group-norm/op.js';
+import { sigmoid } from '../../core/second-order.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link evoNormB0}. Channels last: x is [N, ...spatial, C] with at least one spatial axis. */
 export interface EvoNormB0Options {
@@ -67,6 +69,10 @@ export function evoNormB0(x: tf.Tensor, options: EvoNormB0Options = {}): EvoNorm
   checkPositive(where, 'epsilon', epsilon);
   for (const name of ['movingVariance', 'gamma', 'beta', 'v'] as const) checkParam(where, name, options[name], [channels]);
 
+  if (x.size === 0) {
+    // No data: the moving variance stays as it was.
+    return tf.tidy(() => ({ y: emptyResult(x, [options.gamma, options.beta, options.v]), movingVariance: tf.clone(options.movingVariance ?? tf.ones([channels])) }));
+  }
   return tf.tidy(() => {
     const movingVariance = options.movingVariance ?? tf.ones([channels]);
     const v = options.v ?? tf.ones([channels]);
@@ -108,12 +114,14 @@ export function evoNormS0(x: tf.Tensor, options: EvoNormS0Options = {}): tf.Tens
   checkPositive(where, 'epsilon', epsilon);
   for (const name of ['gamma', 'beta', 'v'] as const) checkParam(where, name, options[name], [channels]);
 
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta, options.v]);
   return tf.tidy(() => {
     const v = options.v ?? tf.ones([channels]);
-    const grouped = tf.reshape(x, [...x.shape.slice(0, -1), groups, channels / groups]);
-    const axes = [...Array(x.rank - 2).keys()].map((a) => a + 1).concat([x.rank]);
-    const groupStd = tf.sqrt(tf.add(centeredMoments(grouped, axes).variance, epsilon));
-    const gated = tf.mul(x, tf.sigmoid(tf.mul(x, v)));
+    // [N, spatial, G, C/G]: rank 4 at most whatever x's rank (tfjs's rank-5 kernels are unreliable on webgl/webgpu).
+    const spatial = x.shape.slice(1, -1).reduce((a, b) => a * b, 1);
+    const grouped = tf.reshape(x, [x.shape[0], spatial, groups, channels / groups]);
+    const groupStd = tf.sqrt(tf.add(centeredMoments(grouped, [1, 3]).variance, epsilon));
+    const gated = tf.mul(x, sigmoid(tf.mul(x, v)));
     const gatedGrouped = tf.reshape(gated, grouped.shape);
     let y = tf.reshape(tf.div(gatedGrouped, groupStd), x.shape);
     if (options.gamma) y = tf.mul(y, options.gamma);

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link filterResponseNorm}. Channels last: x is [N, ...spatial, C]. */
 export interface FilterResponseNormOptions {
@@ -47,6 +48,7 @@ export function filterResponseNorm(x: tf.Tensor, options: FilterResponseNormOpti
     }
   }
 
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta, options.tau]);
   return tf.tidy(() => {
     const spatial = [...Array(x.rank - 2).keys()].map((a) => a + 1);
     const sq = tf.square(x);

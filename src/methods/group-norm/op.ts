@@ -8,7 +8,8 @@ import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused
 import { normalizeAxes } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link groupNorm}. */
 export interface GroupNormOptions {
@@ -78,6 +79,7 @@ export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.groupNorm) && axis === x.rank - 1) {
     return runFusedNorm(FUSED_KERNELS.groupNorm, x, channelsLayout(x.shape, 1, channels / groups), epsilon, options.gamma, options.beta);
   }
@@ -85,15 +87,18 @@ export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
 }
 
 /**
- * The composite path: validated arguments, tfjs ops only. Splits the channel axis into [G, C/G] and takes
- * moments over every axis but the batch and the group axis.
+ * The composite path: validated arguments, tfjs ops only. Views x as [N, P, G, (C/G) * Q], where P is the
+ * product of the axes between the batch and the channel axis and Q of those after it (a group's channels
+ * and everything after them are contiguous), and takes moments over axes 1 and 3.
+ *
+ * Staying at rank 4 matters: tfjs's rank-5 pad (the gradient of slice, used by the shifted moments) does not
+ * compile on webgl and silently computes wrong values on webgpu (tfjs 4.22).
  */
 export function groupNormComposite(x: tf.Tensor, axis: number, groups: number, epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   const shape = x.shape;
   const channels = shape[axis];
-  const grouped = [...shape.slice(0, axis), groups, channels / groups, ...shape.slice(axis + 1)];
-  const reduceAxes: number[] = [];
-  for (let i = 1; i < grouped.length; i++) if (i !== axis) reduceAxes.push(i);
-  const { variance, centered } = centeredMoments(tf.reshape(x, grouped), reduceAxes);
-  return applyAffine(tf.reshape(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), shape), [axis], gamma, beta);
+  const before = shape.slice(1, axis).reduce((a, b) => a * b, 1);
+  const after = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const grouped = [shape[0], before, groups, (channels / groups) * after];
+  return applyAffine(tf.reshape(standardize(tf.reshape(x, grouped), [1, 3], epsilon).xhat, shape), [axis], gamma, beta);
 }

@@ -8,8 +8,9 @@ import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused
 import { sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
 import { resolveChannelAxis } from '../group-norm/op.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link instanceNorm}. */
 export interface InstanceNormOptions {
@@ -65,6 +66,7 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.instanceNorm) && axis === x.rank - 1) {
     return runFusedNorm(FUSED_KERNELS.instanceNorm, x, channelsLayout(x.shape, 1, 1), epsilon, options.gamma, options.beta);
   }
@@ -73,6 +75,5 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
 
 /** The composite path: validated arguments, tfjs ops only; `spatial` are the reduced axes. */
 export function instanceNormComposite(x: tf.Tensor, axis: number, spatial: number[], epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
-  const { variance, centered } = centeredMoments(x, spatial);
-  return applyAffine(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), [axis], gamma, beta);
+  return applyAffine(standardize(x, spatial, epsilon).xhat, [axis], gamma, beta);
 }

@@ -5,9 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
-import { centeredMoments } from '../../core/moments.js';
+import { standardize } from '../../core/moments.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link layerNorm}. */
 export interface LayerNormOptions {
@@ -40,6 +41,7 @@ export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tens
   const pShape = paramShape(x.shape, axes);
   checkParam(WHERE, 'gamma', options.gamma, pShape);
   checkParam(WHERE, 'beta', options.beta, pShape);
+  if (x.size === 0) return emptyResult(x, [options.gamma, options.beta]);
   if (fusedKernelAvailable(FUSED_KERNELS.layerNorm) && areTrailing(axes, x.rank)) {
     return runFusedNorm(FUSED_KERNELS.layerNorm, x, rowsLayout(x.shape, axes[0], true), epsilon, options.gamma, options.beta);
   }
@@ -48,6 +50,5 @@ export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tens
 
 /** The composite path: validated arguments, tfjs ops only. */
 export function layerNormComposite(x: tf.Tensor, axes: number[], epsilon: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
-  const { variance, centered } = centeredMoments(x, axes);
-  return applyAffine(tf.mul(centered, tf.rsqrt(tf.add(variance, epsilon))), axes, gamma, beta);
+  return applyAffine(standardize(x, axes, epsilon).xhat, axes, gamma, beta);
 }

@@ -149,7 +149,8 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
  */
 function groupScale(x: tf.Tensor, groups: number): tf.Tensor {
   const channels = x.shape[x.rank - 1];
-  const grouped = tf.reshape(x, [...x.shape.slice(0, -1), groups, channels / groups]);
+  // [rows, G, C/G]: rank 3 whatever x's rank (tfjs's rank-5 kernels are unreliable on webgl/webgpu).
+  const grouped = tf.reshape(x, [x.size / channels, groups, channels / groups]);
   const ms = tf.mean(tf.square(grouped), -1, true);
   return tf.reshape(tf.div(grouped, tf.sqrt(tf.add(ms, POWER_GROUP_EPSILON))), x.shape);
 }

@@ -7,6 +7,7 @@ import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam,
 import { NormkitError } from '../../core/errors.js';
 import { scaleByMaxAbs } from '../../core/scaled-norm.js';
 import { stopGradient } from '../../core/stop-gradient.js';
+import { sigmoid } from '../../core/second-order.js';
 
 /** Where region statistics are pooled: over the batch (`'batch'`, the paper's code) or per sample (`'instance'`). */
 export type RegionStatistics = 'batch' | 'instance';
@@ -124,8 +125,10 @@ export function regionNormLearned(x: tf.Tensor, options: RegionNormLearnedOption
   return tf.tidy(() => {
     const x4 = x as tf.Tensor4D;
     const pooled = tf.concat([tf.mean(x4, -1, true), tf.max(x4, -1, true)], -1) as tf.Tensor4D;
-    const attention = tf.sigmoid(tf.conv2d(pooled, options.attentionKernel as tf.Tensor4D, 1, 'same'));
-    const m = tf.cast(tf.greaterEqual(attention, threshold), 'float32');
+    const attention = sigmoid(tf.conv2d(pooled, options.attentionKernel as tf.Tensor4D, 1, 'same')) as tf.Tensor4D;
+    // M = 1[a >= threshold] in float arithmetic, 1 - step(threshold - a): on tfjs 4.22's webgpu backend a
+    // float mask cast from a boolean tensor sums to wrong values (its transpose shader fails to compile).
+    const m = tf.sub(1, tf.step(tf.sub(threshold, attention)));
     const rn = regionNormalize(x, m, epsilon, statistics);
     let gamma: tf.Tensor = tf.conv2d(attention, options.gammaKernel as tf.Tensor4D, 1, 'same');
     let beta: tf.Tensor = tf.conv2d(attention, options.betaKernel as tf.Tensor4D, 1, 'same');

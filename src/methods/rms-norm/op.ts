@@ -8,7 +8,9 @@ import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
+import { rmsStandardize } from '../../core/moments.js';
 import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js';
+import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link rmsNorm}. */
 export interface RmsNormOptions {
@@ -43,6 +45,7 @@ export function rmsNorm(x: tf.Tensor, options: RmsNormOptions = {}): tf.Tensor {
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, paramShape(x.shape, axes));
   const statSize = partialStatSize(WHERE, options.partial, x.shape, axes);
+  if (x.size === 0) return emptyResult(x, [options.gamma]);
   if (fusedKernelAvailable(FUSED_KERNELS.rmsNorm) && areTrailing(axes, x.rank) && (statSize === undefined || statSize === x.shape[axes[0]])) {
     return runFusedNorm(FUSED_KERNELS.rmsNorm, x, rowsLayout(x.shape, axes[0], false), epsilon, options.gamma);
   }
@@ -79,6 +82,5 @@ export function rmsNormComposite(x: tf.Tensor, axes: number[], epsilon: number, 
     const size = x.shape.map((d, i) => (i === axes[0] ? statSize : d));
     stats = tf.slice(x, x.shape.map(() => 0), size);
   }
-  const meanSquare = tf.mean(tf.square(stats), axes, true);
-  return applyAffine(tf.mul(x, tf.rsqrt(tf.add(meanSquare, epsilon))), axes, gamma);
+  return applyAffine(rmsStandardize(x, axes, epsilon, stats), axes, gamma);
 }

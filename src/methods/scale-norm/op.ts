@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkFloat32, checkFloatTensor, checkKnownKeys, checkPositive, checkScalarParam } from '../../core/checks.js';
+import { powerOfTwoScale } from '../../core/moments.js';
 
 /** Options of {@link scaleNorm}. */
 export interface ScaleNormOptions {
@@ -20,10 +21,21 @@ export interface FixNormOptions {
   scale?: number;
 }
 
-/** `x / max(||x||_2, eps)` over the last axis (the norm as sqrt of the sum of squares, whose gradient stays finite). */
+/** Floor of the clamp's square: the smallest normal float32, so sqrt at the clamp keeps a finite gradient. */
+const MIN_SQUARE = 1.2e-38;
+
+/**
+ * `x / max(||x||_2, eps)` over the last axis, computed as `v / sqrt(max(sum(v^2), (eps / s)^2))` with
+ * v = x / s and s a constant power of two above max|x| (so squares neither overflow nor underflow). The
+ * clamp acts on the squared norm, so rows where it is active (all-zero rows included) get the finite
+ * gradient of x / eps instead of the NaN of sqrt's gradient at 0.
+ */
 function unitRows(x: tf.Tensor, epsilon: number): tf.Tensor {
-  const norm = tf.sqrt(tf.sum(tf.square(x), -1, true));
-  return tf.div(x, tf.maximum(norm, epsilon));
+  const axes = [x.rank - 1];
+  const s = powerOfTwoScale(x, axes);
+  const v = tf.div(x, s);
+  const floor = tf.maximum(tf.square(tf.div(epsilon, s)), MIN_SQUARE);
+  return tf.div(v, tf.sqrt(tf.maximum(tf.sum(tf.square(v), axes, true), floor)));
 }
 
 /**

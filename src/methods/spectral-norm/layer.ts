@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInteger, checkPositive } from '../../core/checks.js';
+import { NormkitError } from '../../core/errors.js';
 import { kernelAsMatrix, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
@@ -12,7 +13,7 @@ import { registerLayerClass } from '../../core/serialization.js';
 
 /** Arguments of {@link SpectralNormalization}. */
 export interface SpectralNormalizationArgs extends KernelWrapperArgs {
-  /** Power iterations per training call (default 1, as PyTorch). */
+  /** Power iterations per training call (default 1, as PyTorch; at most 1000). */
   powerIterations?: number;
   /** Floor of the vector norms in the power iteration, in (0, 1] (default 1e-12, as PyTorch). */
   epsilon?: number;
@@ -20,6 +21,9 @@ export interface SpectralNormalizationArgs extends KernelWrapperArgs {
 
 /** Iterations run once at build time, so the first sigma is already accurate (PyTorch's parametrization runs 15). */
 const BUILD_ITERATIONS = 15;
+
+/** Largest `powerIterations` accepted (each training call runs them all). */
+const MAX_POWER_ITERATIONS = 1000;
 
 /**
  * Spectral normalization of the wrapped layer's kernel: `W_SN = W / sigma`, with sigma the largest singular
@@ -49,6 +53,10 @@ export class SpectralNormalization extends KernelWrapper {
     super(args);
     this.powerIterations = args.powerIterations ?? 1;
     checkInteger(this.where, 'powerIterations', this.powerIterations, 1);
+    // Each call runs them all: a bound keeps a typo (1e308) from hanging the first call.
+    if (this.powerIterations > MAX_POWER_ITERATIONS) {
+      throw new NormkitError(this.where, 'powerIterations', `an integer from 1 to ${MAX_POWER_ITERATIONS} (1 per training call is the usual choice)`, this.powerIterations);
+    }
     this.epsilon = args.epsilon ?? 1e-12;
     // The vectors are scaled to max |.| = 1 before their norm (>= 1 unless zero) is floored by eps: eps <= 1
     // floors only an all-zero vector, larger values would shrink the unit vectors and inflate W / sigma.

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
+import { exp } from '../../core/second-order.js';
 
 /** The state a backward pass of {@link unifiedNorm} produces (both [.., C]). */
 export type UnifiedNormBackwardState = { emaGz: tf.Tensor; bufferGz: tf.Tensor };
@@ -195,7 +196,7 @@ function replaceRow(buffer: tf.Tensor, row: number, values: tf.Tensor): tf.Tenso
 
 /** Per-column geometric mean of [W, C] as exp(mean(log .)); a zero entry gives 0, as in the reference. */
 function geometricMean(buffer: tf.Tensor): tf.Tensor {
-  return tf.exp(tf.mean(tf.log(buffer), 0));
+  return exp(tf.mean(tf.log(buffer), 0));
 }
 
 /** Unbiased variance of all entries (scalar); NaN for a single entry, as torch.var. */

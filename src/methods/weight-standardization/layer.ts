@@ -8,7 +8,7 @@ import { checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { unitBroadcastShape, unitShape, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
-import { centeredMoments } from '../../core/moments.js';
+import { scaledMoments, standardize } from '../../core/moments.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
@@ -44,8 +44,7 @@ export class WeightStandardization extends KernelWrapper {
   }
 
   protected override computeKernel(kernel: tf.Tensor, layout: KernelLayout): tf.Tensor {
-    const { variance, centered } = centeredMoments(kernel, layout.fanInAxes);
-    return tf.mul(centered, tf.rsqrt(tf.add(variance, this.epsilon)));
+    return standardize(kernel, layout.fanInAxes, this.epsilon).xhat;
   }
 
   override getConfig(): tf.serialization.ConfigDict {
@@ -107,8 +106,9 @@ export class ScaledWeightStandardization extends KernelWrapper {
 
   protected override computeKernel(kernel: tf.Tensor, layout: KernelLayout): tf.Tensor {
     const fanIn = layout.fanInAxes.reduce((n, a) => n * kernel.shape[a], 1);
-    const { variance, centered } = centeredMoments(kernel, layout.fanInAxes);
-    const scale = tf.rsqrt(tf.maximum(tf.mul(variance, fanIn), this.epsilon));
+    // In units of s (see scaledMoments): centered / s * rsqrt(max(var / s^2 * fanIn, eps / s^2)).
+    const { centered, variance, scale: s } = scaledMoments(kernel, layout.fanInAxes);
+    const scale = tf.rsqrt(tf.maximum(tf.mul(variance, fanIn), tf.div(tf.div(this.epsilon, s), s)));
     const gain = tf.reshape((this.gain as tfl.LayerVariable).read(), unitBroadcastShape(kernel.shape, layout));
     return tf.mul(centered, tf.mul(scale, this.gamma === 1 ? gain : tf.mul(gain, this.gamma)));
   }
