@@ -24,6 +24,18 @@ export function normalizeAxes(where: string, axis: number | readonly number[], r
   return out.sort((p, q) => p - q);
 }
 
+/**
+ * Checks what can be checked of an axis argument before the input's rank is known (a layer's constructor):
+ * an integer or a non-empty list of distinct integers. {@link normalizeAxes} checks the range at build time.
+ */
+export function checkAxisArgument(where: string, axis: unknown, name = 'axis'): asserts axis is number | number[] {
+  const list = typeof axis === 'number' ? [axis] : axis;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((a) => typeof a === 'number' && Number.isInteger(a))) {
+    throw new NormkitError(where, name, 'an integer or a non-empty list of integers', axis);
+  }
+  if (new Set(list).size !== list.length) throw new NormkitError(where, name, 'a list of distinct axes', axis);
+}
+
 /** The axes of `rank` not in `axes`. */
 export function complementAxes(axes: readonly number[], rank: number): number[] {
   const out: number[] = [];

@@ -13,10 +13,30 @@ export function checkFloatTensor(where: string, name: string, x: unknown, minRan
   }
 }
 
-/** Throws unless `value` is a finite number > 0. */
-export function checkPositive(where: string, name: string, value: unknown): asserts value is number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new NormkitError(where, name, 'a finite number > 0', value);
+/** The largest finite float32 value. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * Throws unless `value` is a finite number > 0 and, when `max` is given, <= `max` (a parameter whose larger
+ * values would overflow float32 or change what the method computes).
+ */
+export function checkPositive(where: string, name: string, value: unknown, max = Infinity): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw new NormkitError(where, name, max === Infinity ? 'a finite number > 0' : `a number in (0, ${max}]`, value);
+  }
+}
+
+/** Throws unless `value` is a finite number >= 0 (an epsilon that Keras files may carry as 0). */
+export function checkNonNegative(where: string, name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new NormkitError(where, name, 'a finite number >= 0', value);
+  }
+}
+
+/** Throws unless `value` is a finite number within float32's range (a value stored in a float32 weight). */
+export function checkFloat32(where: string, name: string, value: unknown): asserts value is number {
+  if (typeof value !== 'number' || !(Math.abs(value) <= FLOAT32_MAX)) {
+    throw new NormkitError(where, name, `a finite number within float32's range (|value| <= ${FLOAT32_MAX})`, value);
   }
 }
 
@@ -27,10 +47,10 @@ export function checkInRange(where: string, name: string, value: unknown, lo: nu
   }
 }
 
-/** Throws unless `value` is an integer >= `min`. */
-export function checkInteger(where: string, name: string, value: unknown, min = 1): asserts value is number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    throw new NormkitError(where, name, `an integer >= ${min}`, value);
+/** Throws unless `value` is an integer >= `min` and, when `max` is given, <= `max` (a size that is allocated). */
+export function checkInteger(where: string, name: string, value: unknown, min = 1, max = Infinity): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new NormkitError(where, name, max === Infinity ? `an integer >= ${min}` : `an integer in [${min}, ${max}]`, value);
   }
 }
 
@@ -60,7 +80,8 @@ export function checkParam(where: string, name: string, param: unknown, shape: r
 /** Throws unless `value` is one scalar per layer: a finite number, or a float32 tensor of shape [] or [1]. */
 export function checkScalarParam(where: string, name: string, value: unknown): asserts value is number | tf.Tensor {
   if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new NormkitError(where, name, 'a finite number or a scalar tensor', value);
+    // The number becomes a float32 scalar: beyond float32's range it would be +-Infinity there.
+    if (!(Math.abs(value) <= FLOAT32_MAX)) throw new NormkitError(where, name, `a finite number within float32's range (|value| <= ${FLOAT32_MAX}) or a scalar tensor`, value);
     return;
   }
   checkFloatTensor(where, name, value);
@@ -79,13 +100,53 @@ export function checkRequiredInteger(where: string, name: string, value: unknown
   checkInteger(where, name, value, min);
 }
 
-/** Throws when an options object carries keys the function does not know (catches typos like `epsilion`). */
+/**
+ * Throws when an options object carries keys the function does not know (catches typos like `epsilion`),
+ * naming the unknown key, the closest known one and every known one.
+ */
 export function checkKnownKeys(where: string, options: object | undefined, known: readonly string[]): void {
-  if (options === undefined || options === null) return;
-  if (typeof options !== 'object') throw new NormkitError(where, 'options', 'an object', options);
+  if (options === undefined) return;
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new NormkitError(where, 'options', 'an object', options);
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new NormkitError(where, key, `one of the known options (${known.join(', ')})`, 'an unknown option');
+    if (!known.includes(key)) throw unknownKeyError(where, key, known, 'option');
+  }
+}
+
+/**
+ * The NormkitError for an unknown option or layer argument `key`: it names `where`, the key, the closest of
+ * `known` (by edit distance, when close enough to be a likely typo) and the whole list.
+ */
+export function unknownKeyError(where: string, key: string, known: readonly string[], noun: 'option' | 'argument'): NormkitError {
+  const near = closestName(key, known);
+  const hint = near === undefined ? '' : ` (did you mean '${near}'?)`;
+  const list = [...known].sort().join(', ');
+  return new NormkitError(where, key, '', undefined, `${where}: unknown ${noun} '${key}'${hint}; the known ${noun}s are ${list}.`);
+}
+
+/** The entry of `names` nearest to `name` (case-insensitive edit distance <= max(2, length / 3)), if any. */
+export function closestName(name: string, names: readonly string[]): string | undefined {
+  const a = name.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(a.length / 3)) + 1;
+  for (const candidate of names) {
+    const d = editDistance(a, candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
     }
   }
+  return best;
+}
+
+/** Levenshtein distance (insertions, deletions, substitutions) between two short strings. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
 }

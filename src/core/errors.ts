@@ -8,8 +8,12 @@ export class NormkitError extends Error {
   /** Name of the offending argument (e.g. `'axis'`, `'groups'`, `'gamma'`). */
   readonly argument: string;
 
-  constructor(where: string, argument: string, expected: string, got: unknown) {
-    super(`${where}: argument '${argument}' must be ${expected}, but got ${describe(got)}.`);
+  /**
+   * The message reads `where: argument 'argument' must be expected, but got <got>.`; `message`, when given,
+   * replaces it (for errors whose argument is a wrong name rather than a wrong value).
+   */
+  constructor(where: string, argument: string, expected: string, got: unknown, message?: string) {
+    super(message ?? `${where}: argument '${argument}' must be ${expected}, but got ${describe(got)}.`);
     this.name = 'NormkitError';
     this.argument = argument;
   }

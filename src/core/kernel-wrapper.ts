@@ -9,6 +9,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { NormkitError } from './errors.js';
+import { checkInputSpec, disposeOwnWeights, NormkitLayer } from './norm-layer.js';
 import { kernelLayout, SUPPORTED_KERNEL_LAYERS, type KernelLayout } from './kernel-layout.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
@@ -52,7 +53,8 @@ export function wrapKernelLayer<A extends KernelWrapperArgs, W extends tfl.layer
  * `static className`, create their own weights in {@link buildReparam}, compute the kernel in
  * {@link computeKernel} and extend `getConfig`.
  */
-export abstract class KernelWrapper extends tfl.layers.Layer {
+export abstract class KernelWrapper extends NormkitLayer {
+  static override argKeys: readonly string[] = ['layer'];
   /** The wrapped layer. */
   readonly layer: tfl.layers.Layer;
   /** Kernel layout of the wrapped layer, known after build. */
@@ -90,12 +92,25 @@ export abstract class KernelWrapper extends tfl.layers.Layer {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    if (!this.layer.built) {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    // Every supported layer takes [batch, ..., features]; tfjs would fail deep inside on a lower rank.
+    if (shape.length < 2) throw new NormkitError(this.where, 'inputs', 'a tensor of rank >= 2 ([batch, ..., features])', `shape [${shape.join(', ')}]`);
+    const innerWasBuilt = this.layer.built;
+    if (!innerWasBuilt) {
       this.layer.build(inputShape);
       this.layer.built = true;
     }
-    this.layout = kernelLayout(this.where, this.layer);
-    this.buildReparam(this.rawKernel.shape as number[], this.layout);
+    try {
+      this.layout = kernelLayout(this.where, this.layer);
+      this.buildReparam(this.rawKernel.shape as number[], this.layout);
+    } catch (e) {
+      // Leave the wrapped layer as it was given: its weights built here would otherwise leak.
+      if (!innerWasBuilt) {
+        disposeOwnWeights(this.layer);
+        this.layer.built = false;
+      }
+      throw e;
+    }
     this.built = true;
   }
 
@@ -121,6 +136,8 @@ export abstract class KernelWrapper extends tfl.layers.Layer {
    */
   protected callWithKernel(inputs: tf.Tensor | tf.Tensor[], kernel: tf.Tensor, kwargs: Kwargs, mode: 'full' | 'linear' | 'pre-activation' = 'full'): tf.Tensor {
     const layout = this.requireLayout();
+    // The wrapped layer's call skips its apply, so its input spec (e.g. Dense's feature count) is checked here.
+    checkInputSpec(this.where, this.layer, inputs);
     const holder = this.layer as unknown as Record<string, unknown>;
     const saved = { kernel: holder[layout.attribute], bias: holder.bias, useBias: holder.useBias, activation: holder.activation };
     const stand: KernelHolder = { read: () => kernel };

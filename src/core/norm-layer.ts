@@ -4,13 +4,144 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkBoolean, checkPositive } from './checks.js';
+import { checkBoolean, checkNonNegative, checkPositive, unknownKeyError } from './checks.js';
 import { NormkitError } from './errors.js';
 import { resolveConstraint, resolveInitializer, resolveRegularizer, serializeObject } from './serialization.js';
 
 type LayerArgs = ConstructorParameters<typeof tfl.layers.Layer>[0];
 type LayerVariable = tfl.LayerVariable;
 type Initializer = ReturnType<typeof tfl.initializers.ones>;
+
+/** tfjs's base layer arguments (LayerArgs), which every normkit layer accepts. */
+export const BASE_LAYER_KEYS: readonly string[] = ['name', 'trainable', 'inputShape', 'batchInputShape', 'batchSize', 'dtype', 'inputDType', 'weights'];
+
+/**
+ * A config key that some saved models carry (Keras base-layer or Keras-only options) for which normkit has no
+ * argument: accepted only at a value that changes nothing (`accepts`), refused otherwise (`expected` says which).
+ */
+export interface NeutralKey {
+  accepts: (value: unknown) => boolean;
+  expected: string;
+}
+
+/**
+ * Keys every layer tolerates: `customObjects`, which tfjs's deserializer adds to every config it loads, and
+ * the Keras base-layer keys without a tfjs counterpart (`autocast`, `activityRegularizer: null`).
+ */
+export const NEUTRAL_LAYER_KEYS: Readonly<Record<string, NeutralKey>> = {
+  customObjects: { accepts: () => true, expected: 'anything (tfjs adds it when loading)' },
+  autocast: { accepts: (v) => typeof v === 'boolean', expected: 'a boolean (no effect in tfjs)' },
+  activityRegularizer: { accepts: (v) => v === null || v === undefined, expected: 'null (normkit layers have no activity regularizer)' },
+};
+
+/** What {@link checkLayerArgs} needs of a layer class: its name and the keys it accepts. */
+export interface LayerClassKeys {
+  className: string;
+  /** The layer's own argument names; {@link BASE_LAYER_KEYS} are added. */
+  argKeys: readonly string[];
+  /** Keys accepted only at a neutral value; {@link NEUTRAL_LAYER_KEYS} are added. */
+  neutralKeys?: Readonly<Record<string, NeutralKey>>;
+}
+
+/**
+ * Checks a layer's constructor argument before tfjs sees it: an object (undefined means `{}`) whose every key
+ * is one of `cls.argKeys`, {@link BASE_LAYER_KEYS} or a neutral key at a neutral value. Throws a NormkitError
+ * naming the class and the key (and the closest accepted key, for a typo like `epsilion`). Returns the object.
+ */
+export function checkLayerArgs<A extends object>(cls: LayerClassKeys, args: A | undefined | null): A {
+  const where = cls.className;
+  if (args === undefined) return {} as A;
+  if (args === null || typeof args !== 'object' || Array.isArray(args) || args instanceof tf.Tensor || args instanceof tfl.layers.Layer) {
+    throw new NormkitError(where, 'args', 'an object of layer arguments (e.g. {name: ...})', args);
+  }
+  const neutral = { ...NEUTRAL_LAYER_KEYS, ...cls.neutralKeys };
+  const known = [...BASE_LAYER_KEYS, ...cls.argKeys];
+  for (const [key, value] of Object.entries(args)) {
+    if (known.includes(key)) continue;
+    const n = neutral[key];
+    if (n === undefined) throw unknownKeyError(where, key, known, 'argument');
+    if (!n.accepts(value)) throw new NormkitError(where, key, n.expected, value);
+  }
+  return args;
+}
+
+/**
+ * Throws unless `inputs` is what a layer can be applied to: a tf.Tensor, a SymbolicTensor, or a non-empty
+ * list of them (a layer with several inputs), of dtype float32 unless `anyDType` (layers taking token ids).
+ */
+export function checkLayerInputs(where: string, inputs: unknown, anyDType = false): void {
+  const one = (t: unknown) => t instanceof tf.Tensor || t instanceof tfl.SymbolicTensor;
+  if (!(one(inputs) || (Array.isArray(inputs) && inputs.length > 0 && inputs.every(one)))) {
+    throw new NormkitError(where, 'inputs', 'a tf.Tensor, a SymbolicTensor or a non-empty list of them', inputs);
+  }
+  if (anyDType) return;
+  for (const t of (Array.isArray(inputs) ? inputs : [inputs]) as Array<tf.Tensor | tfl.SymbolicTensor>) {
+    if (t.dtype !== 'float32') throw new NormkitError(where, 'inputs', 'float32 tensors (cast integer data first)', `dtype ${t.dtype}`);
+  }
+}
+
+/**
+ * Runs tfjs's check of `inputs` against `layer`'s input spec (the rank and channel sizes it was built for),
+ * turning its error into a NormkitError naming `where` and the inputs.
+ */
+export function checkInputSpec(where: string, layer: tfl.layers.Layer, inputs: tf.Tensor | tf.Tensor[] | tfl.SymbolicTensor | tfl.SymbolicTensor[]): void {
+  try {
+    (layer as unknown as { assertInputCompatibility(i: unknown): void }).assertInputCompatibility(inputs);
+  } catch (e) {
+    const shapes = (Array.isArray(inputs) ? inputs : [inputs]).map((t) => `[${t.shape.join(', ')}]`).join(', ');
+    throw new NormkitError(where, 'inputs', '', undefined, `${where}: argument 'inputs' (shape ${shapes}) does not fit the layer as built: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The base of every normkit layer: its constructor refuses a non-object argument and unknown or misspelt keys
+ * ({@link checkLayerArgs} with the subclass's static `argKeys`), and `apply` refuses anything but tensors.
+ */
+export abstract class NormkitLayer extends tfl.layers.Layer {
+  /** The layer's own argument names (beyond tfjs's LayerArgs); every subclass lists its own. */
+  static argKeys: readonly string[] = [];
+  /** Keys a saved config may carry that are accepted at one neutral value (see {@link NeutralKey}). */
+  static neutralKeys: Readonly<Record<string, NeutralKey>> = {};
+  /** Whether inputs of any dtype are accepted (token ids); otherwise they must be float32. */
+  static anyInputDType = false;
+
+  constructor(args?: LayerArgs) {
+    super(checkLayerArgs(new.target as unknown as LayerClassKeys, args));
+  }
+
+  override apply(inputs: tf.Tensor | tf.Tensor[] | tfl.SymbolicTensor | tfl.SymbolicTensor[], kwargs?: Record<string, unknown>): ReturnType<tfl.layers.Layer['apply']> {
+    checkLayerInputs(this.getClassName(), inputs, (this.constructor as typeof NormkitLayer).anyInputDType);
+    if (this.built) {
+      checkInputSpec(this.getClassName(), this, inputs);
+      return super.apply(inputs, kwargs);
+    }
+    try {
+      return super.apply(inputs, kwargs);
+    } catch (e) {
+      // tfjs marks a layer built only when build returns: weights of a build that threw would stay allocated
+      // with no way to dispose them, so a refused input would leak.
+      if (!this.built) disposeOwnWeights(this);
+      throw e;
+    }
+  }
+}
+
+/**
+ * Disposes the weights `layer` itself created (not those of layers it wraps) and forgets them, returning an
+ * unbuilt layer to its state before build.
+ */
+export function disposeOwnWeights(layer: tfl.layers.Layer): void {
+  const own = layer as unknown as { _trainableWeights: tfl.LayerVariable[]; _nonTrainableWeights: tfl.LayerVariable[]; _addedWeightNames?: string[] };
+  for (const w of [...own._trainableWeights, ...own._nonTrainableWeights]) w.dispose();
+  own._trainableWeights = [];
+  own._nonTrainableWeights = [];
+  if (own._addedWeightNames) own._addedWeightNames = [];
+}
+
+/** The argument names of {@link AffineNormLayer}, which its subclasses extend. */
+export const AFFINE_KEYS: readonly string[] = [
+  'epsilon', 'center', 'scale', 'betaInitializer', 'gammaInitializer', 'betaRegularizer', 'gammaRegularizer', 'betaConstraint', 'gammaConstraint',
+];
 
 /** Keras arguments shared by every layer with an affine transform. */
 export interface AffineLayerArgs extends NonNullable<LayerArgs> {
@@ -32,7 +163,8 @@ export interface AffineLayerArgs extends NonNullable<LayerArgs> {
  * A Layer with optional `gamma` (scale) and `beta` (shift) weights, created by {@link buildAffine}.
  * Subclasses set `static className`, implement `build`, `call` and extend `getConfig`.
  */
-export abstract class AffineNormLayer extends tfl.layers.Layer {
+export abstract class AffineNormLayer extends NormkitLayer {
+  static override argKeys: readonly string[] = AFFINE_KEYS;
   readonly epsilon: number;
   readonly center: boolean;
   readonly scale: boolean;
@@ -45,21 +177,26 @@ export abstract class AffineNormLayer extends tfl.layers.Layer {
   protected gamma: LayerVariable | null = null;
   protected beta: LayerVariable | null = null;
 
-  constructor(args: AffineLayerArgs, defaults: { epsilon: number; center?: boolean; scale?: boolean }) {
+  /**
+   * `defaults.zeroEpsilon` lets epsilon be 0 (BatchNormalization, as tfjs and Keras); otherwise it must be > 0.
+   */
+  constructor(args: AffineLayerArgs | undefined, defaults: { epsilon: number; center?: boolean; scale?: boolean; zeroEpsilon?: boolean }) {
     super(args);
-    const where = (this.constructor as unknown as { className: string }).className;
+    args ??= {};
+    const where = this.getClassName();
     this.epsilon = args.epsilon ?? defaults.epsilon;
-    checkPositive(where, 'epsilon', this.epsilon);
+    if (defaults.zeroEpsilon) checkNonNegative(where, 'epsilon', this.epsilon);
+    else checkPositive(where, 'epsilon', this.epsilon);
     this.center = args.center ?? defaults.center ?? true;
     this.scale = args.scale ?? defaults.scale ?? true;
     checkBoolean(where, 'center', this.center);
     checkBoolean(where, 'scale', this.scale);
-    this.betaInitializer = resolveInitializer(args.betaInitializer, 'zeros');
-    this.gammaInitializer = resolveInitializer(args.gammaInitializer, 'ones');
-    this.betaRegularizer = resolveRegularizer(args.betaRegularizer);
-    this.gammaRegularizer = resolveRegularizer(args.gammaRegularizer);
-    this.betaConstraint = resolveConstraint(args.betaConstraint);
-    this.gammaConstraint = resolveConstraint(args.gammaConstraint);
+    this.betaInitializer = resolveInitializer(where, 'betaInitializer', args.betaInitializer, 'zeros');
+    this.gammaInitializer = resolveInitializer(where, 'gammaInitializer', args.gammaInitializer, 'ones');
+    this.betaRegularizer = resolveRegularizer(where, 'betaRegularizer', args.betaRegularizer);
+    this.gammaRegularizer = resolveRegularizer(where, 'gammaRegularizer', args.gammaRegularizer);
+    this.betaConstraint = resolveConstraint(where, 'betaConstraint', args.betaConstraint);
+    this.gammaConstraint = resolveConstraint(where, 'gammaConstraint', args.gammaConstraint);
     this.supportsMasking = true;
   }
 

@@ -54,7 +54,8 @@ export function registerNorm(entry: NormEntry): void {
 
 /**
  * Returns a new normalization layer for a registry name (or alias), e.g. `createNorm('group', {groups: 8})`.
- * Throws with the list of known names when the name is unknown or the method has no layer.
+ * Throws with the list of known names when the name is unknown or the method has no layer, and a NormkitError
+ * naming the layer class and the key for an unknown or misspelt config key (`{epsilion: 0.5}`).
  */
 export function createNorm(name: string, config: Record<string, unknown> = {}): tfl.layers.Layer {
   const key = aliasToName.get(name);
@@ -65,6 +66,9 @@ export function createNorm(name: string, config: Record<string, unknown> = {}): 
   }
   if (entry.create === undefined) {
     throw new NormkitError('createNorm', 'name', 'a method that is a layer', `'${name}' (a ${entry.kind} method)`);
+  }
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new NormkitError('createNorm', 'config', `an object of ${entry.layerClass ?? 'layer'} arguments`, config);
   }
   return entry.create(config);
 }

@@ -66,7 +66,7 @@ export class TokenPositionEmbedding extends tfl.layers.Layer {
     this.vocabSize = args.vocabSize;
     this.maxLength = args.maxLength;
     this.dModel = args.dModel;
-    this.embeddingsInitializer = resolveInitializer(args.embeddingsInitializer ?? gpt2Normal(), 'zeros');
+    this.embeddingsInitializer = resolveInitializer(this.getClassName(), 'embeddingsInitializer', args.embeddingsInitializer ?? gpt2Normal(), 'zeros');
   }
 
   override build(): void {
@@ -201,8 +201,8 @@ export class CausalSelfAttention extends tfl.layers.Layer {
     checkBoolean(where, 'rotary', this.rotary);
     this.rotaryBase = args.rotaryBase ?? 10000;
     checkPositive(where, 'rotaryBase', this.rotaryBase);
-    this.kernelInitializer = resolveInitializer(args.kernelInitializer ?? gpt2Normal(), 'zeros');
-    this.outputInitializer = args.outputInitializer === undefined ? this.kernelInitializer : resolveInitializer(args.outputInitializer, 'zeros');
+    this.kernelInitializer = resolveInitializer(this.getClassName(), 'kernelInitializer', args.kernelInitializer ?? gpt2Normal(), 'zeros');
+    this.outputInitializer = args.outputInitializer === undefined ? this.kernelInitializer : resolveInitializer(this.getClassName(), 'outputInitializer', args.outputInitializer, 'zeros');
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

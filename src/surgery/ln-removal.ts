@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkInteger, checkKnownKeys } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../core/norm-layer.js';
 import { centeredMoments } from '../core/moments.js';
 import { registerNorm } from '../core/registry.js';
 import { registerLayerClass } from '../core/serialization.js';
@@ -43,12 +43,15 @@ export interface FakeLayerNormalizationArgs extends AffineLayerArgs {
  */
 export class FakeLayerNormalization extends AffineNormLayer {
   static className = 'NormkitFakeLayerNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'momentum', 'fake', 'firstPosition', 'firstMerged'];
   readonly momentum: number;
   readonly firstPosition: boolean;
   /** Whether the layer divides by the frozen constant. Serialized in the config. */
   fake: boolean;
   /** Whether position 0 uses the common constant. Serialized in the config. */
   firstMerged: boolean;
+  /** The feature (last axis) size, set by build. */
+  private features = 0;
   private stdEstimate: tfl.LayerVariable | null = null;
   private fakeStd: tfl.LayerVariable | null = null;
   private stdEstimateFirst: tfl.LayerVariable | null = null;
@@ -71,6 +74,7 @@ export class FakeLayerNormalization extends AffineNormLayer {
     const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
     const d = shape[shape.length - 1];
     if (d == null) throw new NormkitError('FakeLayerNormalization', 'inputShape', 'a known last dimension', shape);
+    this.features = d;
     if (this.firstPosition && shape.length !== 3) {
       throw new NormkitError('FakeLayerNormalization', 'firstPosition', 'false unless the input is [batch, time, features]', true);
     }
@@ -128,6 +132,11 @@ export class FakeLayerNormalization extends AffineNormLayer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>): tf.Tensor {
     const x = singleInput(inputs);
+    // gamma, beta and the constants broadcast: an input of other width would give a wrong-shaped output silently.
+    const d = this.features;
+    if (x.shape[x.rank - 1] !== d || x.rank < 1) {
+      throw new NormkitError('FakeLayerNormalization', 'inputs', `a tensor [..., ${d}] (the feature count the layer was built for)`, `shape [${x.shape.join(', ')}]`);
+    }
     const separate = this.firstPosition && !this.firstMerged && x.rank === 3;
     return tf.tidy(() => {
       const { variance, centered } = centeredMoments(x, [x.rank - 1]);

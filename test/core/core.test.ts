@@ -6,7 +6,8 @@ import * as nk from '../../src/index.js';
 import { normalizeAxes, broadcastShape, paramShape, complementAxes, areTrailing } from '../../src/core/axes.js';
 import { shiftedMoments, stableMoments } from '../../src/core/moments.js';
 import { checkRequiredInteger, checkRequiredParam, checkScalarParam } from '../../src/core/checks.js';
-import { resolveRegularizer, resolveInitializer, serializeObject } from '../../src/core/serialization.js';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { resolveConstraint, resolveRegularizer, resolveInitializer, serializeObject } from '../../src/core/serialization.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 
@@ -122,17 +123,63 @@ describe('registry', () => {
     assert.ok(nk.createNorm('ln') instanceof nk.LayerNormalization);
     assertThrowsMentioning(() => nk.createNorm('no-such-norm'), ['createNorm', "'name'", 'no-such-norm']);
   });
+
+  it('refuses unknown and misspelt layer config keys, naming the layer, the key and the closest accepted key', () => {
+    assertThrowsMentioning(() => nk.createNorm('layer', { epsilion: 0.5 }), ['LayerNormalization', "'epsilion'", "did you mean 'epsilon'", 'gammaInitializer']);
+    assertThrowsMentioning(() => nk.createNorm('group', { group: 3 }), ['GroupNormalization', "'group'", "did you mean 'groups'"]);
+    assertThrowsMentioning(() => new nk.InstanceNormalization({ foo: 1 } as never), ['InstanceNormalization', "unknown argument 'foo'"]);
+    assertThrowsMentioning(() => nk.createNorm('layer', null as never), ['createNorm', "'config'", 'null']);
+    assertThrowsMentioning(() => nk.createNorm('layer', 'epsilon' as never), ['createNorm', "'config'", '"epsilon"']);
+    assertThrowsMentioning(() => new nk.LayerNormalization(null as never), ['LayerNormalization', "'args'", 'null']);
+    assertThrowsMentioning(() => nk.createNorm('layer', { betaInitializer: 42 }), ['LayerNormalization', "'betaInitializer'", '42']);
+    // What tfjs adds when loading, and Keras base-layer keys that change nothing, are accepted.
+    assert.ok(nk.createNorm('layer', { customObjects: {}, autocast: true, activityRegularizer: null, name: 'ln1', trainable: false }) instanceof nk.LayerNormalization);
+    assertThrowsMentioning(() => nk.createNorm('layer', { activityRegularizer: 'l2' }), ["'activityRegularizer'", 'null']);
+    // tfjs's own constructor behaviour: LayerNormalization checks its axis before any input is seen.
+    assertThrowsMentioning(() => nk.createNorm('layer', { axis: 'last' }), ["'axis'", 'integer']);
+    assertThrowsMentioning(() => nk.createNorm('layer', { axis: [1, 1] }), ["'axis'", 'distinct']);
+  });
+
+  it('refuses non-tensor, non-float32 and misfitting inputs at apply, leaving no tensors', () => {
+    const layer = nk.createNorm('layer');
+    const fake = nk.createNorm('ln-removal');
+    const x = tf.zeros([4, 6]);
+    tf.dispose(fake.apply(x) as tf.Tensor);
+    const before = tf.memory().numTensors;
+    tf.tidy(() => {
+      assertThrowsMentioning(() => layer.apply(undefined as never), ['LayerNormalization', "'inputs'", 'undefined']);
+      assertThrowsMentioning(() => layer.apply(tf.zeros([2, 3], 'int32')), ['LayerNormalization', "'inputs'", 'int32']);
+      // Built for 6 features: a [4, 1] input would broadcast to a [4, 6] output of zeros.
+      assertThrowsMentioning(() => fake.apply(tf.zeros([4, 1])), ['FakeLayerNormalization', "'inputs'", '[4, 1]']);
+    });
+    assert.equal(tf.memory().numTensors, before);
+    x.dispose();
+    fake.dispose();
+  });
 });
 
 describe('serialization', () => {
   it('resolves Keras identifiers and L1/L2 classes that tfjs only knows as L1L2', () => {
-    const l2 = resolveRegularizer('l2');
+    const l2 = resolveRegularizer('T', 'r', 'l2');
     assert.deepEqual(serializeObject(l2), { className: 'L1L2', config: { l1: 0, l2: 0.01 } });
-    const l1 = resolveRegularizer({ className: 'L1', config: { l1: 0.5 } });
+    const l1 = resolveRegularizer('T', 'r', { className: 'L1', config: { l1: 0.5 } });
     assert.deepEqual(serializeObject(l1)?.config, { l1: 0.5, l2: 0 });
-    assert.equal(resolveRegularizer(undefined), null);
-    assert.equal(serializeObject(resolveInitializer('he_normal', 'zeros'))?.className, 'VarianceScaling');
-    assert.equal(serializeObject(resolveInitializer(undefined, 'ones'))?.className, 'Ones');
-    assert.throws(() => resolveInitializer('no_such_init', 'ones'), /unknown initializer 'NoSuchInit'/);
+    assert.equal(resolveRegularizer('T', 'r', undefined), null);
+    assert.equal(serializeObject(resolveInitializer('T', 'i', 'he_normal', 'zeros'))?.className, 'VarianceScaling');
+    assert.equal(serializeObject(resolveInitializer('T', 'i', undefined, 'ones'))?.className, 'Ones');
+  });
+
+  it('refuses a bad initializer, regularizer or constraint with a NormkitError naming the argument and the value', () => {
+    assertThrowsMentioning(() => resolveInitializer('GroupNormalization', 'betaInitializer', 'no_such_init', 'ones'), ['GroupNormalization', "'betaInitializer'", 'no_such_init']);
+    assertThrowsMentioning(() => resolveInitializer('LayerNormalization', 'betaInitializer', 42, 'ones'), ['LayerNormalization', "'betaInitializer'", '42']);
+    // Right name, wrong kind: a regularizer is not an initializer, an initializer is not a constraint.
+    assertThrowsMentioning(() => resolveInitializer('X', 'gammaInitializer', 'l2', 'ones'), ["'gammaInitializer'", 'l2', 'initializer']);
+    assertThrowsMentioning(() => resolveConstraint('X', 'gammaConstraint', tfl.initializers.ones()), ["'gammaConstraint'", 'constraint']);
+    assertThrowsMentioning(() => resolveRegularizer('X', 'betaRegularizer', [1, 2]), ["'betaRegularizer'", '[1, 2]']);
+    assertThrowsMentioning(() => resolveRegularizer('X', 'betaRegularizer', { className: 'L2', config: { l2: 'big' } }), ["'betaRegularizer'", 'L2']);
+    assertThrowsMentioning(() => resolveConstraint('X', 'betaConstraint', { className: 'MaxNorm', config: 3 }), ["'betaConstraint'", 'MaxNorm']);
+    for (const bad of [42, 'nope', [1], { className: 5 }, true]) {
+      assert.throws(() => resolveInitializer('X', 'i', bad, 'ones'), (e: Error) => e instanceof nk.NormkitError && (e as nk.NormkitError).argument === 'i');
+    }
   });
 });

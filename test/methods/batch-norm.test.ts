@@ -210,8 +210,8 @@ forEachBackend(() => {
       assertThrowsMentioning(() => nk.batchNorm(tf.zeros([1, 1, 1, 3]), { training: true, ...s }), ["'x'", 'more than one value per channel']);
       assertThrowsMentioning(() => nk.batchNorm(x, { training: true, momentum: 1.5, ...s }), ["'momentum'", '[0, 1]', '1.5']);
       assertThrowsMentioning(() => nk.batchNorm(x, { training: true, momentum: -0.1, ...s }), ["'momentum'"]);
-      assertThrowsMentioning(() => nk.batchNorm(x, { training: true, epsilon: 0, ...s }), ["'epsilon'", '> 0']);
-      assertThrowsMentioning(() => nk.batchNorm(x, { training: true, epsilon: -1, ...s }), ["'epsilon'"]);
+      assertThrowsMentioning(() => nk.batchNorm(x, { training: true, epsilon: -1, ...s }), ["'epsilon'", '>= 0']);
+      assertThrowsMentioning(() => nk.batchNorm(x, { training: true, epsilon: Infinity, ...s }), ["'epsilon'"]);
       assertThrowsMentioning(() => nk.batchNorm(x, { training: true, movingMean: tf.zeros([4]), movingVariance: s.movingVariance }), ["'movingMean'", '[3]', '[4]']);
       assertThrowsMentioning(() => nk.batchNorm(x, { training: true, movingMean: s.movingMean, movingVariance: tf.ones([3, 1]) }), ["'movingVariance'", '[3]']);
       assertThrowsMentioning(() => nk.batchNorm(x, { training: false, movingMean: s.movingMean } as never), ["'movingVariance'"]);
@@ -440,9 +440,44 @@ forEachBackend(() => {
       model.dispose();
     });
 
+    it('accepts epsilon 0 as tfjs and Keras do (a Keras model.json may carry it) and normalizes data with spread', async () => {
+      const topology = {
+        class_name: 'Sequential',
+        config: {
+          name: 'keras_bn0',
+          layers: [{ class_name: 'BatchNormalization', config: { name: 'bn', trainable: true, dtype: 'float32', batch_input_shape: [null, 2], axis: -1, momentum: 0.99, epsilon: 0, fused: null, renorm: false, renorm_clipping: null, renorm_momentum: 0.99, virtual_batch_size: null, adjustment: null } }],
+        },
+        keras_version: '2.15.0',
+        backend: 'tensorflow',
+      };
+      const values = { gamma: [2, 0.5], beta: [1, -1], moving_mean: [3, -2], moving_variance: [4, 0.25] };
+      const names = ['gamma', 'beta', 'moving_mean', 'moving_variance'] as const;
+      const weightSpecs = names.map((n) => ({ name: `bn/${n}`, shape: [2], dtype: 'float32' as const }));
+      const weightData = new Float32Array(names.map((n) => values[n]).flat()).buffer;
+      const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: topology, weightSpecs, weightData }));
+      assert.equal((model.layers[0] as nk.BatchNormalization).epsilon, 0);
+      const xv = [1, 2, 3, 4, -5, 7];
+      tf.tidy(() => assertClose(f64(model.predict(tf.tensor(xv, [3, 2])) as tf.Tensor), refInference(xv, [3, 2], 1, values.moving_mean, values.moving_variance, 0, values.gamma, values.beta), { atol: 1e-5, rtol: 1e-5 }, 'predict'));
+      // Training statistics with epsilon 0 on a channel with spread: the float64 formula with eps = 0.
+      const layer = new nk.BatchNormalization({ epsilon: 0, center: false, scale: false });
+      tf.tidy(() => {
+        const y = f64(layer.apply(tf.tensor(xv, [3, 2]), { training: true }) as tf.Tensor);
+        for (const c of [0, 1]) {
+          const col = [xv[c], xv[c + 2], xv[c + 4]];
+          const mean = col.reduce((a, b) => a + b, 0) / 3;
+          const std = Math.sqrt(col.reduce((a, b) => a + (b - mean) ** 2, 0) / 3);
+          assertClose([y[c], y[c + 2], y[c + 4]], col.map((v) => (v - mean) / std), { atol: 1e-5, rtol: 1e-5 }, `channel ${c}`);
+        }
+      });
+      model.dispose();
+      layer.dispose();
+    });
+
     it('rejects bad arguments naming them', () => {
       assertThrowsMentioning(() => new nk.BatchNormalization({ momentum: 2 }), ['BatchNormalization', "'momentum'"]);
-      assertThrowsMentioning(() => new nk.BatchNormalization({ epsilon: 0 }), ["'epsilon'"]);
+      assertThrowsMentioning(() => new nk.BatchNormalization({ epsilon: -1e-3 }), ["'epsilon'", '>= 0']);
+      assertThrowsMentioning(() => new nk.BatchNormalization({ renorm: true } as never), ["'renorm'", 'false']);
+      assertThrowsMentioning(() => new nk.BatchNormalization({ momentun: 0.9 } as never), ['BatchNormalization', "'momentun'", "'momentum'"]);
       assertThrowsMentioning(() => new nk.BatchNormalization({ axis: [1, 2] }), ["'axis'", 'one integer']);
       assertThrowsMentioning(() => new nk.BatchNormalization({ convention: 'caffe' as never }), ["'convention'"]);
       const layer = new nk.BatchNormalization({ axis: 3 });

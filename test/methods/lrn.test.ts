@@ -27,7 +27,59 @@ function refLrn(x: ArrayLike<number>, channels: number, p: { n: number; k: numbe
   return y;
 }
 
+/**
+ * PyTorch's LocalResponseNorm (torch/nn/functional.py local_response_norm) in float64, channels last: the
+ * squares are zero-padded with floor(n/2) channels before and floor((n-1)/2) after, averaged over n (so
+ * alpha / n), then b_c = a_c / (k + alpha * avg)^beta. Written from that definition for even n.
+ */
+function refTorchLrn(x: ArrayLike<number>, channels: number, p: { n: number; k: number; alpha: number; beta: number }): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let base = 0; base < x.length; base += channels) {
+    const padded = new Float64Array(channels + p.n - 1);
+    for (let c = 0; c < channels; c++) padded[c + Math.floor(p.n / 2)] = x[base + c] ** 2;
+    for (let c = 0; c < channels; c++) {
+      let avg = 0;
+      for (let t = 0; t < p.n; t++) avg += padded[c + t];
+      avg /= p.n;
+      y[base + c] = x[base + c] / (p.k + p.alpha * avg) ** p.beta;
+    }
+  }
+  return y;
+}
+
 forEachBackend(() => {
+  describe('localResponseNorm op, even window sizes (PyTorch window)', () => {
+    for (const c of [
+      { shape: [2, 3, 7], n: 2, k: 1, alpha: 0.9, beta: 0.75 },
+      { shape: [3, 6], n: 4, k: 2, alpha: 1.5, beta: 0.6 },
+      { shape: [2, 2, 2, 5], n: 6, k: 1, alpha: 2, beta: 1.1 },
+      { shape: [4, 3], n: 8, k: 0.5, alpha: 1, beta: 0.75 },
+    ]) {
+      it(`forward and gradient match PyTorch's definition in float64, shape [${c.shape}], size ${c.n}`, () => {
+        const channels = c.shape[c.shape.length - 1];
+        const xv = randn(size(c.shape), 3 + c.n, 0, 1.5);
+        const dyv = randn(size(c.shape), 4 + c.n);
+        const opts = { size: c.n, bias: c.k, alpha: c.alpha, beta: c.beta, convention: 'caffe' as const };
+        const fd = finiteDifference((v) => refTorchLrn(v, channels, c).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
+        tf.tidy(() => {
+          const x = tf.tensor(xv, c.shape);
+          assertClose(f64(nk.localResponseNorm(x, opts)), refTorchLrn(xv, channels, c), { atol: 1e-6, rtol: 1e-5 }, 'y');
+          const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nk.localResponseNorm(v, opts), tf.tensor(dyv, c.shape))))(x);
+          assertClose(f64(dx), fd, { atol: 1e-5, rtol: 1e-4 }, 'dx');
+        });
+      });
+    }
+
+    it('the layer takes even sizes too, and leaks nothing', async () => {
+      const xv = randn(2 * 5, 7);
+      const layer = new nk.LocalResponseNormalization({ size: 4, convention: 'caffe', alpha: 1 });
+      tf.tidy(() => assertClose(f64(layer.apply(tf.tensor(xv, [2, 5])) as tf.Tensor), refTorchLrn(xv, 5, { n: 4, k: 1, alpha: 1, beta: 0.75 }), { rtol: 1e-5 }, 'y'));
+      const x = tf.tensor(xv, [2, 5]);
+      await assertNoLeak(() => tf.grad((v: tf.Tensor) => tf.sum(nk.localResponseNorm(v, { size: 2 })))(x).dispose(), 'gradient');
+      x.dispose();
+    });
+  });
+
   describe('localResponseNorm op', () => {
     const cases: Array<{ shape: number[]; n: number; k: number; alpha: number; beta: number; caffe: boolean }> = [
       { shape: [2, 3, 3, 7], n: 5, k: 2, alpha: 1e-4, beta: 0.75, caffe: false },
@@ -77,7 +129,7 @@ forEachBackend(() => {
       const x = tf.zeros([2, 4]);
       assertThrowsMentioning(() => nk.localResponseNorm(tf.scalar(1)), ['localResponseNorm', "'x'", 'rank']);
       assertThrowsMentioning(() => nk.localResponseNorm(tf.zeros([2, 4], 'int32')), ["'x'", 'float32']);
-      assertThrowsMentioning(() => nk.localResponseNorm(x, { size: 4 }), ["'size'", 'odd', '4']);
+      assertThrowsMentioning(() => nk.localResponseNorm(x, { size: 2.5 }), ["'size'", 'integer', '2.5']);
       assertThrowsMentioning(() => nk.localResponseNorm(x, { size: 0 }), ["'size'", '>= 1']);
       assertThrowsMentioning(() => nk.localResponseNorm(x, { alpha: -1 }), ["'alpha'", '>= 0']);
       assertThrowsMentioning(() => nk.localResponseNorm(x, { beta: NaN }), ["'beta'"]);
@@ -121,7 +173,8 @@ forEachBackend(() => {
       assert.ok(layer instanceof nk.LocalResponseNormalization);
       assert.equal(layer.size, 3);
       assert.equal(layer.bias, 2);
-      assertThrowsMentioning(() => new nk.LocalResponseNormalization({ size: 2 }), ['LocalResponseNormalization', "'size'"]);
+      assertThrowsMentioning(() => new nk.LocalResponseNormalization({ size: 0 }), ['LocalResponseNormalization', "'size'"]);
+      assertThrowsMentioning(() => new nk.LocalResponseNormalization({ depthRadius: 2 } as never), ['LocalResponseNormalization', "'depthRadius'"]);
     });
   });
 });

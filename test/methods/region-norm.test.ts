@@ -211,6 +211,26 @@ forEachBackend(() => {
       });
     });
 
+    it('stays finite and exact for inputs of 1e19 to 1e30 (squares would overflow float32), forward and gradient', () => {
+      const shape = [2, 8, 2];
+      const mv = binaryMask(16, 44);
+      const dyv = randn(32, 45);
+      for (const scale of [1e19, 1e25, 1e30]) {
+        const xv = randn(32, 46).map((v) => v * scale);
+        tf.tidy(() => {
+          const m = tf.tensor(mv, [2, 8, 1]);
+          for (const statistics of ['batch', 'instance'] as const) {
+            const y = f64(nk.regionNorm(tf.tensor(xv, shape), m, { statistics }));
+            assertClose(y, refRegionCode(xv, mv, 2, 8, 2, 1, 1e-5, statistics), { atol: 1e-5, rtol: 1e-4 }, `scale ${scale}, ${statistics}`);
+          }
+          const dx = f64(tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nk.regionNorm(v, m), tf.tensor(dyv, shape))))(tf.tensor(xv, shape)));
+          assert.ok(dx.every(Number.isFinite), `scale ${scale}: finite gradient`);
+          const learned = nk.regionNormLearned(tf.tensor(xv, [1, 4, 4, 2]), { attentionKernel: tf.fill([3, 3, 2, 1], 0.1), gammaKernel: tf.fill([3, 3, 1, 1], 0.1), betaKernel: tf.fill([3, 3, 1, 1], 0.1) });
+          assert.ok(f64(learned).every(Number.isFinite), `scale ${scale}: RN-L finite`);
+        });
+      }
+    });
+
     it('rejects bad input before computing, naming the argument', () => {
       const x = tf.zeros([2, 3, 2]);
       const m = tf.ones([2, 3, 1]);

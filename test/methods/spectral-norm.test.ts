@@ -157,6 +157,7 @@ forEachBackend(() => {
       assertThrowsMentioning(() => new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 2 }), powerIterations: 0 }), ["'powerIterations'", 'integer >= 1']);
       assertThrowsMentioning(() => new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 2 }), powerIterations: 1.5 }), ["'powerIterations'"]);
       assertThrowsMentioning(() => new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 2 }), epsilon: -1 }), ["'epsilon'"]);
+      assertThrowsMentioning(() => new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 2 }), epsilon: 1e308 }), ["'epsilon'", '(0, 1]']);
       const layer = new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 2 }) });
       assertThrowsMentioning(() => layer.sigma(), ["'layer'", 'built']);
     });

@@ -222,7 +222,8 @@ forEachBackend(() => {
     it('rejects bad input before computing, naming the argument', () => {
       const x = tf.zeros([2, 3, 4]);
       assertThrowsMentioning(() => nk.unifiedNorm(x, { training: true }), ['unifiedNorm', "'iteration'"]);
-      assertThrowsMentioning(() => nk.unifiedNorm(x, { windowSize: 0 }), ["'windowSize'", 'integer >= 1']);
+      assertThrowsMentioning(() => nk.unifiedNorm(x, { windowSize: 0 }), ["'windowSize'", 'integer in [1, 10000]']);
+      assertThrowsMentioning(() => nk.unifiedNorm(x, { windowSize: 1e9 }), ["'windowSize'", '1000000000']);
       assertThrowsMentioning(() => nk.unifiedNorm(x, { windowSize: [2, 3, 4] as never }), ["'windowSize'"]);
       assertThrowsMentioning(() => nk.unifiedNorm(x, { bufferX2: tf.zeros([3, 4]) }), ["'bufferX2'", '[4, 4]', '[3, 4]']);
       assertThrowsMentioning(() => nk.unifiedNorm(x, { windowSize: [2, 5], bufferGz: tf.zeros([2, 4]) }), ["'bufferGz'", '[5, 4]']);

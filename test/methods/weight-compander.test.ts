@@ -111,7 +111,10 @@ forEachBackend(() => {
     });
 
     it('rejects bad arguments and is in the registry', () => {
-      assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 2 }), mu: 0 }), ['WeightCompander', "'mu'", '> 0']);
+      assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 2 }), mu: 0 }), ['WeightCompander', "'mu'", '(0, 1000000]']);
+      // Larger mu would overflow float32 (mu / ln(1 + mu), mu |w| / c) into Inf/NaN kernels.
+      assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 2 }), mu: 1e308 }), ['WeightCompander', "'mu'", '1e+308']);
+      assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 2 }), crossover: 1e308 }), ["'crossover'"]);
       assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 2 }), crossover: -1 }), ["'crossover'"]);
       assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 2 }), learnable: 'no' as never }), ["'learnable'"]);
       assertThrowsMentioning(() => new nk.WeightCompander({ layer: tfl.layers.flatten() }), ["'layer'", 'Flatten']);

@@ -178,7 +178,8 @@ forEachBackend(() => {
     });
 
     it('rejects bad arguments and is in the registry', () => {
-      assertThrowsMentioning(() => new nk.ScaledWeightStandardization({ layer: tfl.layers.dense({ units: 2 }), gamma: 0 }), ["'gamma'", '> 0']);
+      assertThrowsMentioning(() => new nk.ScaledWeightStandardization({ layer: tfl.layers.dense({ units: 2 }), gamma: 0 }), ["'gamma'", '(0, 10000]']);
+      assertThrowsMentioning(() => new nk.ScaledWeightStandardization({ layer: tfl.layers.dense({ units: 2 }), gamma: 1e308 }), ["'gamma'", '1e+308']);
       assertThrowsMentioning(() => new nk.ScaledWeightStandardization({ layer: tfl.layers.dense({ units: 2 }), trainableGain: 'yes' as never }), ["'trainableGain'", 'boolean']);
       assertThrowsMentioning(() => new nk.ScaledWeightStandardization({ layer: tfl.layers.batchNormalization() }), ["'layer'", 'BatchNormalization']);
       for (const [name, cls] of [['ws', nk.WeightStandardization], ['scaled-ws', nk.ScaledWeightStandardization]] as const) {

@@ -3,9 +3,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkInRange, checkInteger } from '../../core/checks.js';
+import { checkFloat32, checkInRange, checkInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, firstInputShape, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, firstInputShape } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { adaB2N, adab2nEta } from './op.js';
@@ -30,6 +30,9 @@ export interface AdaB2NArgs extends AffineLayerArgs {
 
 const WHERE = 'AdaB2N';
 
+/** Largest `numTasks` accepted: one learned logit per task is allocated (continual learning uses tens). */
+export const MAX_TASKS = 1e6;
+
 /**
  * AdaB2N, channels last. Called on `x` or on `[x, taskIds]` (taskIds: one task index per sample, [N] or [N, 1]).
  * In a training call (`fit`) of task t > 0 with task ids, the batch statistics are balanced across tasks by
@@ -40,6 +43,7 @@ const WHERE = 'AdaB2N';
  */
 export class AdaB2N extends AffineNormLayer {
   static className = 'AdaB2N';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'numTasks', 'kappa', 'momentum', 'initWeight', 'lossWeight', 'lossFromTask'];
   readonly numTasks: number;
   readonly kappa: number;
   readonly momentum: number;
@@ -53,7 +57,7 @@ export class AdaB2N extends AffineNormLayer {
   constructor(args: AdaB2NArgs = {}) {
     super(args, { epsilon: 1e-5 });
     if (args.numTasks === undefined) throw new NormkitError(WHERE, 'numTasks', 'an integer >= 1 (the number of tasks)', undefined);
-    checkInteger(WHERE, 'numTasks', args.numTasks, 1);
+    checkInteger(WHERE, 'numTasks', args.numTasks, 1, MAX_TASKS);
     this.numTasks = args.numTasks;
     this.kappa = args.kappa ?? 1;
     checkInRange(WHERE, 'kappa', this.kappa, 0, 1);
@@ -61,7 +65,7 @@ export class AdaB2N extends AffineNormLayer {
     checkInRange(WHERE, 'momentum', this.momentum, 0, 1);
     if (this.momentum === 0) throw new NormkitError(WHERE, 'momentum', 'a number in (0, 1]', this.momentum);
     this.initWeight = args.initWeight ?? 0;
-    if (typeof this.initWeight !== 'number' || !Number.isFinite(this.initWeight)) throw new NormkitError(WHERE, 'initWeight', 'a finite number', this.initWeight);
+    checkFloat32(WHERE, 'initWeight', this.initWeight);
     this.lossWeight = args.lossWeight ?? 0.1;
     if (typeof this.lossWeight !== 'number' || !Number.isFinite(this.lossWeight) || this.lossWeight < 0) {
       throw new NormkitError(WHERE, 'lossWeight', 'a finite number >= 0', this.lossWeight);

@@ -30,6 +30,7 @@ const WHERE = 'AlphaBatchNormalization';
  */
 export class AlphaBatchNormalization extends BatchNormalization {
   static override className = 'AlphaBatchNormalization';
+  static override argKeys: readonly string[] = [...BatchNormalization.argKeys, 'sourceWeight', 'varianceMixing'];
   readonly sourceWeight: number;
   readonly varianceMixing: VarianceMixing;
 

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkInteger, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { resolveGroups } from '../group-norm/op.js';
@@ -34,6 +34,7 @@ type LayerVariable = tfl.LayerVariable;
  */
 export class BatchChannelNormalization extends AffineNormLayer {
   static className = 'BatchChannelNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'groups', 'momentum', 'channelEpsilon', 'estimate', 'estimateSpeed'];
   readonly groups: number;
   readonly momentum: number;
   readonly channelEpsilon: number;

@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger, checkOneOf } from '../../core/checks.js';
 import { standardize } from '../../core/moments.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
 import {
@@ -64,6 +64,22 @@ export function smallBatchGroups(channels: number): number {
 
 const WHERE = 'BatchNormalization';
 
+const isNull = (v: unknown) => v === null || v === undefined;
+/**
+ * Keras's BatchNormalization options without a normkit counterpart: `fused` and `synchronized` change only
+ * how Keras computes (one device here), `renormMomentum` matters only with renorm; batch renormalization,
+ * virtual batches and `adjustment` would change the math, so only their "off" values are accepted.
+ */
+const KERAS_BATCH_NORM_KEYS = {
+  fused: { accepts: (v: unknown) => isNull(v) || typeof v === 'boolean', expected: 'a boolean or null (no effect)' },
+  synchronized: { accepts: (v: unknown) => typeof v === 'boolean', expected: 'a boolean (no effect on one device)' },
+  renorm: { accepts: (v: unknown) => v === false, expected: 'false (batch renormalization is not implemented)' },
+  renormClipping: { accepts: isNull, expected: 'null (batch renormalization is not implemented)' },
+  renormMomentum: { accepts: (v: unknown) => typeof v === 'number', expected: 'a number (unused without renorm)' },
+  virtualBatchSize: { accepts: isNull, expected: 'null (virtual batches are not implemented; see accumulateSteps)' },
+  adjustment: { accepts: isNull, expected: 'null' },
+};
+
 /**
  * Batch normalization per channel (the channel axis `axis`, default -1) over every other axis, for inputs of
  * any rank >= 2. Under `model.fit` (training = true) it normalizes with the batch statistics and updates
@@ -76,6 +92,9 @@ const WHERE = 'BatchNormalization';
  */
 export class BatchNormalization extends AffineNormLayer {
   static className = 'BatchNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'axis', 'momentum', 'movingMeanInitializer', 'movingVarianceInitializer', 'convention', 'accumulateSteps', 'onSmallBatch'];
+  /** Keras-only options a saved Keras model carries, accepted at the values that mean plain batch normalization. */
+  static override neutralKeys = KERAS_BATCH_NORM_KEYS;
   /** The axis as given (kept for getConfig). */
   readonly axis: number | number[];
   readonly momentum: number;
@@ -96,10 +115,10 @@ export class BatchNormalization extends AffineNormLayer {
   private accSteps = 0;
 
   constructor(args: BatchNormalizationArgs = {}) {
-    const convention = args.convention ?? 'keras';
+    const convention = args?.convention ?? 'keras';
     checkOneOf(WHERE, 'convention', convention, BATCH_NORM_CONVENTIONS);
     const defaults = batchNormDefaults(convention);
-    super(args, { epsilon: defaults.epsilon });
+    super(args, { epsilon: defaults.epsilon, zeroEpsilon: true });
     this.convention = convention;
     this.momentum = args.momentum ?? defaults.momentum;
     checkInRange(WHERE, 'momentum', this.momentum, 0, 1);
@@ -112,8 +131,8 @@ export class BatchNormalization extends AffineNormLayer {
     checkInteger(WHERE, 'accumulateSteps', this.accumulateSteps, 1);
     this.onSmallBatch = args.onSmallBatch ?? 'error';
     checkOneOf(WHERE, 'onSmallBatch', this.onSmallBatch, ON_SMALL_BATCH);
-    this.movingMeanInitializer = resolveInitializer(args.movingMeanInitializer, 'zeros');
-    this.movingVarianceInitializer = resolveInitializer(args.movingVarianceInitializer, 'ones');
+    this.movingMeanInitializer = resolveInitializer(WHERE, 'movingMeanInitializer', args.movingMeanInitializer, 'zeros');
+    this.movingVarianceInitializer = resolveInitializer(WHERE, 'movingVarianceInitializer', args.movingVarianceInitializer, 'ones');
   }
 
   /** The channel axis as one integer (negative values count from the end). */
@@ -138,8 +157,9 @@ export class BatchNormalization extends AffineNormLayer {
     this.movingMean = this.addStateWeight('moving_mean', [channels], this.movingMeanInitializer);
     this.movingVariance = this.addStateWeight('moving_variance', [channels], this.movingVarianceInitializer);
     if (this.accumulateSteps > 1) {
-      this.accMean = tf.variable(tf.zeros([channels]), false);
-      this.accM2 = tf.variable(tf.zeros([channels]), false);
+      // tf.variable shares the initial tensor's data: tidy disposes that tensor, the variable keeps the data.
+      this.accMean = tf.tidy(() => tf.variable(tf.zeros([channels]), false));
+      this.accM2 = tf.tidy(() => tf.variable(tf.zeros([channels]), false));
     }
     this.built = true;
   }

@@ -7,7 +7,7 @@ import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNormWithMoments } from '../../kernels/fused.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
-import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkNonNegative, checkOneOf, checkParam, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { standardize } from '../../core/moments.js';
 
@@ -130,7 +130,8 @@ export function validateBatchNorm(where: string, x: unknown, options: BatchNormO
   const momentum = options.momentum ?? defaults.momentum;
   checkInRange(where, 'momentum', momentum, 0, 1);
   const epsilon = options.epsilon ?? defaults.epsilon;
-  checkPositive(where, 'epsilon', epsilon);
+  // 0 is accepted as tfjs and Keras do (saved Keras models carry it); a channel of zero variance then gives NaN.
+  checkNonNegative(where, 'epsilon', epsilon);
   const pShape = [x.shape[channelAxis]];
   for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(where, name, options[name], pShape);
   checkParam(where, 'gamma', options.gamma, pShape);

@@ -4,10 +4,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { dynamicTanh } from './op.js';
+import { checkFloat32 } from '../../core/checks.js';
 
 /** Arguments of {@link DynamicTanh}: the Keras affine arguments (no epsilon) and alpha's initial value. */
 export interface DynamicTanhArgs extends Omit<AffineLayerArgs, 'epsilon'> {
@@ -23,19 +24,18 @@ type LayerVariable = tfl.LayerVariable;
  */
 export class DynamicTanh extends AffineNormLayer {
   static className = 'DynamicTanh';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS.filter((k) => k !== 'epsilon'), 'alphaInitValue'];
   readonly alphaInitValue: number;
   private alpha: LayerVariable | null = null;
 
   constructor(args: DynamicTanhArgs = {}) {
-    if ((args as AffineLayerArgs).epsilon !== undefined) {
+    if ((args as AffineLayerArgs | null)?.epsilon !== undefined) {
       throw new NormkitError('DynamicTanh', 'epsilon', 'absent (DyT computes no statistics)', (args as AffineLayerArgs).epsilon);
     }
     // AffineNormLayer validates an epsilon; DyT has none, so a placeholder is passed and never used or saved.
     super(args, { epsilon: 1 });
     this.alphaInitValue = args.alphaInitValue ?? 0.5;
-    if (typeof this.alphaInitValue !== 'number' || !Number.isFinite(this.alphaInitValue)) {
-      throw new NormkitError('DynamicTanh', 'alphaInitValue', 'a finite number', this.alphaInitValue);
-    }
+    checkFloat32('DynamicTanh', 'alphaInitValue', this.alphaInitValue);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger } from '../../core/checks.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
 import { resolveGroups } from '../group-norm/op.js';
@@ -37,6 +37,7 @@ const EVONORM_INPUT = 'rank >= 3 ([N, ...spatial, C]) with a known channel (last
  */
 export class EvoNormB0 extends AffineNormLayer {
   static className = 'EvoNormB0';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'momentum', 'vInitializer'];
   readonly momentum: number;
   private readonly vInitializer;
   private v: LayerVariable | null = null;
@@ -46,7 +47,7 @@ export class EvoNormB0 extends AffineNormLayer {
     super(args, { epsilon: 1e-3 });
     this.momentum = args.momentum ?? 0.1;
     checkInRange('EvoNormB0', 'momentum', this.momentum, 0, 1);
-    this.vInitializer = resolveInitializer(args.vInitializer, 'ones');
+    this.vInitializer = resolveInitializer(this.getClassName(), 'vInitializer', args.vInitializer, 'ones');
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -84,6 +85,7 @@ export class EvoNormB0 extends AffineNormLayer {
  */
 export class EvoNormS0 extends AffineNormLayer {
   static className = 'EvoNormS0';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'groups', 'vInitializer'];
   readonly groups: number;
   private readonly vInitializer;
   private v: LayerVariable | null = null;
@@ -92,7 +94,7 @@ export class EvoNormS0 extends AffineNormLayer {
     super(args, { epsilon: 1e-5 });
     this.groups = args.groups ?? 32;
     checkInteger('EvoNormS0', 'groups', this.groups, 1);
-    this.vInitializer = resolveInitializer(args.vInitializer, 'ones');
+    this.vInitializer = resolveInitializer(this.getClassName(), 'vInitializer', args.vInitializer, 'ones');
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

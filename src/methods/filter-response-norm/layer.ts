@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean } from '../../core/checks.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveConstraint, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
 import { filterResponseNorm } from './op.js';
@@ -32,6 +32,7 @@ const ser = (o: tf.serialization.Serializable | null) => serializeObject(o) as u
  */
 export class FilterResponseNormalization extends AffineNormLayer {
   static className = 'FilterResponseNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'tlu', 'learnedEpsilon', 'tauInitializer', 'tauRegularizer', 'tauConstraint', 'epsilonLInitializer'];
   readonly tlu: boolean;
   readonly learnedEpsilon: boolean;
   private readonly tauInitializer;
@@ -47,10 +48,10 @@ export class FilterResponseNormalization extends AffineNormLayer {
     this.learnedEpsilon = args.learnedEpsilon ?? false;
     checkBoolean('FilterResponseNormalization', 'tlu', this.tlu);
     checkBoolean('FilterResponseNormalization', 'learnedEpsilon', this.learnedEpsilon);
-    this.tauInitializer = resolveInitializer(args.tauInitializer, 'zeros');
-    this.tauRegularizer = resolveRegularizer(args.tauRegularizer);
-    this.tauConstraint = resolveConstraint(args.tauConstraint);
-    this.epsilonLInitializer = resolveInitializer(args.epsilonLInitializer ?? tfl.initializers.constant({ value: 1e-4 }), 'zeros');
+    this.tauInitializer = resolveInitializer('FilterResponseNormalization', 'tauInitializer', args.tauInitializer, 'zeros');
+    this.tauRegularizer = resolveRegularizer('FilterResponseNormalization', 'tauRegularizer', args.tauRegularizer);
+    this.tauConstraint = resolveConstraint('FilterResponseNormalization', 'tauConstraint', args.tauConstraint);
+    this.epsilonLInitializer = resolveInitializer('FilterResponseNormalization', 'epsilonLInitializer', args.epsilonLInitializer ?? tfl.initializers.constant({ value: 1e-4 }), 'zeros');
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

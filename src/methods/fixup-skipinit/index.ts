@@ -4,9 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkInteger, checkKnownKeys, checkOneOf } from '../../core/checks.js';
+import { checkFloat32, checkInteger, checkKnownKeys, checkOneOf } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { singleInput } from '../../core/norm-layer.js';
+import { NormkitLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
@@ -25,8 +25,9 @@ export interface ScalarAffineArgs extends LayerArgs {
  * One learned scalar shared by every element: `y = g * x` (mode 'gain': Fixup's multiplier, init 1;
  * SkipInit's branch gain, init 0) or `y = x + b` (mode 'bias': Fixup's scalar biases, init 0).
  */
-export class ScalarAffine extends tfl.layers.Layer {
+export class ScalarAffine extends NormkitLayer {
   static className = 'NormkitScalarAffine';
+  static override argKeys: readonly string[] = ['mode', 'initValue'];
   readonly mode: 'gain' | 'bias';
   readonly initValue: number;
   private value: tfl.LayerVariable | null = null;
@@ -36,9 +37,7 @@ export class ScalarAffine extends tfl.layers.Layer {
     checkOneOf('ScalarAffine', 'mode', args?.mode, ['gain', 'bias'] as const);
     this.mode = args.mode;
     this.initValue = args.initValue ?? (this.mode === 'gain' ? 1 : 0);
-    if (typeof this.initValue !== 'number' || !Number.isFinite(this.initValue)) {
-      throw new NormkitError('ScalarAffine', 'initValue', 'a finite number', this.initValue);
-    }
+    checkFloat32('ScalarAffine', 'initValue', this.initValue);
   }
 
   override build(): void {

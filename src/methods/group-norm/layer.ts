@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -27,6 +27,7 @@ export interface GroupNormalizationArgs extends AffineLayerArgs {
  */
 export class GroupNormalization extends AffineNormLayer {
   static className = 'GroupNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'groups', 'axis', 'convention'];
   readonly groups: number;
   readonly axis: number;
   readonly convention: 'keras' | 'pytorch';
@@ -34,7 +35,7 @@ export class GroupNormalization extends AffineNormLayer {
   private resolvedGroups = 1;
 
   constructor(args: GroupNormalizationArgs = {}) {
-    const convention = args.convention ?? 'keras';
+    const convention = args?.convention ?? 'keras';
     super(args, { epsilon: convention === 'pytorch' ? 1e-5 : 1e-3 });
     checkConvention('GroupNormalization', convention);
     this.convention = convention;

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkOneOf, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, firstInputShape, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { type AffineLayerArgs, AffineNormLayer, firstInputShape, NormkitLayer } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
 import { BATCH_NORM_CONVENTIONS, batchNormDefaults, type BatchNormConvention } from '../batch-norm/op.js';
@@ -45,8 +45,9 @@ const serialized = (obj: tf.serialization.Serializable | null) => serializeObjec
  * `inBeta` [h], `bnGamma`, `bnBeta`, and non-trainable `movingMean`, `movingVariance` [C - h]; with PyTorch's
  * split order, so `IN.weight`, `BN.weight`, ... port directly.
  */
-export class InstanceBatchNormalization extends tfl.layers.Layer {
+export class InstanceBatchNormalization extends NormkitLayer {
   static className = 'InstanceBatchNormalization';
+  static override argKeys: readonly string[] = ['ratio', 'epsilon', 'momentum', 'convention', 'center', 'scale', 'gammaInitializer', 'betaInitializer', 'gammaRegularizer', 'betaRegularizer'];
   readonly ratio: number;
   readonly epsilon: number;
   readonly momentum: number;
@@ -61,6 +62,7 @@ export class InstanceBatchNormalization extends tfl.layers.Layer {
 
   constructor(args: InstanceBatchNormalizationArgs = {}) {
     super(args);
+    args ??= {};
     this.ratio = args.ratio ?? 0.5;
     checkInRange(WHERE_A, 'ratio', this.ratio, 0, 1);
     this.convention = args.convention ?? 'pytorch';
@@ -73,10 +75,10 @@ export class InstanceBatchNormalization extends tfl.layers.Layer {
     this.scale = args.scale ?? true;
     checkBoolean(WHERE_A, 'center', this.center);
     checkBoolean(WHERE_A, 'scale', this.scale);
-    this.gammaInitializer = resolveInitializer(args.gammaInitializer, 'ones');
-    this.betaInitializer = resolveInitializer(args.betaInitializer, 'zeros');
-    this.gammaRegularizer = resolveRegularizer(args.gammaRegularizer);
-    this.betaRegularizer = resolveRegularizer(args.betaRegularizer);
+    this.gammaInitializer = resolveInitializer(WHERE_A, 'gammaInitializer', args.gammaInitializer, 'ones');
+    this.betaInitializer = resolveInitializer(WHERE_A, 'betaInitializer', args.betaInitializer, 'zeros');
+    this.gammaRegularizer = resolveRegularizer(WHERE_A, 'gammaRegularizer', args.gammaRegularizer);
+    this.betaRegularizer = resolveRegularizer(WHERE_A, 'betaRegularizer', args.betaRegularizer);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -92,8 +94,8 @@ export class InstanceBatchNormalization extends tfl.layers.Layer {
     if (this.center) this.vars.inBeta = add('inBeta', half, this.betaInitializer, this.betaRegularizer, true);
     if (this.scale) this.vars.bnGamma = add('bnGamma', channels - half, this.gammaInitializer, this.gammaRegularizer, true);
     if (this.center) this.vars.bnBeta = add('bnBeta', channels - half, this.betaInitializer, this.betaRegularizer, true);
-    this.vars.movingMean = add('movingMean', channels - half, resolveInitializer('zeros', 'zeros'), null, false);
-    this.vars.movingVariance = add('movingVariance', channels - half, resolveInitializer('ones', 'ones'), null, false);
+    this.vars.movingMean = add('movingMean', channels - half, tfl.initializers.zeros(), null, false);
+    this.vars.movingVariance = add('movingVariance', channels - half, tfl.initializers.ones(), null, false);
     this.built = true;
   }
 

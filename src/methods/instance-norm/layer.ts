@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -33,12 +33,13 @@ export interface InstanceNormalizationArgs extends AffineLayerArgs {
  */
 export class InstanceNormalization extends AffineNormLayer {
   static className = 'InstanceNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'axis', 'convention'];
   readonly axis: number;
   readonly convention: 'keras' | 'pytorch';
   private channelAxis = -1;
 
   constructor(args: InstanceNormalizationArgs = {}) {
-    const convention = args.convention ?? 'keras';
+    const convention = args?.convention ?? 'keras';
     const torch = convention === 'pytorch';
     super(args, { epsilon: torch ? 1e-5 : 1e-3, center: !torch, scale: !torch });
     checkConvention('InstanceNormalization', convention);

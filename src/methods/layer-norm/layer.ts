@@ -3,8 +3,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { normalizeAxes, paramShape } from '../../core/axes.js';
-import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { checkAxisArgument, normalizeAxes, paramShape } from '../../core/axes.js';
+import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -25,16 +25,20 @@ export interface LayerNormalizationArgs extends AffineLayerArgs {
  */
 export class LayerNormalization extends AffineNormLayer {
   static className = 'LayerNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'axis', 'convention'];
+  // Keras 3 writes rms_scaling (false); true would be RMSNormalization's math.
+  static override neutralKeys = { rmsScaling: { accepts: (v: unknown) => v === false, expected: 'false (use RMSNormalization for RMS scaling)' } };
   readonly axis: number | number[];
   readonly convention: 'keras' | 'pytorch';
   private axes: number[] = [];
 
   constructor(args: LayerNormalizationArgs = {}) {
-    const convention = args.convention ?? 'keras';
+    const convention = args?.convention ?? 'keras';
     super(args, { epsilon: convention === 'pytorch' ? 1e-5 : 1e-3 });
     checkConvention('LayerNormalization', convention);
     this.convention = convention;
     this.axis = args.axis ?? -1;
+    checkAxisArgument('LayerNormalization', this.axis);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

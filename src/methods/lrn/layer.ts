@@ -6,6 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { localResponseNorm, resolveLrnParams, type LocalResponseNormOptions, type LrnConvention } from './op.js';
+import { NormkitLayer } from '../../core/norm-layer.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
 
@@ -14,11 +15,12 @@ export interface LocalResponseNormalizationArgs extends LayerArgs, LocalResponse
 
 /**
  * Cross-channel local response normalization, channels last, no weights:
- * `y_c = x_c / (bias + a * sum_{|j - c| <= (size-1)/2} x_j^2)^beta` with a = alpha (`'alexnet'`, default)
+ * `y_c = x_c / (bias + a * sum_{c - floor(size/2) <= j <= c + floor((size-1)/2)} x_j^2)^beta` with a = alpha (`'alexnet'`, default)
  * or alpha / size (`'caffe'`, as Caffe's LRN layer and PyTorch's LocalResponseNorm).
  */
-export class LocalResponseNormalization extends tfl.layers.Layer {
+export class LocalResponseNormalization extends NormkitLayer {
   static className = 'LocalResponseNormalization';
+  static override argKeys: readonly string[] = ['size', 'alpha', 'beta', 'bias', 'convention'];
   readonly size: number;
   readonly alpha: number;
   readonly beta: number;
@@ -27,7 +29,7 @@ export class LocalResponseNormalization extends tfl.layers.Layer {
 
   constructor(args: LocalResponseNormalizationArgs = {}) {
     super(args);
-    const p = resolveLrnParams('LocalResponseNormalization', args);
+    const p = resolveLrnParams('LocalResponseNormalization', args ?? {});
     this.size = p.size;
     this.alpha = p.alpha;
     this.beta = p.beta;

@@ -15,7 +15,10 @@ export const LRN_CONVENTIONS: readonly LrnConvention[] = ['alexnet', 'caffe'];
 
 /** Options of {@link localResponseNorm}. Defaults depend on `convention`. */
 export interface LocalResponseNormOptions {
-  /** Number of channels in the window n, odd (default 5). */
+  /**
+   * Number of channels in the window n (default 5): channels c - floor(n/2) to c + floor((n-1)/2), centred
+   * for odd n, one more channel below than above for even n (PyTorch's LocalResponseNorm window).
+   */
   size?: number;
   /** Scale of the sum of squares (default 1e-4). */
   alpha?: number;
@@ -42,7 +45,6 @@ export function resolveLrnParams(where: string, options: LocalResponseNormOption
   checkOneOf(where, 'convention', convention, LRN_CONVENTIONS);
   const size = options.size ?? 5;
   checkInteger(where, 'size', size, 1);
-  if (size % 2 === 0) throw new NormkitError(where, 'size', 'an odd integer (the window is centred on each channel)', size);
   const alpha = options.alpha ?? 1e-4;
   const beta = options.beta ?? 0.75;
   const bias = options.bias ?? (convention === 'alexnet' ? 2 : 1);
@@ -55,12 +57,17 @@ export function resolveLrnParams(where: string, options: LocalResponseNormOption
 const WHERE = 'localResponseNorm';
 
 /**
- * Local response normalization over the last (channel) axis of `x` (any rank >= 1), with r = (size - 1) / 2:
+ * Local response normalization over the last (channel) axis of `x` (any rank >= 1):
  *
- *   y_c = x_c / (k + a * sum_{j = max(0, c - r)}^{min(C - 1, c + r)} x_j^2)^beta,
+ *   y_c = x_c / (k + a * sum_{j = max(0, c - floor(n/2))}^{min(C - 1, c + floor((n-1)/2))} x_j^2)^beta,
  *
  * a = alpha (`'alexnet'`: the paper's formula, k = 2, n = 5, alpha = 1e-4, beta = 0.75) or alpha / size
- * (`'caffe'`, also PyTorch's LocalResponseNorm; k = 1). Differentiable (tfjs's LRN gradient kernel).
+ * (`'caffe'`, also PyTorch's LocalResponseNorm; k = 1). For odd n the window is centred (r = (n - 1) / 2 on
+ * each side); for even n it is PyTorch's (n/2 channels below c, n/2 - 1 above). Differentiable (tfjs's LRN
+ * gradient kernel for odd n, a composite of tfjs ops for even n).
+ *
+ * @example
+ * const y = nk.localResponseNorm(x, { size: 4, convention: 'caffe' });   // as torch.nn.LocalResponseNorm(4)
  */
 export function localResponseNorm(x: tf.Tensor, options: LocalResponseNormOptions = {}): tf.Tensor {
   checkKnownKeys(WHERE, options, ['size', 'alpha', 'beta', 'bias', 'convention']);
@@ -68,9 +75,26 @@ export function localResponseNorm(x: tf.Tensor, options: LocalResponseNormOption
   const p = resolveLrnParams(WHERE, options);
   return tf.tidy(() => {
     const channels = x.shape[x.rank - 1];
+    const alpha = p.convention === 'caffe' ? p.alpha / p.size : p.alpha;
+    // A window reaching past the first and last channel sums the same channels as one that just reaches them,
+    // so each side is clamped to C - 1 (windows of any size then cost no more than the channel count).
+    const below = Math.min(Math.floor(p.size / 2), channels - 1);
+    const above = Math.min(Math.floor((p.size - 1) / 2), channels - 1);
+    if (below !== above) return asymmetricWindowLrn(x, channels, below, above, p.bias, alpha, p.beta);
     // tfjs's kernel takes [B, H, W, C]; LRN only mixes channels, so any leading axes fold into one.
     const x4 = tf.reshape(x, [1, 1, -1, channels]) as tf.Tensor4D;
-    const alpha = p.convention === 'caffe' ? p.alpha / p.size : p.alpha;
-    return tf.reshape(tf.localResponseNormalization(x4, (p.size - 1) / 2, p.bias, alpha, p.beta), x.shape);
+    return tf.reshape(tf.localResponseNormalization(x4, below, p.bias, alpha, p.beta), x.shape);
   });
+}
+
+/**
+ * LRN with a window of `below` channels under c and `above` over it (an even size: tfjs's kernel has only
+ * centred windows): the squares, zero-padded that way, summed over below + above + 1 neighbours by a ones
+ * convolution. Call inside tf.tidy.
+ */
+function asymmetricWindowLrn(x: tf.Tensor, channels: number, below: number, above: number, k: number, a: number, beta: number): tf.Tensor {
+  const squares = tf.reshape(tf.square(x), [-1, channels, 1]) as tf.Tensor3D;
+  const padded = tf.pad(squares, [[0, 0], [below, above], [0, 0]]);
+  const sums = tf.conv1d(padded, tf.ones([below + above + 1, 1, 1]) as tf.Tensor3D, 1, 'valid');
+  return tf.div(x, tf.pow(tf.add(tf.mul(tf.reshape(sums, x.shape), a), k), beta));
 }

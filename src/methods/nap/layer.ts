@@ -4,8 +4,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { normalizeAxes, paramShape } from '../../core/axes.js';
-import { checkBoolean, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { checkAxisArgument, normalizeAxes, paramShape } from '../../core/axes.js';
+import { checkBoolean, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
@@ -26,8 +26,6 @@ export interface NormalizeAndProjectArgs extends KernelWrapperArgs {
   targetNorm?: number | null;
 }
 
-const KNOWN = ['layer', 'axis', 'epsilon', 'scale', 'center', 'targetNorm', 'name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
-
 /**
  * NaP's "normalize" half: the wrapped layer's pre-activation `t = x W + b` goes through a LayerNorm (over the
  * output `axis`, learned `gamma`/`beta`) BEFORE the wrapped layer's own activation:
@@ -41,6 +39,7 @@ const KNOWN = ['layer', 'axis', 'epsilon', 'scale', 'center', 'targetNorm', 'nam
  */
 export class NormalizeAndProject extends KernelWrapper {
   static className = 'NormalizeAndProject';
+  static override argKeys: readonly string[] = [...KernelWrapper.argKeys, 'axis', 'epsilon', 'scale', 'center', 'targetNorm'];
   readonly axis: number | number[];
   readonly epsilon: number;
   readonly scale: boolean;
@@ -53,8 +52,8 @@ export class NormalizeAndProject extends KernelWrapper {
 
   constructor(args: NormalizeAndProjectArgs) {
     super(args);
-    checkKnownKeys(this.where, args, KNOWN);
     this.axis = args.axis ?? -1;
+    checkAxisArgument(this.where, this.axis);
     this.epsilon = args.epsilon ?? 1e-5;
     checkPositive(this.where, 'epsilon', this.epsilon);
     this.scale = args.scale ?? true;
@@ -66,12 +65,13 @@ export class NormalizeAndProject extends KernelWrapper {
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
-    super.build(inputShape);
+    // The axes are checked on the output shape before any weight exists.
     const out = this.layer.computeOutputShape(inputShape) as tfl.Shape;
     this.axes = normalizeAxes(this.where, this.axis, out.length);
     if (this.axes.includes(0)) throw new NormkitError(this.where, 'axis', 'output axes other than the batch axis 0', this.axis);
     const pShape = paramShape(out as number[], this.axes);
     if (pShape.some((d) => d == null)) throw new NormkitError(this.where, 'axis', 'axes of known size in the output', this.axis);
+    super.build(inputShape);
     if (this.scale) this.gamma = this.addWeight('gamma', pShape, 'float32', tfl.initializers.ones(), undefined, true);
     if (this.center) this.beta = this.addWeight('beta', pShape, 'float32', tfl.initializers.zeros(), undefined, true);
   }

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { singleInput } from '../../core/norm-layer.js';
+import { NormkitLayer, singleInput } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
@@ -35,8 +35,9 @@ export interface L2NormalizeArgs extends LayerArgs {
 }
 
 /** Projects each vector (last axis) onto the unit sphere: `y = x / max(||x||_2, eps)`. No weights. */
-export class L2Normalize extends tfl.layers.Layer {
+export class L2Normalize extends NormkitLayer {
   static className = 'NormkitL2Normalize';
+  static override argKeys: readonly string[] = ['epsilon'];
   readonly epsilon: number;
 
   constructor(args: L2NormalizeArgs = {}) {
@@ -74,8 +75,9 @@ export interface NGPTResidualArgs extends LayerArgs {
  *   a = |alpha_stored * alphaInitValue / alphaInitScaling|   (per channel, the "eigen learning rate")
  *   y = norm( norm(h) + a ⊙ (norm(hBranch) - norm(h)) ),     norm(x) = x / ||x||_2 over the last axis.
  */
-export class NGPTResidual extends tfl.layers.Layer {
+export class NGPTResidual extends NormkitLayer {
   static className = 'NormkitNGPTResidual';
+  static override argKeys: readonly string[] = ['alphaInitValue', 'alphaInitScaling', 'epsilon'];
   readonly alphaInitValue: number;
   readonly alphaInitScaling: number | null;
   readonly epsilon: number;

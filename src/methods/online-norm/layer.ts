@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkOneOf, checkPositive } from '../../core/checks.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { ONLINE_NORM_ECMS, onlineNorm, type OnlineNormEcm } from './op.js';
@@ -34,6 +34,7 @@ type LayerVariable = tfl.LayerVariable;
  */
 export class OnlineNormalization extends AffineNormLayer {
   static className = 'OnlineNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'alphaFwd', 'alphaBkw', 'ecm', 'clampValue', 'lsEpsilon'];
   readonly alphaFwd: number;
   readonly alphaBkw: number;
   readonly ecm: OnlineNormEcm;

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { powerNorm } from './op.js';
@@ -32,6 +32,7 @@ type LayerVariable = tfl.LayerVariable;
  */
 export class PowerNormalization extends AffineNormLayer {
   static className = 'PowerNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'groups', 'alphaForward', 'alphaBackward', 'warmupIters'];
   readonly groups: number;
   readonly alphaForward: number;
   readonly alphaBackward: number;

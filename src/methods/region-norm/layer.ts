@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger, checkOneOf, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { firstInputShape } from '../../core/norm-layer.js';
+import { firstInputShape, NormkitLayer } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
 import { REGION_STATISTICS, regionNorm, regionNormLearned, type RegionStatistics } from './op.js';
@@ -50,8 +50,9 @@ function checkRegionArgs(where: string, args: RegionArgs): { epsilon: number; st
  * scales them by `1 + foregroundGamma` and `1 + backgroundGamma`; both shifts are added everywhere (as the
  * reference code does). No running statistics: the same computation in training and inference.
  */
-export class RegionNormalizationB extends tfl.layers.Layer {
+export class RegionNormalizationB extends NormkitLayer {
   static className = 'RegionNormalizationB';
+  static override argKeys: readonly string[] = ['epsilon', 'statistics', 'gammaInitializer', 'betaInitializer', 'gammaRegularizer', 'betaRegularizer'];
   readonly epsilon: number;
   readonly statistics: RegionStatistics;
   private readonly gammaInitializer: Initializer;
@@ -63,10 +64,10 @@ export class RegionNormalizationB extends tfl.layers.Layer {
   constructor(args: RegionNormalizationBArgs = {}) {
     super(args);
     ({ epsilon: this.epsilon, statistics: this.statistics } = checkRegionArgs('RegionNormalizationB', args));
-    this.gammaInitializer = resolveInitializer(args.gammaInitializer, 'zeros');
-    this.betaInitializer = resolveInitializer(args.betaInitializer, 'zeros');
-    this.gammaRegularizer = resolveRegularizer(args.gammaRegularizer);
-    this.betaRegularizer = resolveRegularizer(args.betaRegularizer);
+    this.gammaInitializer = resolveInitializer('RegionNormalizationB', 'gammaInitializer', args.gammaInitializer, 'zeros');
+    this.betaInitializer = resolveInitializer('RegionNormalizationB', 'betaInitializer', args.betaInitializer, 'zeros');
+    this.gammaRegularizer = resolveRegularizer('RegionNormalizationB', 'gammaRegularizer', args.gammaRegularizer);
+    this.betaRegularizer = resolveRegularizer('RegionNormalizationB', 'betaRegularizer', args.betaRegularizer);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -142,8 +143,9 @@ export interface RegionNormalizationLArgs extends RegionArgs {
  * over the channel mean and max, thresholded) and a spatially varying affine from the attention map. Weights:
  * `attentionKernel` [k, k, 2, 1], `gammaKernel`, `betaKernel` [k, k, 1, 1], `gammaBias`, `betaBias` [1].
  */
-export class RegionNormalizationL extends tfl.layers.Layer {
+export class RegionNormalizationL extends NormkitLayer {
   static className = 'RegionNormalizationL';
+  static override argKeys: readonly string[] = ['epsilon', 'statistics', 'kernelSize', 'threshold', 'kernelInitializer', 'biasInitializer', 'kernelRegularizer', 'biasRegularizer'];
   readonly epsilon: number;
   readonly statistics: RegionStatistics;
   readonly kernelSize: number;
@@ -163,10 +165,10 @@ export class RegionNormalizationL extends tfl.layers.Layer {
     if (this.kernelSize % 2 === 0) throw new NormkitError(where, 'kernelSize', 'an odd integer (3 or 7 in the paper)', this.kernelSize);
     this.threshold = args.threshold ?? 0.8;
     checkInRange(where, 'threshold', this.threshold, 0, 1);
-    this.kernelInitializer = resolveInitializer(args.kernelInitializer, 'glorotUniform');
-    this.biasInitializer = resolveInitializer(args.biasInitializer, 'zeros');
-    this.kernelRegularizer = resolveRegularizer(args.kernelRegularizer);
-    this.biasRegularizer = resolveRegularizer(args.biasRegularizer);
+    this.kernelInitializer = resolveInitializer(where, 'kernelInitializer', args.kernelInitializer, 'glorotUniform');
+    this.biasInitializer = resolveInitializer(where, 'biasInitializer', args.biasInitializer, 'zeros');
+    this.kernelRegularizer = resolveRegularizer(where, 'kernelRegularizer', args.kernelRegularizer);
+    this.biasRegularizer = resolveRegularizer(where, 'biasRegularizer', args.biasRegularizer);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
+import { scaleByMaxAbs } from '../../core/scaled-norm.js';
 import { stopGradient } from '../../core/stop-gradient.js';
 import { sigmoid } from '../../core/second-order.js';
 
@@ -166,20 +167,29 @@ function resizeMask(mask: tf.Tensor, shape: readonly number[]): tf.Tensor {
 /**
  * The region normalization without affine: sum over r in {M, 1 - M} of M_r (x - mu_r) / sqrt(var_r + eps P / S_r).
  * Moments are shifted by one sample of x per channel (as core/moments does) so a large common offset keeps
- * its digits in float32.
+ * its digits in float32, and the shifted values are divided by their largest magnitude s per channel, so
+ * squares neither overflow (inputs of 1e19 and more) nor underflow; eps P / S_r is divided by s^2 to match.
+ * The result is the same function of x for any shift K and scale s, so both are constants to the gradient.
  */
+/** Floor of the scaled variance plus epsilon term (the scaled values have max |.| = 1, so any spread is far above). */
+const VARIANCE_FLOOR = 1e-30;
+
 function regionNormalize(x: tf.Tensor, m: tf.Tensor, epsilon: number, statistics: RegionStatistics): tf.Tensor {
   const axes = x.shape.map((_, i) => i).filter((i) => i !== x.rank - 1 && (statistics === 'batch' || i !== 0));
   const pooled = axes.reduce((n, a) => n * x.shape[a], 1);
-  const shift = tf.slice(x, x.shape.map(() => 0), x.shape.map((d, i) => (axes.includes(i) ? 1 : d)));
-  const d = tf.sub(x, shift);
+  const shift = stopGradient(tf.slice(x, x.shape.map(() => 0), x.shape.map((d, i) => (axes.includes(i) ? 1 : d))));
+  const { scaled: d, scale } = scaleByMaxAbs(tf.sub(x, shift), axes, true);
+  // eps P / S_r / s^2; s^2 overflows to Infinity only where the term is negligible (it then becomes 0).
+  const epsilonScaled = tf.div(epsilon * pooled, tf.square(scale));
   const part = (region: tf.Tensor) => {
     const count = tf.sum(region, axes, true);
     const safeCount = tf.maximum(count, 1);
     const mean = tf.div(tf.sum(tf.mul(d, region), axes, true), safeCount);
     const centered = tf.sub(d, mean);
     const variance = tf.div(tf.sum(tf.mul(tf.square(centered), region), axes, true), safeCount);
-    return tf.mul(tf.mul(centered, region), tf.rsqrt(tf.add(variance, tf.div(epsilon * pooled, safeCount))));
+    // The floor matters only where eps P / S_r / s^2 underflowed and the region has no spread (or no pixel):
+    // its centered values are 0 there, and 0 * rsqrt(0) would be NaN.
+    return tf.mul(tf.mul(centered, region), tf.rsqrt(tf.maximum(tf.add(variance, tf.div(epsilonScaled, safeCount)), VARIANCE_FLOOR)));
   };
   return tf.add(part(m), part(tf.sub(1, m)));
 }

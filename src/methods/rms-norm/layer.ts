@@ -4,8 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { normalizeAxes, paramShape } from '../../core/axes.js';
-import { AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { checkAxisArgument, normalizeAxes, paramShape } from '../../core/axes.js';
+import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
@@ -32,17 +32,19 @@ export interface RMSNormalizationArgs extends AffineLayerArgs {
  */
 export class RMSNormalization extends AffineNormLayer {
   static className = 'RMSNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'axis', 'partial', 'convention'];
   readonly axis: number | number[];
   readonly partial: number | null;
   readonly convention: 'keras' | 'pytorch';
   private axes: number[] = [];
 
   constructor(args: RMSNormalizationArgs = {}) {
-    const convention = args.convention ?? 'keras';
+    const convention = args?.convention ?? 'keras';
     super(args, { epsilon: convention === 'pytorch' ? TORCH_FLOAT32_EPS : 1e-6, center: false, scale: true });
     checkConvention('RMSNormalization', convention);
     this.convention = convention;
     this.axis = args.axis ?? -1;
+    checkAxisArgument('RMSNormalization', this.axis);
     this.partial = args.partial ?? null;
     if (this.partial !== null && (typeof this.partial !== 'number' || !(this.partial > 0 && this.partial <= 1))) {
       throw new NormkitError('RMSNormalization', 'partial', 'a number in (0, 1] or null', this.partial);

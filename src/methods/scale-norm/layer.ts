@@ -4,9 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkInteger, checkPositive } from '../../core/checks.js';
+import { checkInteger, checkPositive, FLOAT32_MAX } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { firstInputShape, singleInput } from '../../core/norm-layer.js';
+import { firstInputShape, NormkitLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
 import { fixNorm, scaleNorm } from './op.js';
@@ -23,8 +23,9 @@ export interface ScaleNormArgs extends LayerArgs {
 }
 
 /** ScaleNorm on the last axis: `g * x / max(||x||_2, eps)` with one learned scalar g (weight `g`, shape [1]). */
-export class ScaleNorm extends tfl.layers.Layer {
+export class ScaleNorm extends NormkitLayer {
   static className = 'ScaleNorm';
+  static override argKeys: readonly string[] = ['epsilon', 'gInitValue'];
   readonly epsilon: number;
   readonly gInitValue: number | null;
   private g: LayerVariable | null = null;
@@ -34,7 +35,7 @@ export class ScaleNorm extends tfl.layers.Layer {
     this.epsilon = args.epsilon ?? 1e-5;
     checkPositive('ScaleNorm', 'epsilon', this.epsilon);
     this.gInitValue = args.gInitValue ?? null;
-    if (this.gInitValue !== null && (typeof this.gInitValue !== 'number' || !Number.isFinite(this.gInitValue))) {
+    if (this.gInitValue !== null && (typeof this.gInitValue !== 'number' || !(Math.abs(this.gInitValue) <= FLOAT32_MAX))) {
       throw new NormkitError('ScaleNorm', 'gInitValue', 'a finite number or null (sqrt(d))', this.gInitValue);
     }
     this.supportsMasking = true;
@@ -62,6 +63,9 @@ export class ScaleNorm extends tfl.layers.Layer {
   }
 }
 
+/** Largest embedding table accepted (values): 2^30 float32 values are 4 GiB, beyond what tfjs allocates. */
+export const MAX_TABLE_SIZE = 2 ** 30;
+
 /** Arguments of {@link FixNormEmbedding}. */
 export interface FixNormEmbeddingArgs extends LayerArgs {
   /** Vocabulary size V. */
@@ -81,8 +85,11 @@ export interface FixNormEmbeddingArgs extends LayerArgs {
  * l2-normalized), scale = sqrt(d) by default. {@link FixNormEmbedding.normalizedEmbeddings} gives E_hat for a
  * tied output projection (logits = h E_hat^T). Input: token ids (any shape), output: ids.shape + [d].
  */
-export class FixNormEmbedding extends tfl.layers.Layer {
+export class FixNormEmbedding extends NormkitLayer {
   static className = 'FixNormEmbedding';
+  /** Token ids: int32 (or float32 holding integers). */
+  static override anyInputDType = true;
+  static override argKeys: readonly string[] = ['inputDim', 'outputDim', 'scale', 'epsilon', 'embeddingsInitializer'];
   readonly inputDim: number;
   readonly outputDim: number;
   readonly scale: number | null;
@@ -94,17 +101,20 @@ export class FixNormEmbedding extends tfl.layers.Layer {
     super(args);
     const where = 'FixNormEmbedding';
     if (args === undefined || args === null) throw new NormkitError(where, 'args', 'an object with inputDim and outputDim', args);
-    checkInteger(where, 'inputDim', args.inputDim, 1);
-    checkInteger(where, 'outputDim', args.outputDim, 1);
+    checkInteger(where, 'inputDim', args.inputDim, 1, MAX_TABLE_SIZE);
+    checkInteger(where, 'outputDim', args.outputDim, 1, MAX_TABLE_SIZE);
+    if (args.inputDim * args.outputDim > MAX_TABLE_SIZE) {
+      throw new NormkitError(where, 'inputDim', `a table of at most ${MAX_TABLE_SIZE} values with outputDim ${args.outputDim}`, args.inputDim);
+    }
     this.inputDim = args.inputDim;
     this.outputDim = args.outputDim;
     this.scale = args.scale ?? null;
-    if (this.scale !== null && (typeof this.scale !== 'number' || !Number.isFinite(this.scale))) {
+    if (this.scale !== null && (typeof this.scale !== 'number' || !(Math.abs(this.scale) <= FLOAT32_MAX))) {
       throw new NormkitError(where, 'scale', 'a finite number or null (sqrt(outputDim))', this.scale);
     }
     this.epsilon = args.epsilon ?? 1e-12;
     checkPositive(where, 'epsilon', this.epsilon);
-    this.embeddingsInitializer = resolveInitializer(args.embeddingsInitializer ?? tfl.initializers.randomUniform({ minval: -0.01, maxval: 0.01 }), 'zeros');
+    this.embeddingsInitializer = resolveInitializer(where, 'embeddingsInitializer', args.embeddingsInitializer ?? tfl.initializers.randomUniform({ minval: -0.01, maxval: 0.01 }), 'zeros');
   }
 
   override build(): void {

@@ -2,8 +2,7 @@
  * ScaleNorm and FixNorm (Nguyen & Salazar, "Transformers without Tears", IWSLT 2019).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkFloatTensor, checkKnownKeys, checkPositive, checkScalarParam } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
+import { checkFloat32, checkFloatTensor, checkKnownKeys, checkPositive, checkScalarParam } from '../../core/checks.js';
 import { powerOfTwoScale } from '../../core/moments.js';
 
 /** Options of {@link scaleNorm}. */
@@ -69,6 +68,6 @@ export function fixNorm(x: tf.Tensor, options: FixNormOptions = {}): tf.Tensor {
   const epsilon = options.epsilon ?? 1e-12;
   checkPositive(where, 'epsilon', epsilon);
   const scale = options.scale ?? 1;
-  if (typeof scale !== 'number' || !Number.isFinite(scale)) throw new NormkitError(where, 'scale', 'a finite number', scale);
+  checkFloat32(where, 'scale', scale);
   return tf.tidy(() => (scale === 1 ? unitRows(x, epsilon) : tf.mul(unitRows(x, epsilon), scale)));
 }

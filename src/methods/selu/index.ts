@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInRange, checkInteger, checkKnownKeys } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { singleInput } from '../../core/norm-layer.js';
+import { NormkitLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 
@@ -48,8 +48,9 @@ export interface AlphaDropoutArgs extends NonNullable<ConstructorParameters<type
  * `a = (q + alpha'^2 q (1-q))^(-1/2)`, `b = -a (1-q) alpha'`, which keeps mean 0 and variance 1. Identity
  * at inference. (tfjs-layers 4.22's AlphaDropout sets dropped units to +alpha' instead, which shifts the mean.)
  */
-export class AlphaDropout extends tfl.layers.Layer {
+export class AlphaDropout extends NormkitLayer {
   static className = 'NormkitAlphaDropout';
+  static override argKeys: readonly string[] = ['rate'];
   readonly rate: number;
 
   constructor(args: AlphaDropoutArgs) {

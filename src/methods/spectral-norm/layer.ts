@@ -3,7 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkInteger, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { checkInteger, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { kernelAsMatrix, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
@@ -15,11 +15,9 @@ import { registerLayerClass } from '../../core/serialization.js';
 export interface SpectralNormalizationArgs extends KernelWrapperArgs {
   /** Power iterations per training call (default 1, as PyTorch; at most 1000). */
   powerIterations?: number;
-  /** Floor of the vector norms in the power iteration (default 1e-12, as PyTorch). */
+  /** Floor of the vector norms in the power iteration, in (0, 1] (default 1e-12, as PyTorch). */
   epsilon?: number;
 }
-
-const KNOWN = ['layer', 'powerIterations', 'epsilon', 'name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
 
 /** Iterations run once at build time, so the first sigma is already accurate (PyTorch's parametrization runs 15). */
 const BUILD_ITERATIONS = 15;
@@ -45,6 +43,7 @@ const MAX_POWER_ITERATIONS = 1000;
  */
 export class SpectralNormalization extends KernelWrapper {
   static className = 'SpectralNormalization';
+  static override argKeys: readonly string[] = [...KernelWrapper.argKeys, 'powerIterations', 'epsilon'];
   readonly powerIterations: number;
   readonly epsilon: number;
   private u: tfl.LayerVariable | null = null;
@@ -52,7 +51,6 @@ export class SpectralNormalization extends KernelWrapper {
 
   constructor(args: SpectralNormalizationArgs) {
     super(args);
-    checkKnownKeys(this.where, args, KNOWN);
     this.powerIterations = args.powerIterations ?? 1;
     checkInteger(this.where, 'powerIterations', this.powerIterations, 1);
     // Each call runs them all: a bound keeps a typo (1e308) from hanging the first call.
@@ -60,7 +58,9 @@ export class SpectralNormalization extends KernelWrapper {
       throw new NormkitError(this.where, 'powerIterations', `an integer from 1 to ${MAX_POWER_ITERATIONS} (1 per training call is the usual choice)`, this.powerIterations);
     }
     this.epsilon = args.epsilon ?? 1e-12;
-    checkPositive(this.where, 'epsilon', this.epsilon);
+    // The vectors are scaled to max |.| = 1 before their norm (>= 1 unless zero) is floored by eps: eps <= 1
+    // floors only an all-zero vector, larger values would shrink the unit vectors and inflate W / sigma.
+    checkPositive(this.where, 'epsilon', this.epsilon, 1);
   }
 
   protected override buildReparam(kernelShape: number[], layout: KernelLayout): void {

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkInteger } from '../../core/checks.js';
-import { AffineNormLayer, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { unifiedNorm, unifiedWindows } from './op.js';
@@ -32,6 +32,7 @@ type LayerVariable = tfl.LayerVariable;
  */
 export class UnifiedNormalization extends AffineNormLayer {
   static className = 'UnifiedNormalization';
+  static override argKeys: readonly string[] = [...AFFINE_KEYS, 'windowSize', 'warmupIters', 'outlierFiltration', 'momentum'];
   readonly windowSize: number | [number, number];
   readonly warmupIters: number;
   readonly outlierFiltration: boolean;

@@ -62,11 +62,20 @@ export type UnifiedNormResult = {
 const WHERE = 'unifiedNorm';
 const KNOWN = ['training', 'iteration', 'runningVar', 'emaGz', 'bufferX2', 'bufferGz', 'windowSize', 'warmupIters', 'outlierFiltration', 'epsilon', 'momentum', 'mask', 'gamma', 'beta', 'onBackward'];
 
-/** Resolves `windowSize` to [Wf, Wb], throwing a NormkitError for anything else than W or [Wf, Wb] of integers >= 1. */
+/**
+ * Largest window accepted: the layer stores [W, C] buffers of past statistics (the paper uses windows of a few
+ * steps), so a larger W would only allocate memory that cannot be filled meaningfully.
+ */
+export const MAX_UNIFIED_WINDOW = 10000;
+
+/**
+ * Resolves `windowSize` to [Wf, Wb], throwing a NormkitError for anything else than W or [Wf, Wb] of integers
+ * in [1, {@link MAX_UNIFIED_WINDOW}].
+ */
 export function unifiedWindows(where: string, windowSize: unknown): [number, number] {
   const pair = typeof windowSize === 'number' ? [windowSize, windowSize] : windowSize;
-  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((w) => typeof w === 'number' && Number.isInteger(w) && w >= 1)) {
-    throw new NormkitError(where, 'windowSize', 'an integer >= 1 or a pair [forward, backward] of them', windowSize);
+  if (!Array.isArray(pair) || pair.length !== 2 || !pair.every((w) => typeof w === 'number' && Number.isInteger(w) && w >= 1 && w <= MAX_UNIFIED_WINDOW)) {
+    throw new NormkitError(where, 'windowSize', `an integer in [1, ${MAX_UNIFIED_WINDOW}] or a pair [forward, backward] of them`, windowSize);
   }
   return [pair[0], pair[1]];
 }

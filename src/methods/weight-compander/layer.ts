@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkBoolean, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkPositive } from '../../core/checks.js';
 import type { KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { registerNorm } from '../../core/registry.js';
@@ -15,15 +15,21 @@ import { registerLayerClass } from '../../core/serialization.js';
 
 /** Arguments of {@link WeightCompander}. */
 export interface WeightCompanderArgs extends KernelWrapperArgs {
-  /** Companding strength mu > 0 (default 4): slope mu / ln(1 + mu) at 0, mu / ((1 + mu) ln(1 + mu)) at c. */
+  /** Companding strength mu in (0, 1e6] (default 4): slope mu / ln(1 + mu) at 0, mu / ((1 + mu) ln(1 + mu)) at c. */
   mu?: number;
-  /** Crossover magnitude c > 0 where f(c) = c; null (default) takes the RMS of the initial kernel. */
+  /** Crossover magnitude c in (0, 1e30] where f(c) = c; null (default) takes the RMS of the initial kernel. */
   crossover?: number | null;
   /** Learn mu and c jointly with the network (default false), as the paper's learned variant. */
   learnable?: boolean;
 }
 
-const KNOWN = ['layer', 'mu', 'crossover', 'learnable', 'name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
+/**
+ * Largest mu accepted: mu |w| / c and mu / ln(1 + mu) must stay finite in float32 for weights far beyond c
+ * (mu-law companding uses 255; a larger mu only sharpens the log further).
+ */
+export const MAX_MU = 1e6;
+/** Largest crossover c accepted: a float32 weight (1e30 leaves room for mu |w| / c and its gradient). */
+export const MAX_CROSSOVER = 1e30;
 
 /** Below this x the series of q(x) = log1p(x)/x and of q'(x) are used (their error there is below 1e-12). */
 const SERIES_BELOW = 1e-4;
@@ -76,6 +82,7 @@ export function compand(w: tf.Tensor, mu: tf.Tensor | number, crossover: tf.Tens
  */
 export class WeightCompander extends KernelWrapper {
   static className = 'WeightCompander';
+  static override argKeys: readonly string[] = [...KernelWrapper.argKeys, 'mu', 'crossover', 'learnable'];
   readonly mu: number;
   readonly crossover: number | null;
   readonly learnable: boolean;
@@ -84,11 +91,10 @@ export class WeightCompander extends KernelWrapper {
 
   constructor(args: WeightCompanderArgs) {
     super(args);
-    checkKnownKeys(this.where, args, KNOWN);
     this.mu = args.mu ?? 4;
-    checkPositive(this.where, 'mu', this.mu);
+    checkPositive(this.where, 'mu', this.mu, MAX_MU);
     this.crossover = args.crossover ?? null;
-    if (this.crossover !== null) checkPositive(this.where, 'crossover', this.crossover);
+    if (this.crossover !== null) checkPositive(this.where, 'crossover', this.crossover, MAX_CROSSOVER);
     this.learnable = args.learnable ?? false;
     checkBoolean(this.where, 'learnable', this.learnable);
   }

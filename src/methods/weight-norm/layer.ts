@@ -3,7 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkBoolean, checkFloatTensor, checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkPositive } from '../../core/checks.js';
 import { unitBroadcastShape, unitShape, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs, wrapKernelLayer } from '../../core/kernel-wrapper.js';
 import { stableMoments } from '../../core/moments.js';
@@ -25,8 +25,6 @@ export interface WeightNormalizationArgs extends KernelWrapperArgs {
   dataInit?: boolean;
 }
 
-const KNOWN = ['layer', 'epsilon', 'dataInit', 'name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
-
 /**
  * Weight normalization of the wrapped layer's kernel, per output unit j:
  *
@@ -43,6 +41,7 @@ const KNOWN = ['layer', 'epsilon', 'dataInit', 'name', 'trainable', 'dtype', 'in
  */
 export class WeightNormalization extends KernelWrapper {
   static className = 'WeightNormalization';
+  static override argKeys: readonly string[] = [...KernelWrapper.argKeys, 'epsilon', 'dataInit'];
   readonly epsilon: number;
   readonly dataInit: boolean;
   private g: tfl.LayerVariable | null = null;
@@ -52,7 +51,6 @@ export class WeightNormalization extends KernelWrapper {
 
   constructor(args: WeightNormalizationArgs) {
     super(args);
-    checkKnownKeys(this.where, args, KNOWN);
     this.epsilon = args.epsilon ?? 1e-12;
     checkPositive(this.where, 'epsilon', this.epsilon);
     this.dataInit = args.dataInit ?? false;

@@ -4,15 +4,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkKnownKeys, checkPositive } from '../../core/checks.js';
+import { checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { unitBroadcastShape, unitShape, type KernelLayout } from '../../core/kernel-layout.js';
 import { KernelWrapper, type KernelWrapperArgs } from '../../core/kernel-wrapper.js';
 import { scaledMoments, standardize } from '../../core/moments.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
-
-const LAYER_KEYS = ['layer', 'name', 'trainable', 'dtype', 'inputShape', 'batchInputShape', 'batchSize', 'inputDType', 'weights'];
 
 /** Arguments of {@link WeightStandardization}. */
 export interface WeightStandardizationArgs extends KernelWrapperArgs {
@@ -32,11 +30,11 @@ export interface WeightStandardizationArgs extends KernelWrapperArgs {
  */
 export class WeightStandardization extends KernelWrapper {
   static className = 'WeightStandardization';
+  static override argKeys: readonly string[] = [...KernelWrapper.argKeys, 'epsilon'];
   readonly epsilon: number;
 
   constructor(args: WeightStandardizationArgs) {
     super(args);
-    checkKnownKeys(this.where, args, [...LAYER_KEYS, 'epsilon']);
     this.epsilon = args.epsilon ?? 1e-5;
     checkPositive(this.where, 'epsilon', this.epsilon);
   }
@@ -54,6 +52,13 @@ export class WeightStandardization extends KernelWrapper {
   }
 }
 
+/**
+ * Largest `gamma` accepted by {@link ScaledWeightStandardization}: the activations' gammas are near 1 to 2
+ * (1.71 for relu); far larger factors overflow the float32 kernel (gamma * sqrt(fan-in) per weight) and its
+ * gradient.
+ */
+export const MAX_SWS_GAMMA = 1e4;
+
 /** Arguments of {@link ScaledWeightStandardization}. */
 export interface ScaledWeightStandardizationArgs extends KernelWrapperArgs {
   /** Floor of `N * var` (default 1e-4, as NFNets' `WSConv2D`). */
@@ -61,7 +66,7 @@ export interface ScaledWeightStandardizationArgs extends KernelWrapperArgs {
   /**
    * A fixed factor on the kernel (default 1): the activation's variance-preserving gamma when it is
    * folded into the convolution instead of the activation (timm's `gamma_in_act = False`), e.g.
-   * 1.7139588594436646 for relu.
+   * 1.7139588594436646 for relu. At most {@link MAX_SWS_GAMMA} (1e4).
    */
   gamma?: number;
   /** Learn the per-unit gain (default true; the gain is always created and saved). */
@@ -79,6 +84,7 @@ export interface ScaledWeightStandardizationArgs extends KernelWrapperArgs {
  */
 export class ScaledWeightStandardization extends KernelWrapper {
   static className = 'ScaledWeightStandardization';
+  static override argKeys: readonly string[] = [...KernelWrapper.argKeys, 'epsilon', 'gamma', 'trainableGain'];
   readonly epsilon: number;
   readonly gamma: number;
   readonly trainableGain: boolean;
@@ -86,11 +92,10 @@ export class ScaledWeightStandardization extends KernelWrapper {
 
   constructor(args: ScaledWeightStandardizationArgs) {
     super(args);
-    checkKnownKeys(this.where, args, [...LAYER_KEYS, 'epsilon', 'gamma', 'trainableGain']);
     this.epsilon = args.epsilon ?? 1e-4;
     checkPositive(this.where, 'epsilon', this.epsilon);
     this.gamma = args.gamma ?? 1;
-    checkPositive(this.where, 'gamma', this.gamma);
+    checkPositive(this.where, 'gamma', this.gamma, MAX_SWS_GAMMA);
     this.trainableGain = args.trainableGain ?? true;
     if (typeof this.trainableGain !== 'boolean') throw new NormkitError(this.where, 'trainableGain', 'a boolean', this.trainableGain);
   }
