@@ -1,6 +1,6 @@
 /**
  * Local Response Normalization across channels (Krizhevsky, Sutskever & Hinton, NeurIPS 2012), channels last,
- * over tfjs's `tf.localResponseNormalization` kernel.
+ * as a composite of tfjs ops (differentiable to any order).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { checkFloatTensor, checkInteger, checkKnownKeys, checkOneOf, checkPositive } from '../../core/checks.js';
@@ -63,8 +63,9 @@ const WHERE = 'localResponseNorm';
  *
  * a = alpha (`'alexnet'`: the paper's formula, k = 2, n = 5, alpha = 1e-4, beta = 0.75) or alpha / size
  * (`'caffe'`, also PyTorch's LocalResponseNorm; k = 1). For odd n the window is centred (r = (n - 1) / 2 on
- * each side); for even n it is PyTorch's (n/2 channels below c, n/2 - 1 above). Differentiable (tfjs's LRN
- * gradient kernel for odd n, a composite of tfjs ops for even n).
+ * each side); for even n it is PyTorch's (n/2 channels below c, n/2 - 1 above). A composite of tfjs ops
+ * (squares, a ones convolution over the window, pow), differentiable to any order: tfjs's own LRN gradient
+ * kernel has no gradient, so a gradient penalty through it would fail.
  *
  * @example
  * const y = nk.localResponseNorm(x, { size: 4, convention: 'caffe' });   // as torch.nn.LocalResponseNorm(4)
@@ -80,19 +81,15 @@ export function localResponseNorm(x: tf.Tensor, options: LocalResponseNormOption
     // so each side is clamped to C - 1 (windows of any size then cost no more than the channel count).
     const below = Math.min(Math.floor(p.size / 2), channels - 1);
     const above = Math.min(Math.floor((p.size - 1) / 2), channels - 1);
-    if (below !== above) return asymmetricWindowLrn(x, channels, below, above, p.bias, alpha, p.beta);
-    // tfjs's kernel takes [B, H, W, C]; LRN only mixes channels, so any leading axes fold into one.
-    const x4 = tf.reshape(x, [1, 1, -1, channels]) as tf.Tensor4D;
-    return tf.reshape(tf.localResponseNormalization(x4, below, p.bias, alpha, p.beta), x.shape);
+    return windowLrn(x, channels, below, above, p.bias, alpha, p.beta);
   });
 }
 
 /**
- * LRN with a window of `below` channels under c and `above` over it (an even size: tfjs's kernel has only
- * centred windows): the squares, zero-padded that way, summed over below + above + 1 neighbours by a ones
- * convolution. Call inside tf.tidy.
+ * LRN with a window of `below` channels under c and `above` over it: the squares, zero-padded that way, summed
+ * over below + above + 1 neighbours by a ones convolution. Call inside tf.tidy.
  */
-function asymmetricWindowLrn(x: tf.Tensor, channels: number, below: number, above: number, k: number, a: number, beta: number): tf.Tensor {
+function windowLrn(x: tf.Tensor, channels: number, below: number, above: number, k: number, a: number, beta: number): tf.Tensor {
   const squares = tf.reshape(tf.square(x), [-1, channels, 1]) as tf.Tensor3D;
   const padded = tf.pad(squares, [[0, 0], [below, above], [0, 0]]);
   const sums = tf.conv1d(padded, tf.ones([below + above + 1, 1, 1]) as tf.Tensor3D, 1, 'valid');
