@@ -9,7 +9,8 @@ import * as esbuild from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
 import { assertClose } from '../helpers/numeric.js';
 import { refNormalize } from '../helpers/reference.js';
-import { CHROMIUM, CHROMIUM_ARGS, assertOneTfjsCore, cleanup, consumerProject, repoRoot, run, serveStatic, tarball } from './harness.js';
+import { CHROMIUM_ARGS, CHROMIUM_PATH as CHROMIUM } from '../browser/harness.js';
+import { assertOneTfjsCore, cleanup, consumerProject, repoRoot, run, serveStatic, tarball } from './harness.js';
 
 const EXAMPLE = join(repoRoot, 'examples', 'browser');
 

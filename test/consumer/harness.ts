@@ -159,21 +159,3 @@ export async function serveStatic(root: string): Promise<{ server: Server; url: 
   assert.ok(addr !== null && typeof addr === 'object');
   return { server, url: `http://127.0.0.1:${addr.port}/` };
 }
-
-/** Debian's Chromium (NORMKIT_CHROMIUM overrides); never a browser downloaded by Playwright. */
-export const CHROMIUM = process.env.NORMKIT_CHROMIUM ?? '/usr/bin/chromium';
-
-/**
- * Headless Chromium flags: no network of its own, no first-run or component updates, and WebGL through
- * SwiftShader (software), which a machine without a GPU needs.
- */
-export const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-];
