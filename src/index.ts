@@ -13,6 +13,7 @@ export { simdReady as ready } from './kernels/simd.js';
 // Kernels the wasm backend lacks (or gets wrong) for training: see src/kernels/wasm-gaps.
 import './kernels/wasm-gaps/register.js';
 export { setFusedKernels, fusedKernelsEnabled } from './core/dispatch.js';
+export { CONVENTIONS, CONVENTION_DEFAULTS, conventionDefaults, TORCH_FLOAT32_EPS, type Convention, type ConventionDefaults } from './core/conventions.js';
 export { registerNorm, type NormEntry, type NormInfo, type NormKind } from './core/registry.js';
 export { createNorm, listNorms, registerAllNorms } from './catalog.js';
 

@@ -257,14 +257,6 @@ export abstract class AffineNormLayer extends NormkitLayer {
   }
 }
 
-/** Whose defaults a layer follows (epsilon, affine): Keras's or PyTorch's. */
-export type NormConvention = 'keras' | 'pytorch';
-
-/** Throws unless `convention` is 'keras' or 'pytorch'. */
-export function checkConvention(where: string, convention: unknown): asserts convention is NormConvention {
-  if (convention !== 'keras' && convention !== 'pytorch') throw new NormkitError(where, 'convention', "'keras' or 'pytorch'", convention);
-}
-
 /** The shape of a layer's single (or first) input (tfjs passes one shape or a list of them). */
 export function firstInputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
   return (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;

@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
 import { checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
+import { resolveChannelAxis } from '../../core/channels.js';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { NormkitError } from '../../core/errors.js';
 import { shiftedMoments } from '../../core/moments.js';
 
@@ -60,16 +62,12 @@ export function alphaBatchNorm(x: tf.Tensor, options: AlphaBatchNormOptions): tf
   checkKnownKeys(WHERE, options, ['sourceWeight', 'movingMean', 'movingVariance', 'gamma', 'beta', 'epsilon', 'axis', 'varianceMixing']);
   checkFloatTensor(WHERE, 'x', x, 2);
   checkInRange(WHERE, 'sourceWeight', options.sourceWeight, 0, 1);
-  const axis = options.axis ?? -1;
-  if (typeof axis !== 'number' || !Number.isInteger(axis) || axis < -x.rank || axis >= x.rank) {
-    throw new NormkitError(WHERE, 'axis', `one integer in [${-x.rank}, ${x.rank - 1}] for an input of rank ${x.rank}`, axis);
-  }
-  const channelAxis = axis < 0 ? axis + x.rank : axis;
-  const epsilon = options.epsilon ?? 1e-3;
+  const { axis: channelAxis, channels } = resolveChannelAxis(WHERE, options.axis ?? -1, x.shape, { batchAxis: true });
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.keras.epsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   const mixing = options.varianceMixing ?? 'linear';
   checkOneOf(WHERE, 'varianceMixing', mixing, VARIANCE_MIXINGS);
-  const pShape = [x.shape[channelAxis]];
+  const pShape = [channels];
   for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(WHERE, name, options[name], pShape);
   checkParam(WHERE, 'gamma', options.gamma, pShape);
   checkParam(WHERE, 'beta', options.beta, pShape);

@@ -8,7 +8,7 @@ import { NormkitError } from '../../core/errors.js';
 import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
-import { resolveGroups } from '../group-norm/op.js';
+import { resolveGroups } from '../../core/channels.js';
 import { batchChannelNorm } from './op.js';
 
 /** Arguments of {@link BatchChannelNormalization}. gamma/beta (and their initializers etc.) are the batch stage's per-channel affine. */

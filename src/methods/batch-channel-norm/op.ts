@@ -8,7 +8,8 @@ import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkPara
 import { NormkitError } from '../../core/errors.js';
 import { stopGradient } from '../../core/stop-gradient.js';
 import { batchNorm, checkBatchHasSpread } from '../batch-norm/op.js';
-import { groupNorm, resolveGroups } from '../group-norm/op.js';
+import { resolveGroups } from '../../core/channels.js';
+import { groupNorm } from '../group-norm/op.js';
 
 /** Options of {@link batchChannelNorm}. Channels last: x is [N, ..., C]. */
 export interface BatchChannelNormOptions {

@@ -1,17 +1,13 @@
 export {
-  applyChannelAffine,
   batchNorm,
   batchNormComposite,
-  batchNormDefaults,
   batchNormTraining,
   normalizeWithStatistics,
   updateMovingStatistics,
   validateBatchNorm,
   valuesPerChannel,
   checkBatchHasSpread,
-  BATCH_NORM_CONVENTIONS,
   type BatchNormArgs,
-  type BatchNormConvention,
   type BatchNormOptions,
   type BatchNormResult,
 } from './op.js';

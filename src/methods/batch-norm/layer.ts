@@ -4,22 +4,21 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { applyAffine } from '../../core/affine.js';
 import { checkInRange, checkInteger, checkOneOf } from '../../core/checks.js';
+import { checkChannelAxisArgument, resolveChannelAxis } from '../../core/channels.js';
+import { conventionDefaults, type Convention } from '../../core/conventions.js';
 import { standardize } from '../../core/moments.js';
 import { NormkitError } from '../../core/errors.js';
 import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
 import {
-  applyChannelAffine,
-  BATCH_NORM_CONVENTIONS,
   batchNorm,
-  batchNormDefaults,
   batchNormTraining,
   updateMovingStatistics,
   validateBatchNorm,
   valuesPerChannel,
-  type BatchNormConvention,
 } from './op.js';
 
 /** What a training call does with a batch that has a single value per channel. */
@@ -37,7 +36,7 @@ export interface BatchNormalizationArgs extends AffineLayerArgs {
   movingMeanInitializer?: unknown;
   movingVarianceInitializer?: unknown;
   /** `'keras'` (default; momentum 0.99, eps 1e-3, biased moving variance) or `'pytorch'` (0.1, 1e-5, unbiased). */
-  convention?: BatchNormConvention;
+  convention?: Convention;
   /**
    * Gradient accumulation over k micro-batches (default 1): each micro-batch is normalized with its own
    * statistics, and every k training calls the moving statistics receive ONE update with the exact mean and
@@ -98,7 +97,7 @@ export class BatchNormalization extends AffineNormLayer {
   /** The axis as given (kept for getConfig). */
   readonly axis: number | number[];
   readonly momentum: number;
-  readonly convention: BatchNormConvention;
+  readonly convention: Convention;
   readonly accumulateSteps: number;
   readonly onSmallBatch: OnSmallBatch;
   protected readonly movingMeanInitializer;
@@ -115,18 +114,15 @@ export class BatchNormalization extends AffineNormLayer {
   private accSteps = 0;
 
   constructor(args: BatchNormalizationArgs = {}) {
-    const convention = args?.convention ?? 'keras';
-    checkOneOf(WHERE, 'convention', convention, BATCH_NORM_CONVENTIONS);
-    const defaults = batchNormDefaults(convention);
+    const defaults = conventionDefaults(WHERE, args?.convention);
     super(args, { epsilon: defaults.epsilon, zeroEpsilon: true });
-    this.convention = convention;
+    this.convention = defaults.convention;
     this.momentum = args.momentum ?? defaults.momentum;
     checkInRange(WHERE, 'momentum', this.momentum, 0, 1);
     this.axis = args.axis ?? -1;
-    const single = Array.isArray(this.axis) ? (this.axis.length === 1 ? this.axis[0] : undefined) : this.axis;
-    if (typeof single !== 'number' || !Number.isInteger(single)) {
-      throw new NormkitError(WHERE, 'axis', 'one integer (or a list of one integer, as Keras writes it)', this.axis);
-    }
+    // Keras files write the axis as a list of one integer, e.g. [3].
+    const single = Array.isArray(this.axis) && this.axis.length === 1 ? this.axis[0] : this.axis;
+    checkChannelAxisArgument(WHERE, single, { batchAxis: true });
     this.accumulateSteps = args.accumulateSteps ?? 1;
     checkInteger(WHERE, 'accumulateSteps', this.accumulateSteps, 1);
     this.onSmallBatch = args.onSmallBatch ?? 'error';
@@ -143,14 +139,9 @@ export class BatchNormalization extends AffineNormLayer {
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shape = firstInputShape(inputShape);
     const rank = shape.length;
-    const axis = this.axisValue();
     if (rank < 2) throw new NormkitError(WHERE, 'inputShape', 'a shape of rank >= 2', shape);
-    if (axis < -rank || axis >= rank) {
-      throw new NormkitError(WHERE, 'axis', `an integer in [${-rank}, ${rank - 1}] for inputs of rank ${rank}`, this.axis);
-    }
-    this.channelAxis = axis < 0 ? axis + rank : axis;
-    const channels = shape[this.channelAxis];
-    if (channels == null) throw new NormkitError(WHERE, 'inputShape', 'a known size on the channel axis', shape);
+    const { axis, channels } = resolveChannelAxis(WHERE, this.axisValue(), shape, { batchAxis: true });
+    this.channelAxis = axis;
     // As Keras: later inputs must have the same rank and channel count.
     this.inputSpec = [new tfl.InputSpec({ ndim: rank, axes: { [this.channelAxis]: channels } })];
     this.buildAffine([channels]);
@@ -247,7 +238,7 @@ export class BatchNormalization extends AffineNormLayer {
       const grouped = tf.reshape(x, [groups, channels / groups]);
       const y = tf.reshape(standardize(grouped, [1], this.epsilon).xhat, x.shape);
       const { gamma, beta } = this.affineValues();
-      return applyChannelAffine(y, this.channelAxis, gamma, beta);
+      return applyAffine(y, [this.channelAxis], gamma, beta);
     });
   }
 

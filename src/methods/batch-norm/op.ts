@@ -7,23 +7,11 @@ import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNormWithMoments } from '../../kernels/fused.js';
 import { broadcastShape, complementAxes, sizeOver } from '../../core/axes.js';
-import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkNonNegative, checkOneOf, checkParam, checkRequiredParam } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkNonNegative, checkParam, checkRequiredParam } from '../../core/checks.js';
+import { resolveChannelAxis } from '../../core/channels.js';
+import { CONVENTION_DEFAULTS, conventionDefaults, type Convention } from '../../core/conventions.js';
 import { NormkitError } from '../../core/errors.js';
 import { standardize } from '../../core/moments.js';
-
-/** Which framework's moving-statistics rule and defaults to follow. */
-export type BatchNormConvention = 'keras' | 'pytorch';
-
-/** The conventions accepted by {@link batchNorm} and the BatchNormalization layer. */
-export const BATCH_NORM_CONVENTIONS: readonly BatchNormConvention[] = ['keras', 'pytorch'];
-
-/**
- * Defaults per convention. Keras: momentum 0.99 is the weight of the OLD moving value, eps 1e-3.
- * PyTorch: momentum 0.1 is the weight of the NEW batch value, eps 1e-5.
- */
-export function batchNormDefaults(convention: BatchNormConvention): { momentum: number; epsilon: number } {
-  return convention === 'pytorch' ? { momentum: 0.1, epsilon: 1e-5 } : { momentum: 0.99, epsilon: 1e-3 };
-}
 
 /** Options of {@link batchNorm}. */
 export interface BatchNormOptions {
@@ -33,7 +21,7 @@ export interface BatchNormOptions {
   movingMean: tf.Tensor;
   /** Moving (running) variance, shape `[C]`. */
   movingVariance: tf.Tensor;
-  /** See {@link BatchNormConvention}: 0.99 (Keras, weight of the old value) or 0.1 (PyTorch, weight of the new value). */
+  /** See {@link Convention}: 0.99 (Keras, weight of the old value) or 0.1 (PyTorch, weight of the new value). */
   momentum?: number;
   /** Added to the variance inside the square root: 1e-3 (Keras) or 1e-5 (PyTorch). */
   epsilon?: number;
@@ -44,7 +32,7 @@ export interface BatchNormOptions {
   /** The channel axis (default -1, channels last). Statistics are taken over every other axis. */
   axis?: number;
   /** `'keras'` (default) or `'pytorch'`: the moving-statistics rule and the defaults of momentum and epsilon. */
-  convention?: BatchNormConvention;
+  convention?: Convention;
 }
 
 /** What {@link batchNorm} returns. Every tensor is new and owned by the caller, who disposes it. */
@@ -69,7 +57,7 @@ export interface BatchNormArgs {
   movingVariance: tf.Tensor;
   momentum: number;
   epsilon: number;
-  convention: BatchNormConvention;
+  convention: Convention;
   gamma?: tf.Tensor;
   beta?: tf.Tensor;
 }
@@ -119,20 +107,15 @@ export function validateBatchNorm(where: string, x: unknown, options: BatchNormO
   checkKnownKeys(where, options, KNOWN);
   checkFloatTensor(where, 'x', x, 2);
   checkBoolean(where, 'training', options.training);
-  const convention = options.convention ?? 'keras';
-  checkOneOf(where, 'convention', convention, BATCH_NORM_CONVENTIONS);
-  const axis = options.axis ?? -1;
-  if (typeof axis !== 'number' || !Number.isInteger(axis) || axis < -x.rank || axis >= x.rank) {
-    throw new NormkitError(where, 'axis', `one integer in [${-x.rank}, ${x.rank - 1}] for an input of rank ${x.rank}`, axis);
-  }
-  const channelAxis = axis < 0 ? axis + x.rank : axis;
-  const defaults = batchNormDefaults(convention);
+  const defaults = conventionDefaults(where, options.convention);
+  const convention = defaults.convention;
+  const { axis: channelAxis, channels } = resolveChannelAxis(where, options.axis ?? -1, x.shape, { batchAxis: true });
   const momentum = options.momentum ?? defaults.momentum;
   checkInRange(where, 'momentum', momentum, 0, 1);
   const epsilon = options.epsilon ?? defaults.epsilon;
   // 0 is accepted as tfjs and Keras do (saved Keras models carry it); a channel of zero variance then gives NaN.
   checkNonNegative(where, 'epsilon', epsilon);
-  const pShape = [x.shape[channelAxis]];
+  const pShape = [channels];
   for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(where, name, options[name], pShape);
   checkParam(where, 'gamma', options.gamma, pShape);
   checkParam(where, 'beta', options.beta, pShape);
@@ -194,7 +177,7 @@ export function batchNormTraining(
   const reduceAxes = complementAxes([channelAxis], x.rank);
   const { mean, variance, xhat } = standardize(x, reduceAxes, epsilon);
   let y = xhat;
-  y = applyChannelAffine(y, channelAxis, gamma, beta);
+  y = applyAffine(y, [channelAxis], gamma, beta);
   const c = [x.shape[channelAxis]];
   return { y, batchMean: tf.reshape(mean, c), batchVariance: tf.reshape(variance, c), count: sizeOver(x.shape, reduceAxes) };
 }
@@ -214,11 +197,6 @@ export function normalizeWithStatistics(
 ): tf.Tensor {
   const bShape = broadcastShape(x.shape, [channelAxis]);
   const y = tf.mul(tf.sub(x, tf.reshape(mean, bShape)), tf.reshape(tf.rsqrt(tf.add(variance, epsilon)), bShape));
-  return applyChannelAffine(y, channelAxis, gamma, beta);
-}
-
-/** y * gamma + beta with per-channel parameters (shape `[C]`) broadcast along `channelAxis`. */
-export function applyChannelAffine(y: tf.Tensor, channelAxis: number, gamma?: tf.Tensor, beta?: tf.Tensor): tf.Tensor {
   return applyAffine(y, [channelAxis], gamma, beta);
 }
 
@@ -236,10 +214,11 @@ export function updateMovingStatistics(
   batchVariance: tf.Tensor,
   count: number,
   momentum: number,
-  convention: BatchNormConvention,
+  convention: Convention,
 ): { movingMean: tf.Tensor; movingVariance: tf.Tensor } {
-  const newWeight = convention === 'pytorch' ? momentum : 1 - momentum;
-  const variance = convention === 'pytorch' && count > 1 ? tf.mul(batchVariance, count / (count - 1)) : batchVariance;
+  const rule = CONVENTION_DEFAULTS[convention];
+  const newWeight = rule.momentumWeighs === 'new' ? momentum : 1 - momentum;
+  const variance = rule.unbiasedMovingVariance && count > 1 ? tf.mul(batchVariance, count / (count - 1)) : batchVariance;
   const step = (moving: tf.Tensor, batch: tf.Tensor) => tf.add(moving, tf.mul(tf.sub(batch, moving), newWeight));
   return { movingMean: step(movingMean, batchMean), movingVariance: step(movingVariance, variance) };
 }

@@ -7,7 +7,7 @@ import { checkInRange, checkInteger } from '../../core/checks.js';
 import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, serializeObject } from '../../core/serialization.js';
-import { resolveGroups } from '../group-norm/op.js';
+import { resolveGroups } from '../../core/channels.js';
 import { evoNormB0, evoNormS0 } from './op.js';
 
 type LayerVariable = tfl.LayerVariable;

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { centeredMoments } from '../../core/moments.js';
 import { stopGradient } from '../../core/stop-gradient.js';
-import { resolveGroups } from '../group-norm/op.js';
+import { resolveGroups } from '../../core/channels.js';
 import { sigmoid } from '../../core/second-order.js';
 import { emptyResult } from '../../core/empty.js';
 

@@ -4,11 +4,13 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
-import { groupNorm, resolveChannelAxis, resolveGroups } from './op.js';
+import { checkChannelAxisArgument, checkGroupsArgument, resolveChannelAxis, resolveGroups } from '../../core/channels.js';
+import { conventionDefaults, type Convention } from '../../core/conventions.js';
+import { groupNorm } from './op.js';
 
 /** Arguments of {@link GroupNormalization}; Keras 3 names and defaults (groups 32, axis -1, epsilon 1e-3). */
 export interface GroupNormalizationArgs extends AffineLayerArgs {
@@ -17,7 +19,7 @@ export interface GroupNormalizationArgs extends AffineLayerArgs {
   /** The channel axis (default -1). gamma and beta have shape [C]. */
   axis?: number;
   /** `'keras'` (default: eps 1e-3) or `'pytorch'` (eps 1e-5, torch.nn.GroupNorm). Only changes defaults. */
-  convention?: 'keras' | 'pytorch';
+  convention?: Convention;
 }
 
 /**
@@ -30,23 +32,18 @@ export class GroupNormalization extends AffineNormLayer {
   static override argKeys: readonly string[] = [...AFFINE_KEYS, 'groups', 'axis', 'convention'];
   readonly groups: number;
   readonly axis: number;
-  readonly convention: 'keras' | 'pytorch';
+  readonly convention: Convention;
   private channelAxis = -1;
   private resolvedGroups = 1;
 
   constructor(args: GroupNormalizationArgs = {}) {
-    const convention = args?.convention ?? 'keras';
-    super(args, { epsilon: convention === 'pytorch' ? 1e-5 : 1e-3 });
-    checkConvention('GroupNormalization', convention);
-    this.convention = convention;
+    const defaults = conventionDefaults('GroupNormalization', args?.convention);
+    super(args, { epsilon: defaults.epsilon });
+    this.convention = defaults.convention;
     this.groups = args.groups ?? 32;
-    if (this.groups !== -1 && (typeof this.groups !== 'number' || !Number.isInteger(this.groups) || this.groups < 1)) {
-      throw new NormkitError('GroupNormalization', 'groups', 'an integer >= 1 (or -1 for one group per channel)', this.groups);
-    }
+    checkGroupsArgument('GroupNormalization', this.groups);
     this.axis = args.axis ?? -1;
-    if (typeof this.axis !== 'number' || !Number.isInteger(this.axis) || this.axis === 0) {
-      throw new NormkitError('GroupNormalization', 'axis', 'a single integer channel axis other than the batch axis 0', this.axis);
-    }
+    checkChannelAxisArgument('GroupNormalization', this.axis);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -54,10 +51,7 @@ export class GroupNormalization extends AffineNormLayer {
     if (shape.length < 2) {
       throw new NormkitError('GroupNormalization', 'inputShape', 'a shape [N, ..., C] of rank >= 2', shape);
     }
-    const { axis, channels } = resolveChannelAxis('GroupNormalization', this.axis, shape as number[]);
-    if (channels == null) {
-      throw new NormkitError('GroupNormalization', 'inputShape', 'a known size on the channel axis', shape);
-    }
+    const { axis, channels } = resolveChannelAxis('GroupNormalization', this.axis, shape);
     this.channelAxis = axis;
     this.resolvedGroups = resolveGroups('GroupNormalization', this.groups, channels);
     this.buildAffine([channels]);

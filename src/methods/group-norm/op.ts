@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused.js';
-import { normalizeAxes } from '../../core/axes.js';
+import { resolveChannelAxis, resolveGroups } from '../../core/channels.js';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { standardize } from '../../core/moments.js';
@@ -30,34 +31,6 @@ export interface GroupNormOptions {
 
 const WHERE = 'groupNorm';
 
-/** A channel axis resolved against the input, and the count of channels on it. */
-export interface ChannelAxis {
-  axis: number;
-  channels: number;
-}
-
-/**
- * Resolves the channel axis of an `[N, ..., C]`-style input: one axis, not the batch axis 0.
- */
-export function resolveChannelAxis(where: string, axis: unknown, shape: readonly number[]): ChannelAxis {
-  if (typeof axis !== 'number') throw new NormkitError(where, 'axis', 'a single integer (the channel axis)', axis);
-  const [c] = normalizeAxes(where, axis, shape.length);
-  if (c === 0) throw new NormkitError(where, 'axis', 'a channel axis other than the batch axis 0', axis);
-  return { axis: c, channels: shape[c] };
-}
-
-/** Validates `groups` against `channels` (resolving -1 to one group per channel) and returns G. */
-export function resolveGroups(where: string, groups: unknown, channels: number): number {
-  if (groups === -1) return channels;
-  if (typeof groups !== 'number' || !Number.isInteger(groups) || groups < 1) {
-    throw new NormkitError(where, 'groups', 'an integer >= 1 (or -1 for one group per channel)', groups);
-  }
-  if (groups > channels || channels % groups !== 0) {
-    throw new NormkitError(where, 'groups', `a divisor of the ${channels} channels`, groups);
-  }
-  return groups;
-}
-
 /**
  * Group normalization of `x` (`[N, ..., C]`, rank >= 2, channels on `axis`) with G groups of contiguous
  * channels. Per sample n and group g, over every non-batch axis and the group's C/G channels:
@@ -75,7 +48,7 @@ export function groupNorm(x: tf.Tensor, options: GroupNormOptions): tf.Tensor {
   }
   const { axis, channels } = resolveChannelAxis(WHERE, options.axis ?? -1, x.shape);
   const groups = resolveGroups(WHERE, options.groups, channels);
-  const epsilon = options.epsilon ?? 1e-5;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);

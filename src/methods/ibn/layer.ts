@@ -4,12 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { checkBoolean, checkInRange, checkOneOf, checkPositive } from '../../core/checks.js';
+import { checkBoolean, checkInRange, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { type AffineLayerArgs, AffineNormLayer, firstInputShape, NormkitLayer } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass, resolveInitializer, resolveRegularizer, serializeObject } from '../../core/serialization.js';
-import { BATCH_NORM_CONVENTIONS, batchNormDefaults, type BatchNormConvention } from '../batch-norm/op.js';
+import { CONVENTION_DEFAULTS, conventionDefaults, type Convention } from '../../core/conventions.js';
 import { ibnA, ibnB, ibnSplit } from './op.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
@@ -24,7 +24,7 @@ export interface InstanceBatchNormalizationArgs extends LayerArgs {
   /** BatchNorm momentum in the convention's meaning (default 0.1 for 'pytorch', 0.99 for 'keras'). */
   momentum?: number;
   /** BatchNorm moving-statistics rule (default 'pytorch', the paper's framework). */
-  convention?: BatchNormConvention;
+  convention?: Convention;
   /** Learn shifts inBeta and bnBeta (default true). */
   center?: boolean;
   /** Learn scales inGamma and bnGamma (default true). */
@@ -51,7 +51,7 @@ export class InstanceBatchNormalization extends NormkitLayer {
   readonly ratio: number;
   readonly epsilon: number;
   readonly momentum: number;
-  readonly convention: BatchNormConvention;
+  readonly convention: Convention;
   readonly center: boolean;
   readonly scale: boolean;
   private readonly gammaInitializer;
@@ -65,11 +65,11 @@ export class InstanceBatchNormalization extends NormkitLayer {
     args ??= {};
     this.ratio = args.ratio ?? 0.5;
     checkInRange(WHERE_A, 'ratio', this.ratio, 0, 1);
-    this.convention = args.convention ?? 'pytorch';
-    checkOneOf(WHERE_A, 'convention', this.convention, BATCH_NORM_CONVENTIONS);
-    this.momentum = args.momentum ?? batchNormDefaults(this.convention).momentum;
+    const defaults = conventionDefaults(WHERE_A, args.convention, 'pytorch');
+    this.convention = defaults.convention;
+    this.momentum = args.momentum ?? defaults.momentum;
     checkInRange(WHERE_A, 'momentum', this.momentum, 0, 1);
-    this.epsilon = args.epsilon ?? 1e-5;
+    this.epsilon = args.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
     checkPositive(WHERE_A, 'epsilon', this.epsilon);
     this.center = args.center ?? true;
     this.scale = args.scale ?? true;
@@ -163,7 +163,7 @@ export class ResidualInstanceNormalization extends AffineNormLayer {
   static className = 'ResidualInstanceNormalization';
 
   constructor(args: ResidualInstanceNormalizationArgs = {}) {
-    super(args, { epsilon: 1e-5 });
+    super(args, { epsilon: CONVENTION_DEFAULTS.pytorch.epsilon });
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {

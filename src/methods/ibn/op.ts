@@ -4,9 +4,10 @@
  * {@link instanceNorm} and {@link batchNorm} ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkOneOf, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
-import { BATCH_NORM_CONVENTIONS, batchNorm, batchNormDefaults, checkBatchHasSpread, type BatchNormConvention } from '../batch-norm/op.js';
+import { batchNorm, checkBatchHasSpread } from '../batch-norm/op.js';
+import { CONVENTION_DEFAULTS, conventionDefaults, type Convention } from '../../core/conventions.js';
 import { instanceNorm, spatialAxes } from '../instance-norm/op.js';
 
 /** Options of {@link ibnA}. */
@@ -30,7 +31,7 @@ export interface IbnAOptions {
   /** BatchNorm momentum, in the convention's meaning (default 0.1 for 'pytorch', 0.99 for 'keras'). */
   momentum?: number;
   /** BatchNorm moving-statistics rule (default `'pytorch'`, the paper's framework). */
-  convention?: BatchNormConvention;
+  convention?: Convention;
 }
 
 /** What {@link ibnA} returns; every tensor is new and owned by the caller. */
@@ -72,11 +73,11 @@ export function ibnA(x: tf.Tensor, options: IbnAOptions): IbnAResult {
   checkBoolean(WHERE_A, 'training', options.training);
   const channels = x.shape[x.rank - 1];
   const half = ibnSplit(WHERE_A, channels, options.ratio ?? 0.5);
-  const convention = options.convention ?? 'pytorch';
-  checkOneOf(WHERE_A, 'convention', convention, BATCH_NORM_CONVENTIONS);
-  const momentum = options.momentum ?? batchNormDefaults(convention).momentum;
+  const { convention, momentum: defaultMomentum } = conventionDefaults(WHERE_A, options.convention, 'pytorch');
+  const momentum = options.momentum ?? defaultMomentum;
   checkInRange(WHERE_A, 'momentum', momentum, 0, 1);
-  const epsilon = options.epsilon ?? 1e-5;
+  // The paper's code (PyTorch) sets both parts' epsilon, whatever the moving-statistics convention.
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE_A, 'epsilon', epsilon);
   spatialAxes(WHERE_A, x.shape, x.rank - 1);
   if (options.training) checkBatchHasSpread(WHERE_A, x.shape, x.rank - 1);
@@ -127,7 +128,7 @@ export function ibnB(residual: tf.Tensor, shortcut: tf.Tensor, options: IbnBOpti
     throw new NormkitError(WHERE_B, 'shortcut', `a tensor of the residual's shape [${residual.shape.join(', ')}]`, `shape [${shortcut.shape.join(', ')}]`);
   }
   const channels = residual.shape[residual.rank - 1];
-  const epsilon = options.epsilon ?? 1e-5;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE_B, 'epsilon', epsilon);
   spatialAxes(WHERE_B, residual.shape, residual.rank - 1);
   checkParam(WHERE_B, 'gamma', options.gamma, [channels]);

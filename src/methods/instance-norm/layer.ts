@@ -4,11 +4,12 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
-import { resolveChannelAxis } from '../group-norm/op.js';
+import { checkChannelAxisArgument, resolveChannelAxis } from '../../core/channels.js';
+import { conventionDefaults, type Convention } from '../../core/conventions.js';
 import { instanceNorm, spatialAxes } from './op.js';
 
 /**
@@ -22,7 +23,7 @@ export interface InstanceNormalizationArgs extends AffineLayerArgs {
    * `'keras'` (default: eps 1e-3, affine on) or `'pytorch'` (eps 1e-5, center and scale off as
    * torch.nn.InstanceNorm2d's `affine=False`). Only changes defaults.
    */
-  convention?: 'keras' | 'pytorch';
+  convention?: Convention;
 }
 
 /**
@@ -35,19 +36,15 @@ export class InstanceNormalization extends AffineNormLayer {
   static className = 'InstanceNormalization';
   static override argKeys: readonly string[] = [...AFFINE_KEYS, 'axis', 'convention'];
   readonly axis: number;
-  readonly convention: 'keras' | 'pytorch';
+  readonly convention: Convention;
   private channelAxis = -1;
 
   constructor(args: InstanceNormalizationArgs = {}) {
-    const convention = args?.convention ?? 'keras';
-    const torch = convention === 'pytorch';
-    super(args, { epsilon: torch ? 1e-5 : 1e-3, center: !torch, scale: !torch });
-    checkConvention('InstanceNormalization', convention);
-    this.convention = convention;
+    const defaults = conventionDefaults('InstanceNormalization', args?.convention);
+    super(args, { epsilon: defaults.epsilon, center: defaults.instanceAffine, scale: defaults.instanceAffine });
+    this.convention = defaults.convention;
     this.axis = args.axis ?? -1;
-    if (typeof this.axis !== 'number' || !Number.isInteger(this.axis) || this.axis === 0) {
-      throw new NormkitError('InstanceNormalization', 'axis', 'a single integer channel axis other than the batch axis 0', this.axis);
-    }
+    checkChannelAxisArgument('InstanceNormalization', this.axis);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -55,10 +52,7 @@ export class InstanceNormalization extends AffineNormLayer {
     if (shape.length < 3) {
       throw new NormkitError('InstanceNormalization', 'inputShape', 'a shape [N, ..., C] of rank >= 3 (at least one spatial axis)', shape);
     }
-    const { axis, channels } = resolveChannelAxis('InstanceNormalization', this.axis, shape as number[]);
-    if (channels == null) {
-      throw new NormkitError('InstanceNormalization', 'inputShape', 'a known size on the channel axis', shape);
-    }
+    const { axis, channels } = resolveChannelAxis('InstanceNormalization', this.axis, shape);
     this.channelAxis = axis;
     // Refuse a spatial size of 1 now when the spatial sizes are known; otherwise the op checks at call time.
     const spatialSizes = shape.filter((_, i) => i !== 0 && i !== axis);

@@ -6,10 +6,11 @@ import { applyAffine } from '../../core/affine.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
 import { FUSED_KERNELS, channelsLayout, runFusedNorm } from '../../kernels/fused.js';
 import { sizeOver } from '../../core/axes.js';
+import { resolveChannelAxis } from '../../core/channels.js';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { standardize } from '../../core/moments.js';
-import { resolveChannelAxis } from '../group-norm/op.js';
 import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link instanceNorm}. */
@@ -62,7 +63,7 @@ export function instanceNorm(x: tf.Tensor, options: InstanceNormOptions = {}): t
   checkFloatTensor(WHERE, 'x', x, 3);
   const { axis, channels } = resolveChannelAxis(WHERE, options.axis ?? -1, x.shape);
   const reduceAxes = spatialAxes(WHERE, x.shape, axis);
-  const epsilon = options.epsilon ?? 1e-5;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);

@@ -4,10 +4,11 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkAxisArgument, normalizeAxes, paramShape } from '../../core/axes.js';
-import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
+import { conventionDefaults, type Convention } from '../../core/conventions.js';
 import { layerNorm } from './op.js';
 
 /** Arguments of {@link LayerNormalization}; Keras names and defaults (epsilon 1e-3). */
@@ -15,7 +16,7 @@ export interface LayerNormalizationArgs extends AffineLayerArgs {
   /** Normalized axes (default -1). gamma and beta have shape `[inputShape[a] for a in axis]`. */
   axis?: number | number[];
   /** `'keras'` (default: eps 1e-3) or `'pytorch'` (eps 1e-5). Only changes defaults. */
-  convention?: 'keras' | 'pytorch';
+  convention?: Convention;
 }
 
 /**
@@ -29,14 +30,13 @@ export class LayerNormalization extends AffineNormLayer {
   // Keras 3 writes rms_scaling (false); true would be RMSNormalization's math.
   static override neutralKeys = { rmsScaling: { accepts: (v: unknown) => v === false, expected: 'false (use RMSNormalization for RMS scaling)' } };
   readonly axis: number | number[];
-  readonly convention: 'keras' | 'pytorch';
+  readonly convention: Convention;
   private axes: number[] = [];
 
   constructor(args: LayerNormalizationArgs = {}) {
-    const convention = args?.convention ?? 'keras';
-    super(args, { epsilon: convention === 'pytorch' ? 1e-5 : 1e-3 });
-    checkConvention('LayerNormalization', convention);
-    this.convention = convention;
+    const defaults = conventionDefaults('LayerNormalization', args?.convention);
+    super(args, { epsilon: defaults.epsilon });
+    this.convention = defaults.convention;
     this.axis = args.axis ?? -1;
     checkAxisArgument('LayerNormalization', this.axis);
   }

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { standardize } from '../../core/moments.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
@@ -36,7 +37,7 @@ export function layerNorm(x: tf.Tensor, options: LayerNormOptions = {}): tf.Tens
   checkKnownKeys(WHERE, options, ['axis', 'epsilon', 'gamma', 'beta']);
   checkFloatTensor(WHERE, 'x', x, 1);
   const axes = normalizeAxes(WHERE, options.axis ?? -1, x.rank);
-  const epsilon = options.epsilon ?? 1e-5;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   const pShape = paramShape(x.shape, axes);
   checkParam(WHERE, 'gamma', options.gamma, pShape);

@@ -3,8 +3,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { resolveGroups } from '../../core/channels.js';
 import { checkInRange, checkInteger } from '../../core/checks.js';
-import { NormkitError } from '../../core/errors.js';
 import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
@@ -55,9 +55,7 @@ export class PowerNormalization extends AffineNormLayer {
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const channels = this.channelsLastSize(inputShape);
-    if (channels % this.groups !== 0) {
-      throw new NormkitError('PowerNormalization', 'groups', `a divisor of the channel count ${channels}`, this.groups);
-    }
+    resolveGroups('PowerNormalization', this.groups, channels);
     this.buildAffine([channels]);
     this.runningPhi = this.addStateWeight('running_phi', [channels], 'ones');
     this.emaGz = this.addStateWeight('ema_gz', [channels], 'zeros');

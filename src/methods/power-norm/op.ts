@@ -2,6 +2,7 @@
  * PowerNorm (Shen, Yao, Gholami, Mahoney & Keutzer, ICML 2020) as a functional op with explicit state.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { resolveGroups } from '../../core/channels.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
@@ -86,9 +87,7 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
   checkPositive(WHERE, 'epsilon', epsilon);
   const groups = options.groups ?? 1;
   checkInteger(WHERE, 'groups', groups, 1);
-  if (channels % groups !== 0) {
-    throw new NormkitError(WHERE, 'groups', `a divisor of the channel count ${channels}`, groups);
-  }
+  resolveGroups(WHERE, groups, channels);
   for (const name of ['runningPhi', 'emaGz', 'gamma', 'beta'] as const) checkParam(WHERE, name, options[name], [channels]);
   if (options.mask !== undefined) checkTokenMask(WHERE, options.mask, x.shape.slice(0, -1));
   if (options.onEmaGz !== undefined && typeof options.onEmaGz !== 'function') {

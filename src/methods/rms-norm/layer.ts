@@ -5,14 +5,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkAxisArgument, normalizeAxes, paramShape } from '../../core/axes.js';
-import { AFFINE_KEYS, AffineNormLayer, checkConvention, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
+import { AFFINE_KEYS, AffineNormLayer, firstInputShape, singleInput, type AffineLayerArgs } from '../../core/norm-layer.js';
 import { registerLayerClass } from '../../core/serialization.js';
 import { registerNorm } from '../../core/registry.js';
 import { NormkitError } from '../../core/errors.js';
+import { conventionDefaults, type Convention } from '../../core/conventions.js';
 import { partialStatSize, rmsNorm } from './op.js';
-
-/** torch.nn.RMSNorm's default eps: `torch.finfo(torch.float32).eps` = 2^-23. */
-export const TORCH_FLOAT32_EPS = 2 ** -23;
 
 /** Arguments of {@link RMSNormalization}; Keras 3 names and defaults (axis -1, epsilon 1e-6). */
 export interface RMSNormalizationArgs extends AffineLayerArgs {
@@ -21,7 +19,7 @@ export interface RMSNormalizationArgs extends AffineLayerArgs {
   /** pRMSNorm fraction p in (0, 1]: statistics from the first floor(p * d) features (single axis only). */
   partial?: number | null;
   /** `'keras'` (default: eps 1e-6) or `'pytorch'` (eps 2^-23, torch.nn.RMSNorm's default). Only changes defaults. */
-  convention?: 'keras' | 'pytorch';
+  convention?: Convention;
 }
 
 /**
@@ -35,14 +33,13 @@ export class RMSNormalization extends AffineNormLayer {
   static override argKeys: readonly string[] = [...AFFINE_KEYS, 'axis', 'partial', 'convention'];
   readonly axis: number | number[];
   readonly partial: number | null;
-  readonly convention: 'keras' | 'pytorch';
+  readonly convention: Convention;
   private axes: number[] = [];
 
   constructor(args: RMSNormalizationArgs = {}) {
-    const convention = args?.convention ?? 'keras';
-    super(args, { epsilon: convention === 'pytorch' ? TORCH_FLOAT32_EPS : 1e-6, center: false, scale: true });
-    checkConvention('RMSNormalization', convention);
-    this.convention = convention;
+    const defaults = conventionDefaults('RMSNormalization', args?.convention);
+    super(args, { epsilon: defaults.rmsEpsilon, center: false, scale: true });
+    this.convention = defaults.convention;
     this.axis = args.axis ?? -1;
     checkAxisArgument('RMSNormalization', this.axis);
     this.partial = args.partial ?? null;

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import { areTrailing, normalizeAxes, paramShape } from '../../core/axes.js';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkFloatTensor, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { fusedKernelAvailable } from '../../core/dispatch.js';
@@ -41,7 +42,7 @@ export function rmsNorm(x: tf.Tensor, options: RmsNormOptions = {}): tf.Tensor {
   checkKnownKeys(WHERE, options, ['axis', 'epsilon', 'gamma', 'partial']);
   checkFloatTensor(WHERE, 'x', x, 1);
   const axes = normalizeAxes(WHERE, options.axis ?? -1, x.rank);
-  const epsilon = options.epsilon ?? 1e-6;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.keras.rmsEpsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   checkParam(WHERE, 'gamma', options.gamma, paramShape(x.shape, axes));
   const statSize = partialStatSize(WHERE, options.partial, x.shape, axes);
