@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { checkKnownKeys, checkOneOf } from '../core/checks.js';
+import { CONVENTION_DEFAULTS, conventionDefaults, type Convention } from '../core/conventions.js';
 import { NormkitError, describe } from '../core/errors.js';
 
 /** normkit layer class names {@link fromTorchStateDict} loads into. */
@@ -122,12 +123,13 @@ function checkHyperparameters(layer: tfl.layers.Layer, options: FromTorchOptions
   }
   if (options.momentum !== undefined) {
     if (typeof config.momentum !== 'number') throw new NormkitError(WHERE, 'momentum', 'absent for a layer without moving statistics', options.momentum);
-    const expected = config.convention === 'pytorch' ? options.momentum : 1 - options.momentum;
+    const weighsNew = config.convention !== undefined && CONVENTION_DEFAULTS[config.convention as Convention]?.momentumWeighs === 'new';
+    const expected = weighsNew ? options.momentum : 1 - options.momentum;
     if (Math.abs(config.momentum - expected) > 1e-9) {
       throw new NormkitError(
         WHERE,
         'momentum',
-        `the PyTorch momentum matching the layer's ${config.momentum} (${config.convention === 'pytorch' ? 'same value under the PyTorch convention' : `Keras momentum = 1 - m_torch, so m_torch = ${1 - config.momentum}`})`,
+        `the PyTorch momentum matching the layer's ${config.momentum} (${weighsNew ? 'same value under the PyTorch convention' : `Keras momentum = 1 - m_torch, so m_torch = ${1 - config.momentum}`})`,
         options.momentum,
       );
     }
@@ -157,19 +159,19 @@ export type TorchNormKind = 'BatchNorm' | 'LayerNorm' | 'GroupNorm' | 'InstanceN
  * default, elementwise_affine). A `momentum: null` (cumulative average in PyTorch) has no EMA equivalent
  * and is rejected.
  */
-export function torchNormArgs(kind: TorchNormKind, torchArgs: TorchNormModuleArgs = {}, options: { convention?: 'keras' | 'pytorch' } = {}): Record<string, unknown> {
+export function torchNormArgs(kind: TorchNormKind, torchArgs: TorchNormModuleArgs = {}, options: { convention?: Convention } = {}): Record<string, unknown> {
   const where = 'torchNormArgs';
   checkOneOf(where, 'kind', kind, ['BatchNorm', 'LayerNorm', 'GroupNorm', 'InstanceNorm', 'RMSNorm']);
-  const convention = options.convention ?? 'keras';
-  checkOneOf(where, 'convention', convention, ['keras', 'pytorch']);
-  const eps = torchArgs.eps ?? (kind === 'RMSNorm' ? undefined : 1e-5);
+  const { convention, momentumWeighs } = conventionDefaults(where, options.convention);
+  const torch = CONVENTION_DEFAULTS.pytorch;
+  const eps = torchArgs.eps ?? (kind === 'RMSNorm' ? undefined : torch.epsilon);
   const out: Record<string, unknown> = { convention };
   if (eps !== undefined) out.epsilon = eps;
   switch (kind) {
     case 'BatchNorm': {
       if (torchArgs.momentum === null) throw new NormkitError(where, 'momentum', 'a number (PyTorch momentum=None, a cumulative average, has no EMA equivalent)', null);
-      const m = torchArgs.momentum ?? 0.1;
-      out.momentum = convention === 'pytorch' ? m : 1 - m;
+      const m = torchArgs.momentum ?? torch.momentum;
+      out.momentum = momentumWeighs === 'new' ? m : 1 - m;
       out.center = out.scale = torchArgs.affine ?? true;
       break;
     }

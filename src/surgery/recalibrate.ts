@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkFloatTensor, checkInteger, checkKnownKeys } from '../core/checks.js';
+import { CONVENTION_DEFAULTS, type Convention } from '../core/conventions.js';
 import { NormkitError } from '../core/errors.js';
 import { batchNormParameters, isBatchNormLayer } from './fold-batch-norm.js';
 
@@ -108,9 +109,10 @@ export async function recalibrateBatchNorm(model: tfl.LayersModel, data: tf.Tens
         pooled.add(h.dataSync(), h.shape, axis);
         h.dispose();
       }
-      const pytorch = (layer.getConfig() as { convention?: string }).convention === 'pytorch';
+      const convention = (layer.getConfig() as { convention?: Convention }).convention;
+      const unbiased = convention !== undefined && CONVENTION_DEFAULTS[convention]?.unbiasedMovingVariance === true;
       const n = pooled.count;
-      const variance = Float32Array.from(pooled.m2, (m) => m / (pytorch && n > 1 ? n - 1 : n));
+      const variance = Float32Array.from(pooled.m2, (m) => m / (unbiased && n > 1 ? n - 1 : n));
       const byName = new Map(layer.weights.map((w) => [w.originalName.split('/').pop() as string, w]));
       const mean = tf.tensor(Float32Array.from(pooled.mean));
       const vari = tf.tensor(variance);
