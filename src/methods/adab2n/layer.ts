@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkFloat32, checkInRange, checkInteger } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, firstInputShape } from '../../core/norm-layer.js';
@@ -55,13 +56,13 @@ export class AdaB2N extends AffineNormLayer {
   private lossFresh = false;
 
   constructor(args: AdaB2NArgs = {}) {
-    super(args, { epsilon: 1e-5 });
+    super(args, { epsilon: CONVENTION_DEFAULTS.pytorch.epsilon });
     if (args.numTasks === undefined) throw new NormkitError(WHERE, 'numTasks', 'an integer >= 1 (the number of tasks)', undefined);
     checkInteger(WHERE, 'numTasks', args.numTasks, 1, MAX_TASKS);
     this.numTasks = args.numTasks;
     this.kappa = args.kappa ?? 1;
     checkInRange(WHERE, 'kappa', this.kappa, 0, 1);
-    this.momentum = args.momentum ?? 0.1;
+    this.momentum = args.momentum ?? CONVENTION_DEFAULTS.pytorch.momentum;
     checkInRange(WHERE, 'momentum', this.momentum, 0, 1);
     if (this.momentum === 0) throw new NormkitError(WHERE, 'momentum', 'a number in (0, 1]', this.momentum);
     this.initWeight = args.initWeight ?? 0;

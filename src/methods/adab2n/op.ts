@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { applyAffine } from '../../core/affine.js';
 import { broadcastShape } from '../../core/axes.js';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { centeredMoments } from '../../core/moments.js';
@@ -89,7 +90,7 @@ export function adaB2N(x: tf.Tensor, options: AdaB2NOptions): AdaB2NResult {
   for (const name of ['movingMean', 'movingVariance'] as const) checkRequiredParam(WHERE, name, options[name], [channels]);
   checkParam(WHERE, 'gamma', options.gamma, [channels]);
   checkParam(WHERE, 'beta', options.beta, [channels]);
-  const epsilon = options.epsilon ?? 1e-5;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   const currentTask = options.currentTask ?? 0;
   checkInteger(WHERE, 'currentTask', currentTask, 0);

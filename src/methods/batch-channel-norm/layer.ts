@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkBoolean, checkInRange, checkInteger, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
@@ -46,10 +47,10 @@ export class BatchChannelNormalization extends AffineNormLayer {
   private movingVariance: LayerVariable | null = null;
 
   constructor(args: BatchChannelNormalizationArgs = {}) {
-    super(args, { epsilon: 1e-5 });
+    super(args, { epsilon: CONVENTION_DEFAULTS.pytorch.epsilon });
     const where = 'BatchChannelNormalization';
     this.groups = args.groups ?? 32;
-    this.momentum = args.momentum ?? 0.1;
+    this.momentum = args.momentum ?? CONVENTION_DEFAULTS.pytorch.momentum;
     this.channelEpsilon = args.channelEpsilon ?? 1e-5;
     this.estimate = args.estimate ?? false;
     this.estimateSpeed = args.estimateSpeed ?? null;

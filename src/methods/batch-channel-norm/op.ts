@@ -4,6 +4,7 @@
  * per-group affine.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { stopGradient } from '../../core/stop-gradient.js';
@@ -70,9 +71,9 @@ export function batchChannelNorm(x: tf.Tensor, options: BatchChannelNormOptions 
   const training = options.training ?? false;
   checkBoolean(WHERE, 'training', training);
   const groups = resolveGroups(WHERE, options.groups ?? 32, channels);
-  const momentum = options.momentum ?? 0.1;
+  const momentum = options.momentum ?? CONVENTION_DEFAULTS.pytorch.momentum;
   checkInRange(WHERE, 'momentum', momentum, 0, 1);
-  const epsilon = options.epsilon ?? 1e-5;
+  const epsilon = options.epsilon ?? CONVENTION_DEFAULTS.pytorch.epsilon;
   checkPositive(WHERE, 'epsilon', epsilon);
   const channelEpsilon = options.channelEpsilon ?? 1e-5;
   checkPositive(WHERE, 'channelEpsilon', channelEpsilon);

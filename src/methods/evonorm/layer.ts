@@ -3,6 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkInRange, checkInteger } from '../../core/checks.js';
 import { AFFINE_KEYS, type AffineLayerArgs, AffineNormLayer, singleInput } from '../../core/norm-layer.js';
 import { registerNorm } from '../../core/registry.js';
@@ -45,7 +46,7 @@ export class EvoNormB0 extends AffineNormLayer {
 
   constructor(args: EvoNormB0Args = {}) {
     super(args, { epsilon: 1e-3 });
-    this.momentum = args.momentum ?? 0.1;
+    this.momentum = args.momentum ?? CONVENTION_DEFAULTS.pytorch.momentum;
     checkInRange('EvoNormB0', 'momentum', this.momentum, 0, 1);
     this.vInitializer = resolveInitializer(this.getClassName(), 'vInitializer', args.vInitializer, 'ones');
   }

@@ -3,6 +3,7 @@
  * by evolution. Functional ops; B0 carries its moving variance as explicit state.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { CONVENTION_DEFAULTS } from '../../core/conventions.js';
 import { checkBoolean, checkFloatTensor, checkInRange, checkKnownKeys, checkParam, checkPositive } from '../../core/checks.js';
 import { centeredMoments } from '../../core/moments.js';
 import { stopGradient } from '../../core/stop-gradient.js';
@@ -63,7 +64,7 @@ export function evoNormB0(x: tf.Tensor, options: EvoNormB0Options = {}): EvoNorm
   const channels = x.shape[x.rank - 1];
   const training = options.training ?? false;
   checkBoolean(where, 'training', training);
-  const momentum = options.momentum ?? 0.1;
+  const momentum = options.momentum ?? CONVENTION_DEFAULTS.pytorch.momentum;
   checkInRange(where, 'momentum', momentum, 0, 1);
   const epsilon = options.epsilon ?? 1e-3;
   checkPositive(where, 'epsilon', epsilon);
