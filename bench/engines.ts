@@ -30,14 +30,14 @@ function randomArray(n: number, seed: number): Float32Array {
 /** Scalar JS vs SIMD-with-copies for LayerNorm rows and BatchNorm channels on the cpu backend's data layout. */
 export function cpuEngineComparison(quick: boolean, runs: number): EngineComparison[] {
   const cases: Array<{ method: string; shape: number[]; layout: NormLayout }> = [
-    { method: 'layerNorm', shape: [4096, 1024], layout: { kind: 'rows', outer: 4096, inner: 1, width: 1024, group: 1024, center: true } },
-    { method: 'batchNorm', shape: [32, 32, 32, 64], layout: { kind: 'channels', outer: 1, inner: 32 * 32 * 32, width: 64, group: 1, center: true } },
+    { method: 'layerNorm', shape: [4096, 1024], layout: { kind: 'rows', outer: 4096, inner: 1, width: 1024, channelsPerGroup: 1024, center: true } },
+    { method: 'batchNorm', shape: [32, 32, 32, 64], layout: { kind: 'channels', outer: 1, inner: 32 * 32 * 32, width: 64, channelsPerGroup: 1, center: true } },
   ];
   const out: EngineComparison[] = [];
   for (const c of quick ? cases.slice(0, 1) : cases) {
     const n = c.shape.reduce((a, b) => a * b, 1);
     const w = c.layout.width;
-    const stats = c.layout.kind === 'rows' ? c.layout.outer : c.layout.outer * (w / c.layout.group);
+    const stats = c.layout.kind === 'rows' ? c.layout.outer : c.layout.outer * (w / c.layout.channelsPerGroup);
     const x = randomArray(n, 1);
     const dy = randomArray(n, 2);
     const gamma = randomArray(w, 3);
@@ -88,11 +88,11 @@ export function cpuEngineComparison(quick: boolean, runs: number): EngineCompari
       heap.set(beta, B / 4);
       const fwd = () => {
         if (c.layout.kind === 'rows') k.rowsForward(X, Y, G, B, M, R, PM, PV, c.layout.outer, w, 1e-5, 1);
-        else k.channelsForward(X, Y, G, B, M, R, PM, PV, c.layout.outer, c.layout.inner, w, c.layout.group, 1e-5, S);
+        else k.channelsForward(X, Y, G, B, M, R, PM, PV, c.layout.outer, c.layout.inner, w, c.layout.channelsPerGroup, 1e-5, S);
       };
       const bwd = () => {
         if (c.layout.kind === 'rows') k.rowsBackward(X, DY, G, M, R, DX, DG, DB, c.layout.outer, w, 1);
-        else k.channelsBackward(X, DY, G, M, R, DX, DG, DB, c.layout.outer, c.layout.inner, w, c.layout.group, S);
+        else k.channelsBackward(X, DY, G, M, R, DX, DG, DB, c.layout.outer, c.layout.inner, w, c.layout.channelsPerGroup, S);
       };
       fwdRow.simdWithCopies = timeIt(() => {
         heap.set(x, X / 4);

@@ -24,7 +24,7 @@ registerZeroGradients();
 export function rowsLayout(shape: readonly number[], firstAxis: number, center: boolean): NormLayout {
   const width = shape.slice(firstAxis).reduce((a, b) => a * b, 1);
   const total = shape.reduce((a, b) => a * b, 1);
-  return { kind: 'rows', outer: width === 0 ? 0 : total / width, inner: 1, width, group: width, center };
+  return { kind: 'rows', outer: width === 0 ? 0 : total / width, inner: 1, width, channelsPerGroup: width, center };
 }
 
 /**
@@ -36,7 +36,7 @@ export function channelsLayout(shape: readonly number[], batchAxes: number, perG
   const channels = shape[shape.length - 1];
   const outer = shape.slice(0, batchAxes).reduce((a, b) => a * b, 1);
   const inner = shape.slice(batchAxes, shape.length - 1).reduce((a, b) => a * b, 1);
-  return { kind: 'channels', outer, inner, width: channels, group: perGroup, center: true };
+  return { kind: 'channels', outer, inner, width: channels, channelsPerGroup: perGroup, center: true };
 }
 
 /** Result of {@link runFusedNorm}: y, and per slice the mean and the biased variance. */

@@ -29,19 +29,19 @@ export interface NormLayout {
   /** rows: n (row length); channels: C. */
   width: number;
   /** rows: n; channels: channels per group K (1 for BatchNorm / InstanceNorm). */
-  group: number;
+  channelsPerGroup: number;
   /** Subtract the mean (LayerNorm, BatchNorm, GroupNorm, InstanceNorm) or not (RMSNorm). */
   center: boolean;
 }
 
 /** Number of statistics (slices) of a layout: rows, or B * C / K. */
 export function statCount(layout: NormLayout): number {
-  return layout.kind === 'rows' ? layout.outer : layout.outer * (layout.width / layout.group);
+  return layout.kind === 'rows' ? layout.outer : layout.outer * (layout.width / layout.channelsPerGroup);
 }
 
 /** Elements per slice: n, or S * K. */
 export function sliceSize(layout: NormLayout): number {
-  return layout.kind === 'rows' ? layout.width : layout.inner * layout.group;
+  return layout.kind === 'rows' ? layout.width : layout.inner * layout.channelsPerGroup;
 }
 
 /**
@@ -177,7 +177,7 @@ function channelsForward(
   rstd: Float32Array,
   moments: { mean: Float32Array; variance: Float32Array },
 ): void {
-  const { outer: batches, inner: positions, width: channels, group: perGroup, center } = layout;
+  const { outer: batches, inner: positions, width: channels, channelsPerGroup: perGroup, center } = layout;
   const groups = channels / perGroup;
   const count = positions * perGroup;
   const s1 = new Float64Array(channels);
@@ -238,7 +238,7 @@ function channelsBackward(
   dgamma: Float32Array,
   dbeta: Float32Array,
 ): void {
-  const { outer: batches, inner: positions, width: channels, group: perGroup, center } = layout;
+  const { outer: batches, inner: positions, width: channels, channelsPerGroup: perGroup, center } = layout;
   const groups = channels / perGroup;
   const count = positions * perGroup;
   const shift = new Float64Array(channels);

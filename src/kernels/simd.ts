@@ -137,7 +137,7 @@ function adapter(k: NormExports, backend: WasmBackendLike): SimdKernels {
         k.rowsForward(x, y, gamma, beta, mean, rstd, pm, pv, l.outer, l.width, eps, l.center ? 1 : 0);
       } else {
         if (!l.center) return false;
-        withScratch(l.width, (s) => k.channelsForward(x, y, gamma, beta, mean, rstd, pm, pv, l.outer, l.inner, l.width, l.group, eps, s));
+        withScratch(l.width, (s) => k.channelsForward(x, y, gamma, beta, mean, rstd, pm, pv, l.outer, l.inner, l.width, l.channelsPerGroup, eps, s));
       }
       return true;
     },
@@ -147,7 +147,7 @@ function adapter(k: NormExports, backend: WasmBackendLike): SimdKernels {
         k.rowsBackward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, l.outer, l.width, l.center ? 1 : 0);
       } else {
         if (!l.center) return false;
-        withScratch(l.width, (s) => k.channelsBackward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, l.outer, l.inner, l.width, l.group, s));
+        withScratch(l.width, (s) => k.channelsBackward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, l.outer, l.inner, l.width, l.channelsPerGroup, s));
       }
       return true;
     },
@@ -217,7 +217,7 @@ function cpuAdapter(k: NormExports, memory: WebAssembly.Memory): CpuSimdKernels 
       if (beta) put(heap, B, beta);
       // y is written over x.
       if (l.kind === 'rows') k.rowsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, l.outer, w, eps, l.center ? 1 : 0);
-      else k.channelsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, l.outer, l.inner, w, l.group, eps, S);
+      else k.channelsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, l.outer, l.inner, w, l.channelsPerGroup, eps, S);
       return { y: take(heap, X, n), mean: take(heap, M, stats), rstd: take(heap, R, stats), plainMean: take(heap, PM, stats), variance: take(heap, PV, stats) };
     },
     backward(l, x, dy, gamma, mean, rstd, wantGamma, wantBeta) {
@@ -235,7 +235,7 @@ function cpuAdapter(k: NormExports, memory: WebAssembly.Memory): CpuSimdKernels 
       put(heap, R, rstd);
       // dx is written over dy.
       if (l.kind === 'rows') k.rowsBackward(X, DY, gamma ? G : 0, M, R, DY, wantGamma ? DG : 0, wantBeta ? DB : 0, l.outer, w, l.center ? 1 : 0);
-      else k.channelsBackward(X, DY, gamma ? G : 0, M, R, DY, wantGamma ? DG : 0, wantBeta ? DB : 0, l.outer, l.inner, w, l.group, S);
+      else k.channelsBackward(X, DY, gamma ? G : 0, M, R, DY, wantGamma ? DG : 0, wantBeta ? DB : 0, l.outer, l.inner, w, l.channelsPerGroup, S);
       return { dx: take(heap, DY, n), dgamma: wantGamma ? take(heap, DG, w) : new Float32Array(0), dbeta: wantBeta ? take(heap, DB, w) : new Float32Array(0) };
     },
   };

@@ -32,13 +32,13 @@ function recordingGradients(): boolean {
  * dbeta = sum(dy). x is viewed as [outer, inner, groups, group] with slices over axes 1 and 3.
  */
 function compositeBackward(x: tf.Tensor, dy: tf.Tensor, gamma: tf.Tensor, a: NormKernelAttrs): { dx: tf.Tensor; dgamma: tf.Tensor; dbeta: tf.Tensor } {
-  const groups = a.width / a.group;
-  const shape4 = a.kind === 'rows' ? [a.outer, 1, 1, a.width] : [a.outer, a.inner, groups, a.group];
+  const groups = a.width / a.channelsPerGroup;
+  const shape4 = a.kind === 'rows' ? [a.outer, 1, 1, a.width] : [a.outer, a.inner, groups, a.channelsPerGroup];
   const axes = [1, 3];
   const x4 = tf.reshape(x, shape4);
   const dy4 = tf.reshape(dy, shape4);
   const { xhat, rstd } = a.center ? standardizeWithRstd(x4, axes, a.epsilon) : rmsStandardizeWithRstd(x4, axes, a.epsilon);
-  const g = a.hasGamma ? tf.mul(dy4, tf.reshape(gamma, [1, 1, groups, a.group])) : dy4;
+  const g = a.hasGamma ? tf.mul(dy4, tf.reshape(gamma, [1, 1, groups, a.channelsPerGroup])) : dy4;
   let inner = tf.sub(g, tf.mul(xhat, blockedMean(tf.mul(g, xhat), axes)));
   if (a.center) inner = tf.sub(inner, blockedMean(g, axes));
   const dx = tf.reshape(tf.mul(rstd, inner), x.shape);

@@ -9,7 +9,7 @@ import { asWebGLBackend } from '../../src/kernels/backends/webgl.js';
 import { asWebGPUBackend } from '../../src/kernels/backends/webgpu.js';
 import { assertThrowsMentioning } from '../helpers/numeric.js';
 
-const ATTRS: NormKernelAttrs = { kind: 'channels', outer: 2, inner: 3, width: 8, group: 4, center: true, epsilon: 1e-5, hasGamma: true, hasBeta: false };
+const ATTRS: NormKernelAttrs = { kind: 'channels', outer: 2, inner: 3, width: 8, channelsPerGroup: 4, center: true, epsilon: 1e-5, hasGamma: true, hasBeta: false };
 
 describe('fused kernel contract', () => {
   it('attributes survive the trip through tfjs attribute maps', () => {

@@ -75,7 +75,7 @@ interface Geometry {
 function geometry(a: NormKernelAttrs): Geometry {
   const rows = a.kind === 'rows';
   const C = a.width;
-  const K = rows ? a.width : a.group;
+  const K = rows ? a.width : a.channelsPerGroup;
   return { B: a.outer, S: rows ? 1 : a.inner, C, K, G: C / K, count: sliceSize(a), slices: statCount(a), total: a.outer * (rows ? 1 : a.inner) * C };
 }
 

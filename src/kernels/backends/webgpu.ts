@@ -91,7 +91,7 @@ function geometry(a: NormKernelAttrs): Geometry {
   const B = a.outer;
   const S = rows ? 1 : a.inner;
   const C = a.width;
-  const K = rows ? a.width : a.group;
+  const K = rows ? a.width : a.channelsPerGroup;
   const count = sliceSize(a);
   const slices = statCount(a);
   const tiles = Math.max(1, Math.min(Math.ceil(count / MIN_TILE), Math.ceil(TARGET_WORKGROUPS / Math.max(slices, 1))));
