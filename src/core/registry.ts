@@ -5,7 +5,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { NormkitError } from './errors.js';
 
-/** What a method is, by the category used in shared/methods. */
+/** What a method is: what it normalizes or replaces (activations, weights, the optimizer step, the architecture...). */
 export type NormKind =
   | 'activation'
   | 'weight'

@@ -80,7 +80,7 @@ export interface ExperimentPlan {
 export interface Experiment {
   id: string;
   title: string;
-  /** The claim tested, in the words of the method page (shared/methods/<method>.md) or the paper's abstract. */
+  /** The claim tested, in the words of the method's docs page (docs/<method>.md) or the paper's abstract. */
   claim: string;
   /** Papers, by authors, title and year. */
   papers: string[];

@@ -38,7 +38,7 @@ interface RefConfig {
 }
 
 /**
- * Float64 Online Normalization written from the formulas of shared/methods/online-norm.md, on [N, S, C]
+ * Float64 Online Normalization written from the paper's formulas (docs/online-norm.md), on [N, S, C]
  * (channels last, flat index (t*S + s)*C + c). Returns the output, the streams after the batch and, for
  * an upstream gradient dOut, the ON backward (dx, u, v) and the exact dgamma, dbeta.
  */

@@ -6,7 +6,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 
-// ---------- float64 reference, written from shared/methods/power-norm.md and the reference code ----------
+// ---------- float64 reference, written from the paper (docs/power-norm.md) and the reference code ----------
 const GEPS = 1e-5;
 
 /** Per token (row of C), per group: xs = x / sqrt(mean_group(x^2) + 1e-5). */

@@ -108,7 +108,7 @@ const dot = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 describe('region normalization float64 reference', () => {
-  it('equals the closed form (x - mu_R)/sqrt(var_R + eps P/S_R) on each region (shared/methods/region-norm.md)', () => {
+  it('equals the closed form (x - mu_R)/sqrt(var_R + eps P/S_R) on each region, as the paper derives it', () => {
     const n = 2;
     const s = 6;
     const c = 2;

@@ -6,7 +6,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 
-// ---------- float64 reference, written from shared/methods/unified-norm.md and the reference code ----------
+// ---------- float64 reference, written from the paper (docs/unified-norm.md) and the reference code ----------
 type F64 = Float64Array<ArrayBufferLike>;
 interface RefState { runVar: F64; ema: F64; bufX2: F64[]; bufGz: F64[] }
 interface RefOpts { C: number; wf: number; wb: number; warmup: number; filter: boolean; eps: number; m: number; gamma: ArrayLike<number>; beta: ArrayLike<number>; mask?: ArrayLike<number> }
