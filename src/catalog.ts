@@ -10,29 +10,29 @@
 import * as registry from './core/registry.js';
 import type { NormInfo } from './core/registry.js';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import * as methodsAdab2n from './methods/adab2n/layer.js';
-import * as methodsAlphaBn from './methods/alpha-bn/layer.js';
+import * as methodsAdaB2N from './methods/adab2n/layer.js';
+import * as methodsAlphaBN from './methods/alpha-bn/layer.js';
 import * as methodsBatchChannelNorm from './methods/batch-channel-norm/layer.js';
 import * as methodsBatchNorm from './methods/batch-norm/layer.js';
-import * as methodsCrmsNorm from './methods/crms-norm/layer.js';
-import * as methodsDeepnorm from './methods/deepnorm/index.js';
+import * as methodsCRMSNorm from './methods/crms-norm/layer.js';
+import * as methodsDeepNorm from './methods/deepnorm/index.js';
 import * as methodsDynamicTanh from './methods/dynamic-tanh/layer.js';
-import * as methodsEvonorm from './methods/evonorm/layer.js';
+import * as methodsEvoNorm from './methods/evonorm/layer.js';
 import * as methodsFilterResponseNorm from './methods/filter-response-norm/layer.js';
 import * as methodsFixupSkipinit from './methods/fixup-skipinit/index.js';
 import * as methodsGroupNorm from './methods/group-norm/layer.js';
-import * as methodsIbn from './methods/ibn/layer.js';
+import * as methodsIBN from './methods/ibn/layer.js';
 import * as methodsInstanceNorm from './methods/instance-norm/layer.js';
-import * as methodsNorm from './methods/layer-norm/layer.js';
-import * as methodsLrn from './methods/lrn/layer.js';
-import * as methodsNap from './methods/nap/layer.js';
-import * as methodsNgpt from './methods/ngpt/index.js';
-import * as methodsNormformer from './methods/normformer/index.js';
+import * as methodsLayerNorm from './methods/layer-norm/layer.js';
+import * as methodsLRN from './methods/lrn/layer.js';
+import * as methodsNAP from './methods/nap/layer.js';
+import * as methodsNGPT from './methods/ngpt/index.js';
+import * as methodsNormFormer from './methods/normformer/index.js';
 import * as methodsOnlineNorm from './methods/online-norm/layer.js';
-import * as methodsPeriLn from './methods/peri-ln/index.js';
+import * as methodsPeriLN from './methods/peri-ln/index.js';
 import * as methodsPowerNorm from './methods/power-norm/layer.js';
 import * as methodsRegionNorm from './methods/region-norm/layer.js';
-import * as methodsRmsNorm from './methods/rms-norm/layer.js';
+import * as methodsRMSNorm from './methods/rms-norm/layer.js';
 import * as methodsScaleNorm from './methods/scale-norm/layer.js';
 import * as methodsSelu from './methods/selu/index.js';
 import * as methodsSpectralNorm from './methods/spectral-norm/layer.js';
@@ -40,39 +40,39 @@ import * as methodsUnifiedNorm from './methods/unified-norm/layer.js';
 import * as methodsWeightCompander from './methods/weight-compander/layer.js';
 import * as methodsWeightNorm from './methods/weight-norm/layer.js';
 import * as methodsWeightStandardization from './methods/weight-standardization/layer.js';
-import * as modelsNfResnet from './models/nf-resnet.js';
-import * as optimizersAdamp from './optimizers/adamp.js';
-import * as optimizersAgc from './optimizers/agc.js';
+import * as modelsNFResNet from './models/nf-resnet.js';
+import * as optimizersAdamP from './optimizers/adamp.js';
+import * as optimizersAGC from './optimizers/agc.js';
 import * as optimizersConda from './optimizers/conda.js';
-import * as optimizersSgdp from './optimizers/sgdp.js';
-import * as surgeryLnRemoval from './surgery/ln-removal.js';
-import * as surgeryPreLnToPreRms from './surgery/pre-ln-to-pre-rms.js';
+import * as optimizersSGDP from './optimizers/sgdp.js';
+import * as surgeryLNRemoval from './surgery/ln-removal.js';
+import * as surgeryPreLNToPreRMS from './surgery/pre-ln-to-pre-rms.js';
 
 /** Every module that registers a method, a layer class or an optimizer class. */
 const REGISTERING_MODULES: readonly object[] = [
-  methodsAdab2n,
-  methodsAlphaBn,
+  methodsAdaB2N,
+  methodsAlphaBN,
   methodsBatchChannelNorm,
   methodsBatchNorm,
-  methodsCrmsNorm,
-  methodsDeepnorm,
+  methodsCRMSNorm,
+  methodsDeepNorm,
   methodsDynamicTanh,
-  methodsEvonorm,
+  methodsEvoNorm,
   methodsFilterResponseNorm,
   methodsFixupSkipinit,
   methodsGroupNorm,
-  methodsIbn,
+  methodsIBN,
   methodsInstanceNorm,
-  methodsNorm,
-  methodsLrn,
-  methodsNap,
-  methodsNgpt,
-  methodsNormformer,
+  methodsLayerNorm,
+  methodsLRN,
+  methodsNAP,
+  methodsNGPT,
+  methodsNormFormer,
   methodsOnlineNorm,
-  methodsPeriLn,
+  methodsPeriLN,
   methodsPowerNorm,
   methodsRegionNorm,
-  methodsRmsNorm,
+  methodsRMSNorm,
   methodsScaleNorm,
   methodsSelu,
   methodsSpectralNorm,
@@ -80,13 +80,13 @@ const REGISTERING_MODULES: readonly object[] = [
   methodsWeightCompander,
   methodsWeightNorm,
   methodsWeightStandardization,
-  modelsNfResnet,
-  optimizersAdamp,
-  optimizersAgc,
+  modelsNFResNet,
+  optimizersAdamP,
+  optimizersAGC,
   optimizersConda,
-  optimizersSgdp,
-  surgeryLnRemoval,
-  surgeryPreLnToPreRms,
+  optimizersSGDP,
+  surgeryLNRemoval,
+  surgeryPreLNToPreRMS,
 ];
 
 /**

@@ -144,7 +144,7 @@ const KERAS_MOMENTUM_NORMS = new Set(['batch', 'bn', 'batchnorm', 'alpha-bn']);
  * averages would still weigh their initial values by 0.99^150 = 22% after 150 steps. Every other norm keeps its
  * defaults.
  */
-export function defaultCnnNormConfig(norm: string, channels: number): Record<string, unknown> {
+export function defaultCNNNormConfig(norm: string, channels: number): Record<string, unknown> {
   if (norm === 'layer' || norm === 'ln' || norm === 'layernorm') return { axis: [1, 2, 3] };
   if (KERAS_MOMENTUM_NORMS.has(norm)) return { momentum: 0.9 };
   if (GROUPED_NORMS.has(norm)) return { groups: Math.min(4, channels) };
@@ -197,7 +197,7 @@ export function buildCNN(options: CNNOptions): CNN {
   const normalize = (x: tfl.SymbolicTensor, channels: number): tfl.SymbolicTensor => {
     if (norm === 'none') return x;
     const extra = typeof options.normConfig === 'function' ? options.normConfig(channels) : options.normConfig ?? {};
-    const layer = createNorm(norm, { ...defaultCnnNormConfig(norm, channels), ...extra });
+    const layer = createNorm(norm, { ...defaultCNNNormConfig(norm, channels), ...extra });
     normLayers.push(layer);
     return layer.apply(x) as tfl.SymbolicTensor;
   };

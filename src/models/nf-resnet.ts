@@ -1,7 +1,7 @@
 /**
  * Normalizer-Free ResNets (Brock, De & Smith, ICLR 2021; NFNets, Brock et al., ICML 2021): residual blocks
  * `h <- h + alpha * f(h / beta)` with analytically tracked beta, scaled weight-standardized convolutions and
- * variance-preserving activation gains. Train with `withAgc` (adaptive gradient clipping).
+ * variance-preserving activation gains. Train with `withAGC` (adaptive gradient clipping).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -159,7 +159,7 @@ export interface NFResNetConfig {
 /**
  * A small NF-ResNet: WS-conv stem, NF basic blocks with analytically tracked beta ({@link nfExpectedStds}),
  * a final gamma-scaled activation, global average pooling and a dense classifier initialized N(0, 0.01).
- * No normalization layer anywhere; use `withAgc(optimizer, {exclude: ['classifier/']})` to train at large
+ * No normalization layer anywhere; use `withAGC(optimizer, {exclude: ['classifier/']})` to train at large
  * batch sizes / learning rates.
  */
 export function buildNFResNet(config: NFResNetConfig): tfl.LayersModel {

@@ -9,8 +9,8 @@ import { registerNorm } from '../core/registry.js';
 import { checkKnownKeys, checkPositive } from './options.js';
 import { gradientEntries, variableNamed, type NamedTensor, type VariableGradients } from './slot-optimizer.js';
 
-/** Options of {@link adaptiveClipGradients} and {@link withAgc}. */
-export interface AgcOptions {
+/** Options of {@link adaptiveClipGradients} and {@link withAGC}. */
+export interface AGCOptions {
   /** lambda: the largest allowed ratio ||G_i|| / ||W_i|| per unit (default 0.01, NFNet-F at batch 4096). */
   clipping?: number;
   /** Floor of ||W_i||, so zero-initialized weights can still move (default 1e-3). */
@@ -26,14 +26,14 @@ export interface AgcOptions {
 
 const KNOWN = ['clipping', 'epsilon', 'exclude', 'kernelLayouts'];
 
-interface ResolvedAgc {
+interface ResolvedAGC {
   clipping: number;
   epsilon: number;
   exclude: string[];
   kernelLayouts?: Map<string, KernelLayout>;
 }
 
-function resolve(where: string, options: AgcOptions): ResolvedAgc {
+function resolve(where: string, options: AGCOptions): ResolvedAGC {
   checkKnownKeys(where, options, KNOWN);
   const clipping = options.clipping ?? 0.01;
   const epsilon = options.epsilon ?? 1e-3;
@@ -55,7 +55,7 @@ function unitNorm(x: tf.Tensor, axes: number[]): tf.Tensor {
  *
  *   max = clipping * max(N(W), eps);   G <- N(G) > max ? G * max / max(N(G), 1e-6) : G.
  */
-export function adaptiveClipGradient(gradient: tf.Tensor, param: tf.Tensor, options: AgcOptions & { fanInAxes?: number[] } = {}): tf.Tensor {
+export function adaptiveClipGradient(gradient: tf.Tensor, param: tf.Tensor, options: AGCOptions & { fanInAxes?: number[] } = {}): tf.Tensor {
   const where = 'adaptiveClipGradient';
   const { fanInAxes, ...rest } = options;
   const o = resolve(where, rest);
@@ -77,7 +77,7 @@ export function adaptiveClipGradient(gradient: tf.Tensor, param: tf.Tensor, opti
  * variable of the same name. Returns a new map of new tensors (the caller disposes them); excluded
  * variables get a copy of their gradient.
  */
-export function adaptiveClipGradients(variableGradients: VariableGradients, options: AgcOptions = {}): tf.NamedTensorMap {
+export function adaptiveClipGradients(variableGradients: VariableGradients, options: AGCOptions = {}): tf.NamedTensorMap {
   const where = 'adaptiveClipGradients';
   const o = resolve(where, options);
   const out: tf.NamedTensorMap = {};
@@ -105,7 +105,7 @@ export class AdaptiveGradientClipping extends tf.Optimizer {
   readonly exclude: string[];
   private readonly kernelLayouts?: Map<string, KernelLayout>;
 
-  constructor(optimizer: tf.Optimizer, options: AgcOptions = {}) {
+  constructor(optimizer: tf.Optimizer, options: AGCOptions = {}) {
     super();
     const where = 'AdaptiveGradientClipping';
     if (!(optimizer instanceof tf.Optimizer)) throw new NormkitError(where, 'optimizer', 'a tf.Optimizer', optimizer);
@@ -160,8 +160,8 @@ export class AdaptiveGradientClipping extends tf.Optimizer {
   }
 }
 
-/** Wraps `optimizer` so every step clips gradients with AGC first: `model.compile({optimizer: withAgc(tf.train.sgd(0.1))})`. */
-export function withAgc(optimizer: tf.Optimizer, options: AgcOptions = {}): AdaptiveGradientClipping {
+/** Wraps `optimizer` so every step clips gradients with AGC first: `model.compile({optimizer: withAGC(tf.train.sgd(0.1))})`. */
+export function withAGC(optimizer: tf.Optimizer, options: AGCOptions = {}): AdaptiveGradientClipping {
   return new AdaptiveGradientClipping(optimizer, options);
 }
 

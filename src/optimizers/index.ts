@@ -3,5 +3,5 @@ export { projectScaleInvariant, type ProjectionHyperparameters, type ProjectionO
 export { type AdamHyperparameters } from './adam-moments.js';
 export { AdamP, type AdamPOptions } from './adamp.js';
 export { SGDP, type SGDPOptions } from './sgdp.js';
-export { adaptiveClipGradient, adaptiveClipGradients, AdaptiveGradientClipping, withAgc, type AgcOptions } from './agc.js';
+export { adaptiveClipGradient, adaptiveClipGradients, AdaptiveGradientClipping, withAGC, type AGCOptions } from './agc.js';
 export { Conda, type CondaOptions } from './conda.js';

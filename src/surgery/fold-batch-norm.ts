@@ -145,27 +145,27 @@ function countUses(config: Json): Map<string, number> {
 export async function foldBatchNorm(model: tfl.LayersModel): Promise<tfl.LayersModel> {
   if (!(model instanceof tfl.LayersModel)) throw new NormkitError('foldBatchNorm', 'model', 'a tf.LayersModel', model);
   const pairs = findFoldableBatchNorms(model);
-  const foldedBn = new Map(pairs.map((p) => [p.batchNorm, p.into]));
-  const intoBn = new Map(pairs.map((p) => [p.into, p.batchNorm]));
+  const foldedBN = new Map(pairs.map((p) => [p.batchNorm, p.into]));
+  const intoBN = new Map(pairs.map((p) => [p.into, p.batchNorm]));
   const topology = JSON.parse(JSON.stringify(model.toJSON(undefined, false))) as { class_name: string; config: Json };
   const config = topology.config;
-  config.layers = (config.layers as Json[]).filter((entry) => !foldedBn.has(((entry.config as Json).name ?? entry.name) as string));
+  config.layers = (config.layers as Json[]).filter((entry) => !foldedBN.has(((entry.config as Json).name ?? entry.name) as string));
   for (const entry of config.layers as Json[]) {
     const name = ((entry.config as Json).name ?? entry.name) as string;
-    if (intoBn.has(name)) (entry.config as Json).use_bias = true;
+    if (intoBN.has(name)) (entry.config as Json).use_bias = true;
     if (topology.class_name !== 'Sequential') {
-      for (const node of entry.inbound_nodes as NodeRef[][]) for (const ref of node) ref[0] = foldedBn.get(ref[0]) ?? ref[0];
+      for (const node of entry.inbound_nodes as NodeRef[][]) for (const ref of node) ref[0] = foldedBN.get(ref[0]) ?? ref[0];
     }
   }
   if (topology.class_name !== 'Sequential') {
-    for (const ref of config.output_layers as NodeRef[]) ref[0] = foldedBn.get(ref[0]) ?? ref[0];
+    for (const ref of config.output_layers as NodeRef[]) ref[0] = foldedBN.get(ref[0]) ?? ref[0];
   }
   const folded = await tfl.models.modelFromJSON({ modelTopology: topology as unknown as tf.io.ModelJSON['modelTopology'] } as tfl.ModelAndWeightsConfig);
   const old = new Map(model.layers.map((l) => [l.name, l]));
   for (const layer of folded.layers) {
     const source = old.get(layer.name);
     if (source === undefined || layer.weights.length === 0) continue;
-    const bnName = intoBn.get(layer.name);
+    const bnName = intoBN.get(layer.name);
     if (bnName === undefined) {
       layer.setWeights(source.getWeights());
       continue;

@@ -277,7 +277,7 @@ export interface LNRemovalScheduleOptions {
   /** Step of the first switch (default 20, the reference's GPT-2 small config). */
   start?: number;
   /** Steps between the MLP-input norms of consecutive blocks (default 2). */
-  gapMlp?: number;
+  gapMLP?: number;
   /** Steps between the attention-input norms of consecutive blocks (default 2). */
   gapAttn?: number;
   /** Steps between the last attention norm and the final norm, and between the final norm and the merge of the position-0 constants (default 3). */
@@ -286,7 +286,7 @@ export interface LNRemovalScheduleOptions {
 
 /**
  * The progressive removal order of the reference (`config.py`), for a model built by buildTransformerLM
- * with placement 'pre': the MLP-input norms `block{i}_mlp_norm` at `start + i*gapMlp`, then the
+ * with placement 'pre': the MLP-input norms `block{i}_mlp_norm` at `start + i*gapMLP`, then the
  * attention-input norms every `gapAttn` steps (split models: the query/key copies `block{i}_attn_norm_qk` of
  * every block, then the value copies `block{i}_attn_norm_v`), then `final_norm` `gapFinal` steps after
  * the last attention switch, and last, `gapFinal` steps later, every layer with a separate position-0
@@ -295,13 +295,13 @@ export interface LNRemovalScheduleOptions {
 export function lnRemovalSchedule(model: tfl.LayersModel, options: LNRemovalScheduleOptions = {}): LNRemovalEvent[] {
   const where = 'lnRemovalSchedule';
   if (!(model instanceof tfl.LayersModel)) throw new NormkitError(where, 'model', 'a tf.LayersModel', model);
-  checkKnownKeys(where, options, ['start', 'gapMlp', 'gapAttn', 'gapFinal']);
+  checkKnownKeys(where, options, ['start', 'gapMLP', 'gapAttn', 'gapFinal']);
   const start = options.start ?? 20;
-  const gapMlp = options.gapMlp ?? 2;
+  const gapMLP = options.gapMLP ?? 2;
   const gapAttn = options.gapAttn ?? 2;
   const gapFinal = options.gapFinal ?? 3;
   checkInteger(where, 'start', start, 0);
-  checkInteger(where, 'gapMlp', gapMlp, 0);
+  checkInteger(where, 'gapMLP', gapMLP, 0);
   checkInteger(where, 'gapAttn', gapAttn, 0);
   checkInteger(where, 'gapFinal', gapFinal, 0);
   const fakes = model.layers.filter((l) => l instanceof FakeLayerNormalization) as FakeLayerNormalization[];
@@ -312,7 +312,7 @@ export function lnRemovalSchedule(model: tfl.LayersModel, options: LNRemovalSche
   let step = start;
   for (let i = 0; i < blocks; i++) {
     if (names.includes(`block${i}_mlp_norm`)) events.push({ step, layer: `block${i}_mlp_norm`, action: 'fake' });
-    step += gapMlp;
+    step += gapMLP;
   }
   // Unsplit attention norms, or the query/key copies of all blocks, then the value copies (ln1qk, then ln1v).
   const attnNames = [...Array.from({ length: blocks }, (_, i) => [`block${i}_attn_norm`, `block${i}_attn_norm_qk`]), ...Array.from({ length: blocks }, (_, i) => [`block${i}_attn_norm_v`])];

@@ -28,13 +28,13 @@ export function tinyData(): string {
 }
 
 /** The CNN with LayerNorm vs no norm, `steps` steps of batch 8 (a real training run at toy size). */
-function tinyCnn(id: string, steps: number): Experiment {
+function tinyCNN(id: string, steps: number): Experiment {
   return {
     id,
     title: 'Tiny',
     claim: 'LayerNorm beats no normalization (not expected to be decided in a few steps)',
     papers: ['Ba, Kiros & Hinton 2016'],
-    methodPages: ['shared/methods/layer-norm.md'],
+    methodPages: ['docs/layer-norm.md'],
     metric: 'final test accuracy',
     missing: async () => [],
     plan: () => ({
@@ -51,9 +51,9 @@ function tinyCnn(id: string, steps: number): Experiment {
 }
 
 /** 4 steps: the end-to-end test's size. */
-export const tiny = tinyCnn('tiny', 4);
+export const tiny = tinyCNN('tiny', 4);
 /** 30 steps: long enough to kill a worker mid-run. */
-export const tinyLong = tinyCnn('tiny-long', 30);
+export const tinyLong = tinyCNN('tiny-long', 30);
 
 /**
  * A run that kills its own process: variant 'once' only on its first attempt (a marker file in

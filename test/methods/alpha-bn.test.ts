@@ -14,7 +14,7 @@ const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
  * (1-a) var_t [+ a (1-a)(mu_s - mu_t)^2], y = gamma (x - mu)/sqrt(var + eps) + beta, mu_t and var_t the
  * test batch mean and biased variance per channel.
  */
-function refAlphaBn(x: ArrayLike<number>, c: number, p: { a: number; ms: ArrayLike<number>; vs: ArrayLike<number>; eps: number; gamma?: ArrayLike<number>; beta?: ArrayLike<number>; mixture?: boolean }): Float64Array {
+function refAlphaBN(x: ArrayLike<number>, c: number, p: { a: number; ms: ArrayLike<number>; vs: ArrayLike<number>; eps: number; gamma?: ArrayLike<number>; beta?: ArrayLike<number>; mixture?: boolean }): Float64Array {
   const rows = x.length / c;
   const y = new Float64Array(x.length);
   for (let ch = 0; ch < c; ch++) {
@@ -50,11 +50,11 @@ forEachBackend(() => {
         const xv = randn(size(shape), 1, 1.5, 2);
         const dyv = randn(size(shape), 2);
         const p = { a, ms: randn(c, 3), vs: randn(c, 4).map((v) => 0.5 + v * v), eps: 1e-3, gamma: randn(c, 5, 1, 0.3), beta: randn(c, 6), mixture };
-        const fd = finiteDifference((v) => refAlphaBn(v, c, p).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
+        const fd = finiteDifference((v) => refAlphaBN(v, c, p).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
         tf.tidy(() => {
           const opts = { sourceWeight: a, movingMean: tf.tensor(p.ms), movingVariance: tf.tensor(p.vs), gamma: tf.tensor(p.gamma), beta: tf.tensor(p.beta), varianceMixing: mixture ? ('mixture' as const) : ('linear' as const) };
           const x = tf.tensor(xv, shape);
-          assertClose(f64(nk.alphaBatchNorm(x, opts)), refAlphaBn(xv, c, p), { atol: 2e-5, rtol: 2e-5 }, 'y');
+          assertClose(f64(nk.alphaBatchNorm(x, opts)), refAlphaBN(xv, c, p), { atol: 2e-5, rtol: 2e-5 }, 'y');
           const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nk.alphaBatchNorm(v, opts), tf.tensor(dyv, shape))))(x);
           assertClose(f64(dx), fd, { atol: 2e-4, rtol: 1e-3 }, 'dx vs finite differences');
         });
@@ -89,7 +89,7 @@ forEachBackend(() => {
         const p = { a: 0.6, ms: [mean + 0.5 * std, mean - std, mean].map(Math.fround), vs: [std * std, 2 * std * std, 0.5 * std * std].map(Math.fround), eps: 1e-5 * std * std };
         tf.tidy(() => {
           const y = nk.alphaBatchNorm(tf.tensor(xv, shape), { sourceWeight: p.a, movingMean: tf.tensor(p.ms), movingVariance: tf.tensor(p.vs), epsilon: p.eps });
-          assertClose(f64(y), refAlphaBn(xv, 3, p), { atol: 5e-4, rtol: 5e-4 }, `mean ${mean}, std ${std}`);
+          assertClose(f64(y), refAlphaBN(xv, 3, p), { atol: 5e-4, rtol: 5e-4 }, `mean ${mean}, std ${std}`);
         });
       }
     });
@@ -131,14 +131,14 @@ forEachBackend(() => {
       layer.setWeights(weights);
       reference.setWeights(weights);
       const xv = randn(12, 40, 1, 2);
-      const expected = refAlphaBn(xv, 2, { a: 0.25, ms: [2, -3], vs: [4, 0.5], eps: 1e-3, gamma: [1.5, 0.5], beta: [0.1, -0.2] });
+      const expected = refAlphaBN(xv, 2, { a: 0.25, ms: [2, -3], vs: [4, 0.5], eps: 1e-3, gamma: [1.5, 0.5], beta: [0.1, -0.2] });
       tf.tidy(() => {
         const x = tf.tensor(xv, [6, 2]);
         assertClose(f64(model.predict(x) as tf.Tensor), expected, { atol: 2e-5, rtol: 2e-5 }, 'predict');
         assertClose(f64(layer.getWeights()[2]), [2, -3], { atol: 0 }, 'moving mean untouched by predict');
         const yTrain = layer.apply(x, { training: true }) as tf.Tensor;
-        const yBn = reference.apply(x, { training: true }) as tf.Tensor;
-        assertClose(f64(yTrain), f64(yBn), { atol: 1e-6 }, 'training call equals BatchNormalization');
+        const yBN = reference.apply(x, { training: true }) as tf.Tensor;
+        assertClose(f64(yTrain), f64(yBN), { atol: 1e-6 }, 'training call equals BatchNormalization');
         assertClose(f64(layer.getWeights()[2]), f64(reference.getWeights()[2]), { atol: 1e-7 }, 'moving mean updated as BatchNormalization');
       });
       tf.dispose(weights);
@@ -179,7 +179,7 @@ forEachBackend(() => {
         }
         return out;
       };
-      const bn = (x: ArrayLike<number>, [gamma, beta, ms, vs]: Float64Array[], eps: number) => refAlphaBn(x, 3, { a: 0.6, ms, vs, eps, gamma, beta, mixture: true });
+      const bn = (x: ArrayLike<number>, [gamma, beta, ms, vs]: Float64Array[], eps: number) => refAlphaBN(x, 3, { a: 0.6, ms, vs, eps, gamma, beta, mixture: true });
       const xv = randn(20, 52, 1, 3);
       const expected = bn(dense(bn(dense(xv, 5, byLayer[0], 4, 3), byLayer[1], 1e-3), 5, byLayer[2], 3, 3), byLayer[3], 1e-2);
       const out = tf.tidy(() => converted.predict(tf.tensor(xv, [5, 4])) as tf.Tensor);

@@ -8,7 +8,7 @@ import { refNormalize } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 
 /** Float64 CRMSNorm from the page: xc * rsqrt((sum(xc^2) + sum(xc)^2) / d + eps), d = k + 1, per row of k. */
-function refCrms(xc: ArrayLike<number>, k: number, eps: number, gamma?: ArrayLike<number>, beta?: ArrayLike<number>): Float64Array {
+function refCRMS(xc: ArrayLike<number>, k: number, eps: number, gamma?: ArrayLike<number>, beta?: ArrayLike<number>): Float64Array {
   const out = new Float64Array(xc.length);
   for (let r = 0; r < xc.length / k; r++) {
     let sq = 0;
@@ -42,7 +42,7 @@ describe('crmsNorm float64 reference', () => {
     const x = zeroMeanRows(5, d, 1);
     const rms = refNormalize(x, [5, d], [1], 1e-5, { center: false }).y;
     const ln = refNormalize(x, [5, d], [1], 1e-5).y;
-    const crms = refCrms(dropLast(x, d), d - 1, 1e-5);
+    const crms = refCRMS(dropLast(x, d), d - 1, 1e-5);
     assertClose(crms, dropLast(rms, d), { atol: 1e-14 }, 'CRMS vs RMS');
     assertClose(crms, dropLast(ln, d), { atol: 1e-12 }, 'CRMS vs LN');
   });
@@ -58,9 +58,9 @@ forEachBackend(() => {
         const gv = randn(k, 11, 1, 0.3);
         const bv = randn(k, 12);
         tf.tidy(() => {
-          assertClose(f64(nk.crmsNorm(tf.tensor(xv, shape))), refCrms(xv, k, 1e-5), { atol: 2e-6, rtol: 2e-5 }, `y [${shape}]`);
+          assertClose(f64(nk.crmsNorm(tf.tensor(xv, shape))), refCRMS(xv, k, 1e-5), { atol: 2e-6, rtol: 2e-5 }, `y [${shape}]`);
           const y = nk.crmsNorm(tf.tensor(xv, shape), { gamma: tf.tensor(gv), beta: tf.tensor(bv), epsilon: 1e-3 });
-          assertClose(f64(y), refCrms(xv, k, 1e-3, gv, bv), { atol: 2e-6, rtol: 2e-5 }, `affine y [${shape}]`);
+          assertClose(f64(y), refCRMS(xv, k, 1e-3, gv, bv), { atol: 2e-6, rtol: 2e-5 }, `affine y [${shape}]`);
         });
       }
     });
@@ -70,7 +70,7 @@ forEachBackend(() => {
       const xv = randn(15, 20);
       const gv = randn(5, 21, 1, 0.3);
       const dyv = randn(15, 22);
-      const loss = (v: Float64Array, g: ArrayLike<number>) => refCrms(v, 5, 1e-5, g).reduce((s, y, i) => s + y * dyv[i], 0);
+      const loss = (v: Float64Array, g: ArrayLike<number>) => refCRMS(v, 5, 1e-5, g).reduce((s, y, i) => s + y * dyv[i], 0);
       const fdx = finiteDifference((v) => loss(v, gv), Float64Array.from(xv));
       const fdg = finiteDifference((g) => loss(Float64Array.from(xv), g), Float64Array.from(gv));
       tf.tidy(() => {
@@ -96,7 +96,7 @@ forEachBackend(() => {
     it('holds on magnitudes from 1e-20 to 1e15 and on a large common offset of the stored coordinates', () => {
       for (const [scale, offset] of [[1e-20, 0], [1e-3, 0], [1, 0], [1e6, 0], [1e15, 0], [1e-2, 1e4]]) {
         const xv = randn(32, 40).map((v) => offset + v * scale);
-        tf.tidy(() => assertClose(f64(nk.crmsNorm(tf.tensor(xv, [4, 8]))), refCrms(xv, 8, 1e-5), { atol: 1e-25, rtol: 1e-4 }, `y at ${scale}, offset ${offset}`));
+        tf.tidy(() => assertClose(f64(nk.crmsNorm(tf.tensor(xv, [4, 8]))), refCRMS(xv, 8, 1e-5), { atol: 1e-25, rtol: 1e-4 }, `y at ${scale}, offset ${offset}`));
       }
     });
 
@@ -128,7 +128,7 @@ forEachBackend(() => {
       const x = tf.tensor(randn(12, 60), [3, 4]);
       const y = layer.apply(x) as tf.Tensor;
       assert.equal(layer.weights.length, 0);
-      assertClose(f64(y), refCrms(x.dataSync(), 4, 1e-5), { atol: 1e-6, rtol: 1e-5 }, 'y');
+      assertClose(f64(y), refCRMS(x.dataSync(), 4, 1e-5), { atol: 1e-6, rtol: 1e-5 }, 'y');
       tf.dispose([x, y]);
       const xs = tf.tensor(randn(48, 61), [8, 6]);
       const ys = tf.tensor(randn(8, 62), [8, 1]);

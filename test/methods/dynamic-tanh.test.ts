@@ -7,7 +7,7 @@ import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifferenc
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
 
 /** Float64 DyT from the paper: gamma * tanh(alpha * x) + beta, per channel on the last axis. */
-function refDyt(x: ArrayLike<number>, C: number, alpha: number, gamma: ArrayLike<number>, beta: ArrayLike<number>): Float64Array {
+function refDYT(x: ArrayLike<number>, C: number, alpha: number, gamma: ArrayLike<number>, beta: ArrayLike<number>): Float64Array {
   return Float64Array.from(x, (v, i) => gamma[i % C] * Math.tanh(alpha * v) + beta[i % C]);
 }
 
@@ -22,7 +22,7 @@ forEachBackend(() => {
       const xv = randn(30, 10, 0, 2);
       const dyv = randn(30, 11);
       const alpha = 0.7;
-      const loss = (x: ArrayLike<number>, a: number, g: ArrayLike<number>, b: ArrayLike<number>) => refDyt(x, C, a, g, b).reduce((s, y, i) => s + y * dyv[i], 0);
+      const loss = (x: ArrayLike<number>, a: number, g: ArrayLike<number>, b: ArrayLike<number>) => refDYT(x, C, a, g, b).reduce((s, y, i) => s + y * dyv[i], 0);
       const fd = {
         x: finiteDifference((v) => loss(v, alpha, gamma, beta), Float64Array.from(xv)),
         alpha: finiteDifference((v) => loss(xv, v[0], gamma, beta), Float64Array.from([alpha])),
@@ -31,7 +31,7 @@ forEachBackend(() => {
       };
       tf.tidy(() => {
         const t = [tf.tensor(xv, shape), tf.tensor([alpha]), tf.tensor(gamma), tf.tensor(beta)];
-        assertClose(f64(nk.dynamicTanh(t[0], { alpha: t[1], gamma: t[2], beta: t[3] })), refDyt(xv, C, alpha, gamma, beta), { atol: 1e-6, rtol: 1e-5 }, 'y');
+        assertClose(f64(nk.dynamicTanh(t[0], { alpha: t[1], gamma: t[2], beta: t[3] })), refDYT(xv, C, alpha, gamma, beta), { atol: 1e-6, rtol: 1e-5 }, 'y');
         const grads = tf.grads((x: tf.Tensor, a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(nk.dynamicTanh(x, { alpha: a, gamma: g, beta: b }), tf.tensor(dyv, shape))))(t);
         (['x', 'alpha', 'gamma', 'beta'] as const).forEach((k, i) => assertClose(f64(grads[i]), fd[k], { atol: 1e-4, rtol: 1e-3 }, `d${k}`));
         assert.deepEqual(grads[1].shape, [1]);
@@ -43,9 +43,9 @@ forEachBackend(() => {
       const one = new Float64Array(C).fill(1);
       const zero = new Float64Array(C);
       tf.tidy(() => {
-        assertClose(f64(nk.dynamicTanh(tf.tensor(xv, shape))), refDyt(xv, C, 0.5, one, zero), { atol: 1e-6 }, 'default alpha');
-        assertClose(f64(nk.dynamicTanh(tf.tensor(xv, shape), { alpha: 2 })), refDyt(xv, C, 2, one, zero), { atol: 1e-6 }, 'number alpha');
-        assertClose(f64(nk.dynamicTanh(tf.tensor(xv, shape), { alpha: tf.scalar(-1) })), refDyt(xv, C, -1, one, zero), { atol: 1e-6 }, 'scalar alpha');
+        assertClose(f64(nk.dynamicTanh(tf.tensor(xv, shape))), refDYT(xv, C, 0.5, one, zero), { atol: 1e-6 }, 'default alpha');
+        assertClose(f64(nk.dynamicTanh(tf.tensor(xv, shape), { alpha: 2 })), refDYT(xv, C, 2, one, zero), { atol: 1e-6 }, 'number alpha');
+        assertClose(f64(nk.dynamicTanh(tf.tensor(xv, shape), { alpha: tf.scalar(-1) })), refDYT(xv, C, -1, one, zero), { atol: 1e-6 }, 'scalar alpha');
       });
     });
 
@@ -54,7 +54,7 @@ forEachBackend(() => {
       tf.tidy(() => {
         const x = tf.tensor(xv, [2, 5]);
         const y = f64(nk.dynamicTanh(x, { alpha: 1 }));
-        assertClose(y, refDyt(xv, 5, 1, [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]), { atol: 1e-6 }, 'y');
+        assertClose(y, refDYT(xv, 5, 1, [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]), { atol: 1e-6 }, 'y');
         const [dx, da] = tf.grads((a: tf.Tensor, al: tf.Tensor) => tf.sum(nk.dynamicTanh(a, { alpha: al })))([x, tf.tensor([1])]);
         assert.ok(f64(dx).every(Number.isFinite) && f64(da).every(Number.isFinite), 'finite gradients');
       });
@@ -87,7 +87,7 @@ forEachBackend(() => {
       const y = layer.apply(x) as tf.Tensor;
       assert.deepEqual(layer.weights.map((w) => w.originalName.split('/').pop()), ['alpha', 'gamma', 'beta']);
       assertClose(f64(layer.getWeights()[0]), [0.8], { rtol: 1e-6 }, 'alpha');
-      assertClose(f64(y), refDyt(x.dataSync(), C, 0.8, new Float64Array(C).fill(1), new Float64Array(C)), { atol: 1e-6 }, 'y');
+      assertClose(f64(y), refDYT(x.dataSync(), C, 0.8, new Float64Array(C).fill(1), new Float64Array(C)), { atol: 1e-6 }, 'y');
       tf.dispose([x, y]);
       assert.equal(new nk.DynamicTanh().alphaInitValue, 0.5);
       const xs = tf.tensor(randn(48, 41), [8, 6]);

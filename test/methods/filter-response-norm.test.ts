@@ -10,7 +10,7 @@ import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } 
 interface P { gamma: ArrayLike<number>; beta: ArrayLike<number>; tau?: ArrayLike<number>; epsL?: ArrayLike<number> }
 
 /** Float64 FRN + TLU from the page/paper: max(gamma * x / sqrt(mean_spatial(x^2) + eps + |epsL|) + beta, tau). */
-function refFrn(x: ArrayLike<number>, shape: number[], eps: number, p: P): Float64Array {
+function refFRN(x: ArrayLike<number>, shape: number[], eps: number, p: P): Float64Array {
   const C = shape[shape.length - 1];
   const spatial = shape.slice(1, -1).map((_, i) => i + 1);
   const y = new Float64Array(x.length);
@@ -38,7 +38,7 @@ forEachBackend(() => {
         const dyv = randn(size, 20);
         const p: P = { ...params, epsL: [0.02] };
         const eps = 1e-3;
-        const loss = (x: ArrayLike<number>, q: P) => refFrn(x, shape, eps, q).reduce((s, y, i) => s + y * dyv[i], 0);
+        const loss = (x: ArrayLike<number>, q: P) => refFRN(x, shape, eps, q).reduce((s, y, i) => s + y * dyv[i], 0);
         const fd = {
           x: finiteDifference((a) => loss(a, p), Float64Array.from(xv)),
           gamma: finiteDifference((a) => loss(xv, { ...p, gamma: a }), Float64Array.from(p.gamma)),
@@ -49,7 +49,7 @@ forEachBackend(() => {
         tf.tidy(() => {
           const t = [tf.tensor(xv, shape), tf.tensor(p.gamma), tf.tensor(p.beta), tf.tensor(p.tau as Float32Array), tf.tensor([0.02])];
           const f = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, tau: tf.Tensor, epsilonL: tf.Tensor) => nk.filterResponseNorm(x, { epsilon: eps, gamma, beta, tau, epsilonL });
-          assertClose(f64(f(t[0], t[1], t[2], t[3], t[4])), refFrn(xv, shape, eps, p), { atol: 1e-5, rtol: 1e-4 }, 'y');
+          assertClose(f64(f(t[0], t[1], t[2], t[3], t[4])), refFRN(xv, shape, eps, p), { atol: 1e-5, rtol: 1e-4 }, 'y');
           const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, c: tf.Tensor, d: tf.Tensor, e: tf.Tensor) => tf.sum(tf.mul(f(a, b, c, d, e), tf.tensor(dyv, shape))))(t);
           (['x', 'gamma', 'beta', 'tau', 'epsL'] as const).forEach((k, i) => assertClose(f64(grads[i]), fd[k], { atol: 2e-4, rtol: 2e-3 }, `d${k}`));
         });
@@ -60,10 +60,10 @@ forEachBackend(() => {
       const shape = [2, 5, C];
       const xv = randn(30, 30);
       tf.tidy(() => {
-        assertClose(f64(nk.filterResponseNorm(tf.tensor(xv, shape))), refFrn(xv, shape, 1e-6, { gamma: [1, 1, 1], beta: [0, 0, 0] }), { atol: 1e-5, rtol: 1e-4 }, 'plain');
+        assertClose(f64(nk.filterResponseNorm(tf.tensor(xv, shape))), refFRN(xv, shape, 1e-6, { gamma: [1, 1, 1], beta: [0, 0, 0] }), { atol: 1e-5, rtol: 1e-4 }, 'plain');
         const epsL = [0.1, -0.2, 0.3];
         const y = nk.filterResponseNorm(tf.tensor(xv, shape), { epsilonL: tf.tensor(epsL) });
-        assertClose(f64(y), refFrn(xv, shape, 1e-6, { gamma: [1, 1, 1], beta: [0, 0, 0], epsL }), { atol: 1e-5, rtol: 1e-4 }, 'per-channel epsL');
+        assertClose(f64(y), refFRN(xv, shape, 1e-6, { gamma: [1, 1, 1], beta: [0, 0, 0], epsL }), { atol: 1e-5, rtol: 1e-4 }, 'per-channel epsL');
       });
     });
 
@@ -72,7 +72,7 @@ forEachBackend(() => {
       for (const scale of [1e-3, 1, 1e6, 1e15]) {
         const xv = randn(48, 40).map((v) => v * scale);
         tf.tidy(() => {
-          assertClose(f64(nk.filterResponseNorm(tf.tensor(xv, shape))), refFrn(xv, shape, 1e-6, { gamma: [1, 1, 1], beta: [0, 0, 0] }), { atol: 1e-5, rtol: 1e-4 }, `y at ${scale}`);
+          assertClose(f64(nk.filterResponseNorm(tf.tensor(xv, shape))), refFRN(xv, shape, 1e-6, { gamma: [1, 1, 1], beta: [0, 0, 0] }), { atol: 1e-5, rtol: 1e-4 }, `y at ${scale}`);
           const dx = f64(tf.grad((a: tf.Tensor) => tf.sum(tf.square(nk.filterResponseNorm(a))))(tf.tensor(xv, shape)));
           assert.ok(dx.every(Number.isFinite), `finite gradient at ${scale}`);
         });
@@ -106,7 +106,7 @@ forEachBackend(() => {
       const y = layer.apply(x) as tf.Tensor;
       assert.deepEqual(layer.weights.map((w) => w.originalName.split('/').pop()), ['gamma', 'beta', 'tau', 'epsilon_l']);
       assertClose(f64(layer.getWeights()[3]), [1e-4], { rtol: 1e-6 }, 'epsilon_l init');
-      assertClose(f64(y), refFrn(x.dataSync(), [2, 3, 4], 1e-6, { gamma: [1, 1, 1, 1], beta: [0, 0, 0, 0], tau: [0, 0, 0, 0], epsL: [1e-4] }), { atol: 1e-5, rtol: 1e-4 }, 'y');
+      assertClose(f64(y), refFRN(x.dataSync(), [2, 3, 4], 1e-6, { gamma: [1, 1, 1, 1], beta: [0, 0, 0, 0], tau: [0, 0, 0, 0], epsL: [1e-4] }), { atol: 1e-5, rtol: 1e-4 }, 'y');
       tf.dispose([x, y]);
       const xs = tf.tensor(randn(64, 61), [4, 4, 4]);
       const ys = tf.tensor(randn(16, 62), [4, 4, 1]);

@@ -30,31 +30,31 @@ function channelConcat(a: ArrayLike<number>, ca: number, b: ArrayLike<number>, c
 }
 
 /**
- * IBN-a in float64 on [N, H, W, C] (shared/methods/ibn.md): InstanceNorm (per n, c over H, W) on the first h
+ * IBN-a in float64 on [N, H, W, C] (the paper's equations, docs/ibn.md): InstanceNorm (per n, c over H, W) on the first h
  * channels, BatchNorm with batch statistics (over N, H, W) on the rest, each with its affine; plus the PyTorch
  * running-statistics update (unbiased batch variance, momentum = weight of the new value) and the backward.
  */
-function refIbnA(x: ArrayLike<number>, dy: ArrayLike<number>, shape: number[], h: number, eps: number, p: { ig: ArrayLike<number>; ib: ArrayLike<number>; bg: ArrayLike<number>; bb: ArrayLike<number>; rm: ArrayLike<number>; rv: ArrayLike<number>; momentum: number }) {
+function refIBNA(x: ArrayLike<number>, dy: ArrayLike<number>, shape: number[], h: number, eps: number, p: { ig: ArrayLike<number>; ib: ArrayLike<number>; bg: ArrayLike<number>; bb: ArrayLike<number>; rm: ArrayLike<number>; rv: ArrayLike<number>; momentum: number }) {
   const c = shape[3];
   const shIn = [...shape.slice(0, 3), h];
-  const shBn = [...shape.slice(0, 3), c - h];
+  const shBN = [...shape.slice(0, 3), c - h];
   const xIn = channelSlice(x, c, 0, h);
-  const xBn = channelSlice(x, c, h, c);
+  const xBN = channelSlice(x, c, h, c);
   const inRes = refNormalize(xIn, shIn, [1, 2], eps, { gamma: p.ig, beta: p.ib, paramAxes: [3] });
-  const bnRes = refNormalize(xBn, shBn, [0, 1, 2], eps, { gamma: p.bg, beta: p.bb, paramAxes: [3] });
+  const bnRes = refNormalize(xBN, shBN, [0, 1, 2], eps, { gamma: p.bg, beta: p.bb, paramAxes: [3] });
   const count = size(shape.slice(0, 3));
   const rm = Array.from(p.rm, (m, j) => (1 - p.momentum) * m + p.momentum * bnRes.mean[j]);
   const rv = Array.from(p.rv, (v, j) => (1 - p.momentum) * v + p.momentum * bnRes.variance[j] * (count / (count - 1)));
   const inB = refNormalizeBackward(xIn, channelSlice(dy, c, 0, h), shIn, [1, 2], eps, { gamma: p.ig, paramAxes: [3] });
-  const bnB = refNormalizeBackward(xBn, channelSlice(dy, c, h, c), shBn, [0, 1, 2], eps, { gamma: p.bg, paramAxes: [3] });
+  const bnB = refNormalizeBackward(xBN, channelSlice(dy, c, h, c), shBN, [0, 1, 2], eps, { gamma: p.bg, paramAxes: [3] });
   return {
     y: channelConcat(inRes.y, h, bnRes.y, c - h),
     movingMean: rm,
     movingVariance: rv,
     dx: channelConcat(inB.dx, h, bnB.dx, c - h),
     dInGamma: inB.dgamma,
-    dBnGamma: bnB.dgamma,
-    dBnBeta: bnB.dbeta,
+    dBNGamma: bnB.dgamma,
+    dBNBeta: bnB.dbeta,
   };
 }
 
@@ -70,7 +70,7 @@ forEachBackend(() => {
         const xv = randn(size(shape), 1, 0.4, 1.7);
         const dyv = randn(size(shape), 2);
         const p = { ig: randn(h, 3, 1, 0.3), ib: randn(h, 4), bg: randn(c - h, 5, 1, 0.3), bb: randn(c - h, 6), rm: randn(c - h, 7), rv: randn(c - h, 8).map((v) => 0.5 + v * v), momentum: 0.1 };
-        const ref = refIbnA(xv, dyv, shape, h, 1e-5, p);
+        const ref = refIBNA(xv, dyv, shape, h, 1e-5, p);
         tf.tidy(() => {
           const t = (v: ArrayLike<number>, n: number) => tf.tensor(Float32Array.from(v), [n]);
           const rm = t(p.rm, c - h);
@@ -86,8 +86,8 @@ forEachBackend(() => {
           const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(run(a[0], a[1], a[2], a[3]).y, dy)))(inputs);
           assertClose(f64(g[0]), ref.dx, { atol: 1e-4, rtol: 1e-4 }, 'dx');
           assertClose(f64(g[1]), ref.dInGamma, { atol: 1e-4, rtol: 1e-4 }, 'dinGamma');
-          assertClose(f64(g[2]), ref.dBnGamma, { atol: 1e-4, rtol: 1e-4 }, 'dbnGamma');
-          assertClose(f64(g[3]), ref.dBnBeta, { atol: 1e-4, rtol: 1e-4 }, 'dbnBeta');
+          assertClose(f64(g[2]), ref.dBNGamma, { atol: 1e-4, rtol: 1e-4 }, 'dbnGamma');
+          assertClose(f64(g[3]), ref.dBNBeta, { atol: 1e-4, rtol: 1e-4 }, 'dbnBeta');
         });
       });
     }
@@ -199,7 +199,7 @@ forEachBackend(() => {
       assert.deepEqual(layer.weights.map((w) => w.originalName.split('/').pop()), ['inGamma', 'inBeta', 'bnGamma', 'bnBeta', 'movingMean', 'movingVariance']);
       assert.deepEqual(layer.trainableWeights.length, 4);
       const xv = randn(48, 50, 1, 2);
-      const ref = refIbnA(xv, new Float32Array(48), shape, 2, 1e-5, { ig: [1, 1], ib: [0, 0], bg: [1, 1], bb: [0, 0], rm: [0, 0], rv: [1, 1], momentum: 0.1 });
+      const ref = refIBNA(xv, new Float32Array(48), shape, 2, 1e-5, { ig: [1, 1], ib: [0, 0], bg: [1, 1], bb: [0, 0], rm: [0, 0], rv: [1, 1], momentum: 0.1 });
       tf.tidy(() => {
         assertClose(f64(layer.apply(tf.tensor(xv, shape), { training: true }) as tf.Tensor), ref.y, { atol: 2e-5, rtol: 2e-5 }, 'y');
       });

@@ -13,7 +13,7 @@ const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
  * b_i = a_i / (k + alpha * sum_{j = max(0, i - n/2)}^{min(N - 1, i + n/2)} a_j^2)^beta, n/2 rounded down.
  * Caffe (and PyTorch) use alpha / n in place of alpha.
  */
-function refLrn(x: ArrayLike<number>, channels: number, p: { n: number; k: number; alpha: number; beta: number; caffe?: boolean }): Float64Array {
+function refLRN(x: ArrayLike<number>, channels: number, p: { n: number; k: number; alpha: number; beta: number; caffe?: boolean }): Float64Array {
   const y = new Float64Array(x.length);
   const half = Math.floor(p.n / 2);
   const a = p.caffe ? p.alpha / p.n : p.alpha;
@@ -32,7 +32,7 @@ function refLrn(x: ArrayLike<number>, channels: number, p: { n: number; k: numbe
  * squares are zero-padded with floor(n/2) channels before and floor((n-1)/2) after, averaged over n (so
  * alpha / n), then b_c = a_c / (k + alpha * avg)^beta. Written from that definition for even n.
  */
-function refTorchLrn(x: ArrayLike<number>, channels: number, p: { n: number; k: number; alpha: number; beta: number }): Float64Array {
+function refTorchLRN(x: ArrayLike<number>, channels: number, p: { n: number; k: number; alpha: number; beta: number }): Float64Array {
   const y = new Float64Array(x.length);
   for (let base = 0; base < x.length; base += channels) {
     const padded = new Float64Array(channels + p.n - 1);
@@ -60,10 +60,10 @@ forEachBackend(() => {
         const xv = randn(size(c.shape), 3 + c.n, 0, 1.5);
         const dyv = randn(size(c.shape), 4 + c.n);
         const opts = { size: c.n, bias: c.k, alpha: c.alpha, beta: c.beta, convention: 'caffe' as const };
-        const fd = finiteDifference((v) => refTorchLrn(v, channels, c).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
+        const fd = finiteDifference((v) => refTorchLRN(v, channels, c).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
         tf.tidy(() => {
           const x = tf.tensor(xv, c.shape);
-          assertClose(f64(nk.localResponseNorm(x, opts)), refTorchLrn(xv, channels, c), { atol: 1e-6, rtol: 1e-5 }, 'y');
+          assertClose(f64(nk.localResponseNorm(x, opts)), refTorchLRN(xv, channels, c), { atol: 1e-6, rtol: 1e-5 }, 'y');
           const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nk.localResponseNorm(v, opts), tf.tensor(dyv, c.shape))))(x);
           assertClose(f64(dx), fd, { atol: 1e-5, rtol: 1e-4 }, 'dx');
         });
@@ -73,7 +73,7 @@ forEachBackend(() => {
     it('the layer takes even sizes too, and leaks nothing', async () => {
       const xv = randn(2 * 5, 7);
       const layer = new nk.LocalResponseNormalization({ size: 4, convention: 'caffe', alpha: 1 });
-      tf.tidy(() => assertClose(f64(layer.apply(tf.tensor(xv, [2, 5])) as tf.Tensor), refTorchLrn(xv, 5, { n: 4, k: 1, alpha: 1, beta: 0.75 }), { rtol: 1e-5 }, 'y'));
+      tf.tidy(() => assertClose(f64(layer.apply(tf.tensor(xv, [2, 5])) as tf.Tensor), refTorchLRN(xv, 5, { n: 4, k: 1, alpha: 1, beta: 0.75 }), { rtol: 1e-5 }, 'y'));
       const x = tf.tensor(xv, [2, 5]);
       await assertNoLeak(() => tf.grad((v: tf.Tensor) => tf.sum(nk.localResponseNorm(v, { size: 2 })))(x).dispose(), 'gradient');
       x.dispose();
@@ -96,12 +96,12 @@ forEachBackend(() => {
         const dyv = randn(size(c.shape), 2);
         const p = { n: c.n, k: c.k, alpha: c.alpha, beta: c.beta, caffe: c.caffe };
         const opts = { size: c.n, bias: c.k, alpha: c.alpha, beta: c.beta, convention: c.caffe ? ('caffe' as const) : ('alexnet' as const) };
-        const fd = finiteDifference((v) => refLrn(v, channels, p).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
+        const fd = finiteDifference((v) => refLRN(v, channels, p).reduce((s, y, i) => s + y * dyv[i], 0), Float64Array.from(xv));
         tf.tidy(() => {
           const x = tf.tensor(xv, c.shape);
           const y = nk.localResponseNorm(x, opts);
           assert.deepEqual(y.shape, c.shape);
-          assertClose(f64(y), refLrn(xv, channels, p), { atol: 1e-6, rtol: 1e-5 }, 'y');
+          assertClose(f64(y), refLRN(xv, channels, p), { atol: 1e-6, rtol: 1e-5 }, 'y');
           const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(nk.localResponseNorm(v, opts), tf.tensor(dyv, c.shape))))(x);
           assertClose(f64(dx), fd, { atol: 1e-5, rtol: 1e-4 }, 'dx');
         });
@@ -112,8 +112,8 @@ forEachBackend(() => {
       const xv = randn(2 * 8, 10, 0, 20);
       tf.tidy(() => {
         const x = tf.tensor(xv, [2, 8]);
-        assertClose(f64(nk.localResponseNorm(x)), refLrn(xv, 8, { n: 5, k: 2, alpha: 1e-4, beta: 0.75 }), { rtol: 1e-5 }, 'alexnet');
-        assertClose(f64(nk.localResponseNorm(x, { convention: 'caffe' })), refLrn(xv, 8, { n: 5, k: 1, alpha: 1e-4, beta: 0.75, caffe: true }), { rtol: 1e-5 }, 'caffe');
+        assertClose(f64(nk.localResponseNorm(x)), refLRN(xv, 8, { n: 5, k: 2, alpha: 1e-4, beta: 0.75 }), { rtol: 1e-5 }, 'alexnet');
+        assertClose(f64(nk.localResponseNorm(x, { convention: 'caffe' })), refLRN(xv, 8, { n: 5, k: 1, alpha: 1e-4, beta: 0.75, caffe: true }), { rtol: 1e-5 }, 'caffe');
       });
     });
 
@@ -121,7 +121,7 @@ forEachBackend(() => {
       for (const scale of [1e-10, 1e-3, 1e3, 1e15]) {
         const xv = randn(24, 20).map((v) => v * scale);
         const p = { n: 3, k: 1, alpha: 1, beta: 0.75 };
-        tf.tidy(() => assertClose(f64(nk.localResponseNorm(tf.tensor(xv, [4, 6]), { size: 3, bias: 1, alpha: 1 })), refLrn(xv, 6, p), { atol: 1e-30, rtol: 1e-4 }, `scale ${scale}`));
+        tf.tidy(() => assertClose(f64(nk.localResponseNorm(tf.tensor(xv, [4, 6]), { size: 3, bias: 1, alpha: 1 })), refLRN(xv, 6, p), { atol: 1e-30, rtol: 1e-4 }, `scale ${scale}`));
       }
     });
 
@@ -154,7 +154,7 @@ forEachBackend(() => {
       const xv = randn(2 * 3 * 2 * 4, 40);
       tf.tidy(() => {
         const y = layer.apply(tf.tensor(xv, [2, 3, 2, 4])) as tf.Tensor;
-        assertClose(f64(y), refLrn(xv, 4, { n: 3, k: 1, alpha: 0.5, beta: 0.75, caffe: true }), { atol: 1e-6, rtol: 1e-5 }, 'y');
+        assertClose(f64(y), refLRN(xv, 4, { n: 3, k: 1, alpha: 0.5, beta: 0.75, caffe: true }), { atol: 1e-6, rtol: 1e-5 }, 'y');
       });
       const xs = tf.tensor(randn(48, 41), [12, 4]);
       const ys = tf.tensor(randn(12, 42), [12, 1]);

@@ -137,7 +137,7 @@ forEachBackend(() => {
       assertClose([norm(...nap.layer.weights.map((v) => v.read()))], [rho], { rtol: 1e-5 }, '||(W, b)|| after fit');
       const last = h.history.loss[h.history.loss.length - 1] as number;
       assert.ok(last < (h0.history.loss[0] as number) * 0.7, `loss ${h0.history.loss[0]} -> ${last}`);
-      await assertNoLeak(() => nk.projectNap(model), 'projectNap');
+      await assertNoLeak(() => nk.projectNAP(model), 'projectNAP');
       tf.dispose([xs, ys]);
       model.dispose();
     });
@@ -153,7 +153,7 @@ forEachBackend(() => {
       assertThrowsMentioning(() => new nk.NormalizeAndProject({ layer: tfl.layers.flatten() }), ["'layer'", 'Flatten']);
       const bad = new nk.NormalizeAndProject({ layer: tfl.layers.dense({ units: 2 }), axis: 0 });
       assertThrowsMentioning(() => bad.apply(tf.zeros([1, 3])), ["'axis'", 'batch']);
-      assertThrowsMentioning(() => nk.projectNap(42 as never), ['projectNap', "'model'"]);
+      assertThrowsMentioning(() => nk.projectNAP(42 as never), ['projectNAP', "'model'"]);
       assertThrowsMentioning(() => nk.napCallback({} as never), ['napCallback', "'model'"]);
       assert.ok(nk.createNorm('nap', { layer: tfl.layers.dense({ units: 2 }) }) instanceof nk.NormalizeAndProject);
       assert.equal(nk.listNorms().find((e) => e.name === 'nap')?.kind, 'weight');

@@ -16,7 +16,7 @@ const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
  * Float64 pRMSNorm over the last axis of a [rows, d] matrix, written from the paper: the mean square of the
  * first k features of each row scales all d features.
  */
-function refPartialRms(x: ArrayLike<number>, rows: number, d: number, k: number, eps: number, gamma?: ArrayLike<number>): Float64Array {
+function refPartialRMS(x: ArrayLike<number>, rows: number, d: number, k: number, eps: number, gamma?: ArrayLike<number>): Float64Array {
   const y = new Float64Array(rows * d);
   for (let r = 0; r < rows; r++) {
     let ms = 0;
@@ -41,7 +41,7 @@ describe('rmsNorm float64 references', () => {
 
   it('pRMSNorm with p = 1 equals plain RMS normalization', () => {
     const x = randn(12, 4);
-    assertClose(refPartialRms(x, 3, 4, 4, 1e-6), refNormalize(x, [3, 4], [1], 1e-6, { center: false }).y, { atol: 1e-12 }, 'y');
+    assertClose(refPartialRMS(x, 3, 4, 4, 1e-6), refNormalize(x, [3, 4], [1], 1e-6, { center: false }).y, { atol: 1e-12 }, 'y');
   });
 });
 
@@ -98,8 +98,8 @@ forEachBackend(() => {
       const xv = randn(rows * d, 35);
       const gv = randn(d, 36, 1, 0.3);
       const dyv = randn(rows * d, 37);
-      const expected = refPartialRms(xv, rows, d, 4, 1e-6, gv);
-      const loss = (v: Float64Array) => refPartialRms(v, rows, d, 4, 1e-6, gv).reduce((s, y, i) => s + y * dyv[i], 0);
+      const expected = refPartialRMS(xv, rows, d, 4, 1e-6, gv);
+      const loss = (v: Float64Array) => refPartialRMS(v, rows, d, 4, 1e-6, gv).reduce((s, y, i) => s + y * dyv[i], 0);
       const fd = finiteDifference(loss, Float64Array.from(xv));
       tf.tidy(() => {
         const x = tf.tensor(xv, [rows, d]);
@@ -226,7 +226,7 @@ forEachBackend(() => {
       tf.tidy(() => {
         const y = layer.apply(tf.tensor(xv, [3, 4])) as tf.Tensor;
         assert.deepEqual(layer.weights.map((w) => w.originalName.split('/').pop()), ['scale', 'beta']);
-        const expected = refPartialRms(xv, 3, 4, 2, 1e-6).map((v) => v + 1);
+        const expected = refPartialRMS(xv, 3, 4, 2, 1e-6).map((v) => v + 1);
         assertClose(f64(y), expected, { atol: 2e-5, rtol: 2e-5 }, 'y');
       });
       layer.dispose();

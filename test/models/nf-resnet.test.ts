@@ -121,7 +121,7 @@ forEachBackend(() => {
       const model = nk.buildNFResNet({ inputShape: [6, 6, 2], classes: 3, stages: [{ units: 4, blocks: 1 }, { units: 6, blocks: 1 }], skipInit: true, seed: 4 });
       assert.equal(model.layers.filter((l) => l instanceof nk.ScalarAffine).length, 2);
       assert.equal(model.layers.filter((l) => l instanceof nk.LayerNormalization || l.getClassName() === 'BatchNormalization').length, 0);
-      model.compile({ optimizer: nk.withAgc(tf.train.sgd(0.1), { exclude: ['classifier/'] }), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
+      model.compile({ optimizer: nk.withAGC(tf.train.sgd(0.1), { exclude: ['classifier/'] }), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
       const xs = tf.tensor(randn(4 * 72, 6), [4, 6, 6, 2]);
       const ys = tf.oneHot(tf.tensor([0, 1, 2, 1], [4], 'int32'), 3);
       const loaded = await assertModelTrainsAndReloads(model, xs, ys);

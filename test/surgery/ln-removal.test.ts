@@ -175,7 +175,7 @@ forEachBackend(() => {
       assert.deepEqual((fake.getLayer('block0_attn').input as tfl.SymbolicTensor[]).map((t) => t.sourceLayer.name), ['block0_attn_norm_qk', 'block0_attn_norm_v']);
       // Same math; LayerNormalization may take the fused kernel, so equality is to float32 rounding.
       tf.tidy(() => assertClose(f64(fake.predict(xs()) as tf.Tensor), f64(model.predict(xs()) as tf.Tensor), { atol: 1e-5, rtol: 1e-5 }, 'logits'));
-      const schedule = nk.lnRemovalSchedule(fake, { start: 2, gapMlp: 1, gapAttn: 2, gapFinal: 3 });
+      const schedule = nk.lnRemovalSchedule(fake, { start: 2, gapMLP: 1, gapAttn: 2, gapFinal: 3 });
       const names = fakes.map((l) => l.name);
       assert.deepEqual(schedule, [
         { step: 2, layer: 'block0_mlp_norm', action: 'fake' },
@@ -190,7 +190,7 @@ forEachBackend(() => {
           .map((layer) => ({ step: 16, layer, action: 'mergeFirst' })),
       ]);
       const plain = await nk.replaceLayerNormWithFake(model, { firstPosition: false, splitAttention: false });
-      assert.deepEqual(nk.lnRemovalSchedule(plain, { start: 2, gapMlp: 1, gapAttn: 2, gapFinal: 3 }), [
+      assert.deepEqual(nk.lnRemovalSchedule(plain, { start: 2, gapMLP: 1, gapAttn: 2, gapFinal: 3 }), [
         { step: 2, layer: 'block0_mlp_norm', action: 'fake' },
         { step: 3, layer: 'block1_mlp_norm', action: 'fake' },
         { step: 4, layer: 'block0_attn_norm', action: 'fake' },
@@ -211,7 +211,7 @@ forEachBackend(() => {
       await model.fit(x, y, { epochs: 20, verbose: 0 });
       const fake = await nk.replaceLayerNormWithFake(model);
       fake.compile({ optimizer: tf.train.adam(3e-3), loss: nk.lmCrossEntropy });
-      const schedule = nk.lnRemovalSchedule(fake, { start: 1, gapMlp: 1, gapAttn: 1, gapFinal: 1 });
+      const schedule = nk.lnRemovalSchedule(fake, { start: 1, gapMLP: 1, gapAttn: 1, gapFinal: 1 });
       await fake.fit(x, y, { epochs: 1, verbose: 0, callbacks: [nk.lnRemovalCallback(fake, schedule)] });
       const before = tf.memory().numTensors;
       const h = await fake.fit(x, y, { epochs: 8, verbose: 0, callbacks: [nk.lnRemovalCallback(fake, schedule, 1)] });

@@ -106,7 +106,7 @@ export const placement: Experiment = {
   estimatedMinutes: 50,
 };
 
-export const lnRmsDyt: Experiment = {
+export const lnRMSDYT: Experiment = {
   id: 'ln-rms-dyt',
   title: 'LayerNorm vs RMSNorm vs Dynamic Tanh in a char-level LM',
   claim: 'Pre-RMSNorm trains like Pre-LN at lower cost; Dynamic Tanh (with its paper\'s recipe) matches normalized Transformers.',
@@ -172,12 +172,12 @@ export const ngpt: Experiment = {
   },
   run: async (variant, seed, ctx) => {
     const s = ctx.quick ? lmSize(true) : { ...lmSize(false), steps: 3000, evalEvery: 100 };
-    const isNgpt = variant.id === 'ngpt';
+    const isNGPT = variant.id === 'ngpt';
     return runLanguageModel({
-      model: { layers: s.layers, dModel: s.dModel, heads: s.heads, norm: 'layer', placement: isNgpt ? 'ngpt' : 'pre' },
+      model: { layers: s.layers, dModel: s.dModel, heads: s.heads, norm: 'layer', placement: isNGPT ? 'ngpt' : 'pre' },
       steps: s.steps, batchSize: s.batch, length: s.length, evalEvery: s.evalEvery, finalEvals: 3,
       optimizer: () => tf.train.adam(0.003), learningRate: linearDecay(0.003, s.steps),
-      afterStepWithModel: isNgpt ? (model) => ngptNormalizeWeights(model) : undefined,
+      afterStepWithModel: isNGPT ? (model) => ngptNormalizeWeights(model) : undefined,
     }, seed, ctx);
   },
   plots: LM_PLOTS,

@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { toAlphaBatchNorm } from '../../methods/alpha-bn/layer.js';
 import { buildCNN } from '../../models/cnn.js';
 import { buildNFResNet } from '../../models/nf-resnet.js';
-import { withAgc } from '../../optimizers/agc.js';
+import { withAGC } from '../../optimizers/agc.js';
 import { recalibrateBatchNorm } from '../../surgery/recalibrate.js';
 import { CORRUPTIONS, corruptImages } from '../data/corrupt.js';
 import { subsetImages } from '../data/fashion-mnist.js';
@@ -114,7 +114,7 @@ export const testTime: Experiment = {
 /** A learning rate at which the NF-ResNet without AGC diverges (0.4 was at the edge: 1 of 3 seeds). */
 const NF_LEARNING_RATE = 0.8;
 
-export const nfAgc: Experiment = {
+export const nfAGC: Experiment = {
   id: 'nf-agc',
   title: 'Normalizer-free ResNets with adaptive gradient clipping',
   claim: 'Normalizer-free ResNets (Scaled WS, skip gains) with adaptive gradient clipping train stably at large learning rates where they diverge without AGC, matching BN ResNets.',
@@ -140,7 +140,7 @@ export const nfAgc: Experiment = {
     };
   },
   run: async (variant, seed, ctx) => {
-    const steps = nfAgc.plan(ctx.quick).steps;
+    const steps = nfAGC.plan(ctx.quick).steps;
     const evalEvery = Math.max(1, steps / 10);
     if (variant.id === 'bn') {
       return runClassifier({ cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, optimizer: () => tf.train.momentum(NF_LEARNING_RATE, 0.9), learningRate: linearDecay(NF_LEARNING_RATE, steps), evalEvery, finalEvals: 3 }, seed, ctx);
@@ -148,7 +148,7 @@ export const nfAgc: Experiment = {
     const { train, test } = suiteImages(ctx);
     const model = buildNFResNet({ inputShape: [train.height, train.width, 1], classes: train.numClasses, stages: [{ units: 8, blocks: 1 }, { units: 16, blocks: 1 }], seed: modelSeed(seed, 'nf') });
     const base = tf.train.momentum(NF_LEARNING_RATE, 0.9);
-    const optimizer = variant.id === 'nf-agc' ? withAgc(base, { clipping: 0.04, exclude: ['classifier/'] }) : base;
+    const optimizer = variant.id === 'nf-agc' ? withAGC(base, { clipping: 0.04, exclude: ['classifier/'] }) : base;
     try {
       const result = await trainClassifier({
         model, train, test, steps, batchSize: 32, optimizer, seed, evalEvery, onStep: ctx.onStep, shouldStop: ctx.shouldStop,

@@ -1,2 +1,2 @@
-export { crmsNorm, compressZeroMean, decompressZeroMean, type CrmsNormOptions } from './op.js';
+export { crmsNorm, compressZeroMean, decompressZeroMean, type CRMSNormOptions } from './op.js';
 export { CRMSNormalization, type CRMSNormalizationArgs } from './layer.js';

@@ -8,7 +8,7 @@ import { NormkitError } from '../../core/errors.js';
 import { rmsNorm } from '../rms-norm/op.js';
 
 /** Options of {@link crmsNorm}. */
-export interface CrmsNormOptions {
+export interface CRMSNormOptions {
   /** Added to the mean square inside the square root (default 1e-5, the paper's demo and PyTorch LayerNorm's). */
   epsilon?: number;
   /** Scale over the d-1 stored coordinates, shape [d-1]. */
@@ -29,7 +29,7 @@ const WHERE = 'crmsNorm';
  * mean; it is computed exactly that way, as {@link rmsNorm} of the decompressed vector, so it shares
  * RMSNorm's kernels and gradient. Note the divisor is the ORIGINAL d = xc.shape[-1] + 1.
  */
-export function crmsNorm(xc: tf.Tensor, options: CrmsNormOptions = {}): tf.Tensor {
+export function crmsNorm(xc: tf.Tensor, options: CRMSNormOptions = {}): tf.Tensor {
   checkKnownKeys(WHERE, options, ['epsilon', 'gamma', 'beta']);
   checkFloatTensor(WHERE, 'xc', xc, 1);
   const kept = xc.shape[xc.rank - 1];

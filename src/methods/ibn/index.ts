@@ -1,2 +1,2 @@
-export { ibnA, ibnB, type IbnAOptions, type IbnAResult, type IbnBOptions } from './op.js';
+export { ibnA, ibnB, type IBNAOptions, type IBNAResult, type IBNBOptions } from './op.js';
 export { InstanceBatchNormalization, ResidualInstanceNormalization, type InstanceBatchNormalizationArgs, type ResidualInstanceNormalizationArgs } from './layer.js';

@@ -11,7 +11,7 @@ import { CONVENTION_DEFAULTS, conventionDefaults, type Convention } from '../../
 import { instanceNorm, spatialAxes } from '../instance-norm/op.js';
 
 /** Options of {@link ibnA}. */
-export interface IbnAOptions {
+export interface IBNAOptions {
   /** Normalize the BatchNorm part with batch statistics and update its moving ones (true) or use them (false). */
   training: boolean;
   /** Fraction of the channels (the first floor(C * ratio)) that go through InstanceNorm (default 0.5). */
@@ -35,7 +35,7 @@ export interface IbnAOptions {
 }
 
 /** What {@link ibnA} returns; every tensor is new and owned by the caller. */
-export interface IbnAResult {
+export interface IBNAResult {
   y: tf.Tensor;
   movingMean: tf.Tensor;
   movingVariance: tf.Tensor;
@@ -64,7 +64,7 @@ export function ibnSplit(where: string, channels: number, ratio: unknown): numbe
  *
  * The BatchNorm part follows {@link batchNorm} (moving statistics in, updated ones out).
  */
-export function ibnA(x: tf.Tensor, options: IbnAOptions): IbnAResult {
+export function ibnA(x: tf.Tensor, options: IBNAOptions): IBNAResult {
   if (options === undefined || options === null || typeof options !== 'object') {
     throw new NormkitError(WHERE_A, 'options', 'an object with training, movingMean and movingVariance', options);
   }
@@ -87,9 +87,9 @@ export function ibnA(x: tf.Tensor, options: IbnAOptions): IbnAResult {
   checkParam(WHERE_A, 'bnGamma', options.bnGamma, [channels - half]);
   checkParam(WHERE_A, 'bnBeta', options.bnBeta, [channels - half]);
   const out = tf.tidy(() => {
-    const [xIn, xBn] = tf.split(x, [half, channels - half], -1);
+    const [xIn, xBN] = tf.split(x, [half, channels - half], -1);
     const yIn = instanceNorm(xIn, { epsilon, gamma: options.inGamma, beta: options.inBeta });
-    const bn = batchNorm(xBn, {
+    const bn = batchNorm(xBN, {
       training: options.training,
       movingMean: options.movingMean,
       movingVariance: options.movingVariance,
@@ -105,7 +105,7 @@ export function ibnA(x: tf.Tensor, options: IbnAOptions): IbnAResult {
 }
 
 /** Options of {@link ibnB}. */
-export interface IbnBOptions {
+export interface IBNBOptions {
   /** InstanceNorm epsilon (default 1e-5). */
   epsilon?: number;
   /** Scale and shift, shape [C]. */
@@ -120,7 +120,7 @@ const WHERE_B = 'ibnB';
  * with affine of the sum (per sample and channel, over the spatial axes), placed after the addition and before
  * the block's final ReLU (which the caller applies).
  */
-export function ibnB(residual: tf.Tensor, shortcut: tf.Tensor, options: IbnBOptions = {}): tf.Tensor {
+export function ibnB(residual: tf.Tensor, shortcut: tf.Tensor, options: IBNBOptions = {}): tf.Tensor {
   checkKnownKeys(WHERE_B, options, ['epsilon', 'gamma', 'beta']);
   checkFloatTensor(WHERE_B, 'residual', residual, 3);
   checkFloatTensor(WHERE_B, 'shortcut', shortcut, 3);

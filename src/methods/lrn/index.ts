@@ -1,2 +1,2 @@
-export { localResponseNorm, type LocalResponseNormOptions, type LrnConvention } from './op.js';
+export { localResponseNorm, type LocalResponseNormOptions, type LRNConvention } from './op.js';
 export { LocalResponseNormalization, type LocalResponseNormalizationArgs } from './layer.js';

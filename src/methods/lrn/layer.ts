@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { registerNorm } from '../../core/registry.js';
 import { registerLayerClass } from '../../core/serialization.js';
-import { localResponseNorm, resolveLrnParams, type LocalResponseNormOptions, type LrnConvention } from './op.js';
+import { localResponseNorm, resolveLRNParams, type LocalResponseNormOptions, type LRNConvention } from './op.js';
 import { NormkitLayer } from '../../core/norm-layer.js';
 
 type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
@@ -25,11 +25,11 @@ export class LocalResponseNormalization extends NormkitLayer {
   readonly alpha: number;
   readonly beta: number;
   readonly bias: number;
-  readonly convention: LrnConvention;
+  readonly convention: LRNConvention;
 
   constructor(args: LocalResponseNormalizationArgs = {}) {
     super(args);
-    const p = resolveLrnParams('LocalResponseNormalization', args ?? {});
+    const p = resolveLRNParams('LocalResponseNormalization', args ?? {});
     this.size = p.size;
     this.alpha = p.alpha;
     this.beta = p.beta;

@@ -10,8 +10,8 @@ import { NormkitError } from '../../core/errors.js';
  * How `alpha` enters the denominator: `'alexnet'` as the paper's formula (alpha times the sum of squares),
  * `'caffe'` as Caffe and PyTorch (alpha / size times the sum of squares).
  */
-export type LrnConvention = 'alexnet' | 'caffe';
-export const LRN_CONVENTIONS: readonly LrnConvention[] = ['alexnet', 'caffe'];
+export type LRNConvention = 'alexnet' | 'caffe';
+export const LRN_CONVENTIONS: readonly LRNConvention[] = ['alexnet', 'caffe'];
 
 /** Options of {@link localResponseNorm}. Defaults depend on `convention`. */
 export interface LocalResponseNormOptions {
@@ -27,20 +27,20 @@ export interface LocalResponseNormOptions {
   /** Additive constant k (default 2 for 'alexnet', 1 for 'caffe'). */
   bias?: number;
   /** `'alexnet'` (default) or `'caffe'` (alpha divided by size; PyTorch's LocalResponseNorm too). */
-  convention?: LrnConvention;
+  convention?: LRNConvention;
 }
 
 /** Resolved LRN parameters. */
-export interface LrnParams {
+export interface LRNParams {
   size: number;
   alpha: number;
   beta: number;
   bias: number;
-  convention: LrnConvention;
+  convention: LRNConvention;
 }
 
 /** Validates LRN options and fills in the convention's defaults (shared by the op and the layer). */
-export function resolveLrnParams(where: string, options: LocalResponseNormOptions): LrnParams {
+export function resolveLRNParams(where: string, options: LocalResponseNormOptions): LRNParams {
   const convention = options.convention ?? 'alexnet';
   checkOneOf(where, 'convention', convention, LRN_CONVENTIONS);
   const size = options.size ?? 5;
@@ -73,7 +73,7 @@ const WHERE = 'localResponseNorm';
 export function localResponseNorm(x: tf.Tensor, options: LocalResponseNormOptions = {}): tf.Tensor {
   checkKnownKeys(WHERE, options, ['size', 'alpha', 'beta', 'bias', 'convention']);
   checkFloatTensor(WHERE, 'x', x, 1);
-  const p = resolveLrnParams(WHERE, options);
+  const p = resolveLRNParams(WHERE, options);
   return tf.tidy(() => {
     const channels = x.shape[x.rank - 1];
     const alpha = p.convention === 'caffe' ? p.alpha / p.size : p.alpha;
@@ -81,7 +81,7 @@ export function localResponseNorm(x: tf.Tensor, options: LocalResponseNormOption
     // so each side is clamped to C - 1 (windows of any size then cost no more than the channel count).
     const below = Math.min(Math.floor(p.size / 2), channels - 1);
     const above = Math.min(Math.floor((p.size - 1) / 2), channels - 1);
-    return windowLrn(x, channels, below, above, p.bias, alpha, p.beta);
+    return windowLRN(x, channels, below, above, p.bias, alpha, p.beta);
   });
 }
 
@@ -89,7 +89,7 @@ export function localResponseNorm(x: tf.Tensor, options: LocalResponseNormOption
  * LRN with a window of `below` channels under c and `above` over it: the squares, zero-padded that way, summed
  * over below + above + 1 neighbours by a ones convolution. Call inside tf.tidy.
  */
-function windowLrn(x: tf.Tensor, channels: number, below: number, above: number, k: number, a: number, beta: number): tf.Tensor {
+function windowLRN(x: tf.Tensor, channels: number, below: number, above: number, k: number, a: number, beta: number): tf.Tensor {
   const squares = tf.reshape(tf.square(x), [-1, channels, 1]) as tf.Tensor3D;
   const padded = tf.pad(squares, [[0, 0], [below, above], [0, 0]]);
   const sums = tf.conv1d(padded, tf.ones([below + above + 1, 1, 1]) as tf.Tensor3D, 1, 'valid');

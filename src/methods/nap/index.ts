@@ -1,1 +1,1 @@
-export { NormalizeAndProject, projectNap, napCallback, type NormalizeAndProjectArgs } from './layer.js';
+export { NormalizeAndProject, projectNAP, napCallback, type NormalizeAndProjectArgs } from './layer.js';

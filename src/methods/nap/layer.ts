@@ -35,7 +35,7 @@ export interface NormalizeAndProjectArgs extends KernelWrapperArgs {
  * The output is then invariant to scaling (W, b) jointly, so growth of ||(W, b)|| only lowers the
  * effective learning rate. The "project" half is {@link NormalizeAndProject.project}: `(W, b) <- (W, b) *
  * rho / ||(W, b)||` with rho the norm at build time (weight `target_norm`), which leaves the output unchanged;
- * run it after every optimizer step with {@link napCallback} or {@link projectNap}.
+ * run it after every optimizer step with {@link napCallback} or {@link projectNAP}.
  */
 export class NormalizeAndProject extends KernelWrapper {
   static className = 'NormalizeAndProject';
@@ -140,9 +140,9 @@ function napLayers(layers: readonly tfl.layers.Layer[]): NormalizeAndProject[] {
 }
 
 /** Runs {@link NormalizeAndProject.project} on every NaP layer of a model (or list of layers). */
-export function projectNap(model: tfl.LayersModel | readonly tfl.layers.Layer[]): void {
+export function projectNAP(model: tfl.LayersModel | readonly tfl.layers.Layer[]): void {
   const layers = Array.isArray(model) ? model : (model as tfl.LayersModel)?.layers;
-  if (!Array.isArray(layers)) throw new NormkitError('projectNap', 'model', 'a tfl.LayersModel or an array of layers', model);
+  if (!Array.isArray(layers)) throw new NormkitError('projectNAP', 'model', 'a tfl.LayersModel or an array of layers', model);
   for (const layer of napLayers(layers)) layer.project();
 }
 
@@ -152,7 +152,7 @@ export function projectNap(model: tfl.LayersModel | readonly tfl.layers.Layer[])
  */
 export function napCallback(model: tfl.LayersModel): tfl.CustomCallback {
   if (!(model instanceof tfl.LayersModel)) throw new NormkitError('napCallback', 'model', 'a tfl.LayersModel', model);
-  return new tfl.CustomCallback({ onBatchEnd: async () => projectNap(model) });
+  return new tfl.CustomCallback({ onBatchEnd: async () => projectNAP(model) });
 }
 
 registerLayerClass(NormalizeAndProject);

@@ -1,2 +1,2 @@
-export { rmsNorm, rmsNormComposite, type RmsNormOptions } from './op.js';
+export { rmsNorm, rmsNormComposite, type RMSNormOptions } from './op.js';
 export { RMSNormalization, type RMSNormalizationArgs } from './layer.js';

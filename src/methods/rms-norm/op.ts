@@ -14,7 +14,7 @@ import { FUSED_KERNELS, rowsLayout, runFusedNorm } from '../../kernels/fused.js'
 import { emptyResult } from '../../core/empty.js';
 
 /** Options of {@link rmsNorm}. */
-export interface RmsNormOptions {
+export interface RMSNormOptions {
   /** Normalized axes A (default -1, the last axis). Negative values count from the end. */
   axis?: number | number[];
   /** Added to mean(x^2) inside the square root (default 1e-6, as Keras 3's RMSNormalization). */
@@ -38,7 +38,7 @@ const WHERE = 'rmsNorm';
  * With `partial = p`, `ms` is the mean of x^2 over the first `k = floor(p * d)` entries of the normalized
  * axis only (pRMSNorm). Differentiable under `tf.grad`.
  */
-export function rmsNorm(x: tf.Tensor, options: RmsNormOptions = {}): tf.Tensor {
+export function rmsNorm(x: tf.Tensor, options: RMSNormOptions = {}): tf.Tensor {
   checkKnownKeys(WHERE, options, ['axis', 'epsilon', 'gamma', 'partial']);
   checkFloatTensor(WHERE, 'x', x, 1);
   const axes = normalizeAxes(WHERE, options.axis ?? -1, x.rank);
