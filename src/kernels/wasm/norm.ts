@@ -10,8 +10,9 @@
 // per lane) and only the block sums are added in float64 (the float32 lanes do four terms per instruction
 // where float64 does two; a block of a few terms rounds like a few float32 additions, relative 1e-6 of the
 // block, which the variance and the backward's means tolerate). The forward's sum of x - shift, whose error
-// would reach every element near the mean through y = x - mean, goes to float64 in pairs: a pair's float32
-// sum rounds no more than x - shift itself does.
+// would reach every element near the mean through y = x - mean, stays in float64: over channels x - shift is
+// taken in float64 too; over rows, where x - shift is a float32 difference, sums of four such differences go
+// to float64 (rounding like the differences themselves).
 //
 //   rows layout [rows, n]:          one slice per row (LayerNorm, RMSNorm)
 //   channels layout [B, S, C]:      one slice per (b, group of K consecutive channels) (BatchNorm, GroupNorm,
@@ -54,32 +55,37 @@ export function rowsForward(
     let s1: f64 = 0;
     let s2: f64 = 0;
     let i = 0;
-    // Blocks of 8 * BLOCK elements: two float32 accumulators of squares (independent additions), each taking
-    // BLOCK terms per lane; the sums of pairs go to float64 at once.
+    // Blocks of 16 * BLOCK elements: four float32 accumulators of squares (independent additions), each
+    // taking BLOCK terms per lane; the sums of four vectors go to float64 at once.
     let s1a = f64x2.splat(0);
     let s1b = f64x2.splat(0);
     while (i < n4) {
-      const end = min(n4, i + 8 * BLOCK);
+      const end = min(n4, i + 16 * BLOCK);
       let a2 = f32x4.splat(0);
       let b2 = f32x4.splat(0);
-      for (; i + 8 <= end; i += 8) {
-        const o = <usize>i << 2;
-        const d = f32x4.sub(v128.load(xr + o), sv);
-        const e = f32x4.sub(v128.load(xr + o + 16), sv);
-        const de = f32x4.add(d, e);
-        s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(de));
-        s1b = f64x2.add(s1b, promoteHigh(de));
+      let c2 = f32x4.splat(0);
+      let d2 = f32x4.splat(0);
+      for (; i + 16 <= end; i += 16) {
+        const o = xr + (<usize>i << 2);
+        const d = f32x4.sub(v128.load(o), sv);
+        const e = f32x4.sub(v128.load(o + 16), sv);
+        const f = f32x4.sub(v128.load(o + 32), sv);
+        const g = f32x4.sub(v128.load(o + 48), sv);
+        const q = f32x4.add(f32x4.add(d, e), f32x4.add(f, g));
+        s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(q));
+        s1b = f64x2.add(s1b, promoteHigh(q));
         a2 = f32x4.add(a2, f32x4.mul(d, d));
         b2 = f32x4.add(b2, f32x4.mul(e, e));
+        c2 = f32x4.add(c2, f32x4.mul(f, f));
+        d2 = f32x4.add(d2, f32x4.mul(g, g));
       }
-      if (i < end) {
+      for (; i < end; i += 4) {
         const d = f32x4.sub(v128.load(xr + (<usize>i << 2)), sv);
         s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(d));
         s1b = f64x2.add(s1b, promoteHigh(d));
         a2 = f32x4.add(a2, f32x4.mul(d, d));
-        i += 4;
       }
-      s2 += laneSum(f32x4.add(a2, b2));
+      s2 += laneSum(f32x4.add(f32x4.add(a2, b2), f32x4.add(c2, d2)));
     }
     const s1v = f64x2.add(s1a, s1b);
     s1 += f64x2.extract_lane(s1v, 0) + f64x2.extract_lane(s1v, 1);
