@@ -4,8 +4,8 @@
  *
  * Options: --quick (one shape per method, fewer runs, no model-level figures), --backends cpu,wasm,
  * --model-backends wasm (default: wasm only; one Transformer step takes minutes on the cpu backend),
- * --baseline all|first (default all; first = measure the slow tfjs baselines only on each method's first
- * shape, for a loaded machine), --methods layerNorm,groupNorm,... (default: all), --no-models, --no-torch,
+ * --baseline all|first|none (default all; first = measure the slow tfjs baselines only on each method's
+ * first shape, for a loaded machine; none = not at all), --methods layerNorm,groupNorm,... (default: all), --no-models, --no-torch,
  * --out <dir> (default bench/results).
  *
  * Every figure is the median of at least 5 runs after warm-up, with min and max; every ratio is computed
@@ -36,6 +36,7 @@ const BACKENDS = option('--backends', 'cpu,wasm').split(',');
 const OUT = option('--out', 'bench/results');
 const RUNS = QUICK ? 7 : 15;
 const BASELINE_FIRST_ONLY = option('--baseline', 'all') === 'first';
+const NO_BASELINE = option('--baseline', 'all') === 'none';
 const WARMUP = 2;
 /** Interleaved rounds against PyTorch, and runs per round on each side. */
 const TORCH_ROUNDS = QUICK ? 3 : 7;
@@ -328,7 +329,7 @@ async function main(): Promise<void> {
     log(`backend ${backend}`);
     for (const c of CASES) {
       const first = CASES.find((d) => d.method === c.method) === c;
-      rows.push(...(await benchCase(backend, c, first || !BASELINE_FIRST_ONLY, copyGbps, torch.server, log)));
+      rows.push(...(await benchCase(backend, c, !NO_BASELINE && (first || !BASELINE_FIRST_ONLY), copyGbps, torch.server, log)));
     }
   }
   torch.server?.close();
@@ -336,6 +337,7 @@ async function main(): Promise<void> {
   const engines = cpuEngineComparison(QUICK, RUNS);
   const models: ModelStepResult[] = [];
   const notes: string[] = [];
+  if (NO_BASELINE) notes.push('tfjs baselines not measured (--baseline none).');
   if (BASELINE_FIRST_ONLY) notes.push("tfjs baselines measured on each method's first shape only (--baseline first): one tf.layers.layerNormalization forward+backward takes tens of seconds on a loaded 2-core machine.");
   if (QUICK || flag('--no-models')) notes.push('Model-level figures skipped (--quick or --no-models).');
   else {
