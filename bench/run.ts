@@ -108,6 +108,8 @@ interface Row {
   torch1?: Timing;
   /** Median over rounds of PyTorch time / normkit time. */
   vsTorch1?: number;
+  /** The per-round ratios. */
+  vsTorch1Rounds?: number[];
 }
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -219,6 +221,7 @@ async function benchCase(backend: string, c: Case, withBaseline: boolean, copyGb
       const t = await torch.compare({ method: c.method, shape: c.shape, groups: c.groups }, pass, ours, TORCH_ROUNDS, TORCH_PER_ROUND);
       row.torch1 = t.torch;
       row.vsTorch1 = t.ratio;
+      row.vsTorch1Rounds = t.ratios;
     }
     rows.push(row);
     log(
@@ -261,11 +264,11 @@ function markdown(report: Report): string {
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of report.rows) {
     lines.push(
-      `| ${r.backend} | ${r.method}${r.groups ? ` (${r.groups} groups)` : ''} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${r.copyGbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${r.baselineTiming ? fmt(r.baselineTiming, 0) : 'not run'} | ${r.speedup ? r.speedup.toFixed(0) + 'x' : 'n/a'} | ${fmt(r.torch1)} | ${r.vsTorch1 ? r.vsTorch1.toFixed(2) + 'x' : 'n/a'} |`,
+      `| ${r.backend} | ${r.method}${r.groups ? ` (${r.groups} groups)` : ''} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${r.copyGbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${r.baselineTiming ? fmt(r.baselineTiming, 0) : 'not run'} | ${r.speedup ? r.speedup.toFixed(0) + 'x' : 'n/a'} | ${fmt(r.torch1)} | ${r.vsTorch1 ? `${r.vsTorch1.toFixed(2)}x${r.vsTorch1Rounds ? ` (${Math.min(...r.vsTorch1Rounds).toFixed(2)}–${Math.max(...r.vsTorch1Rounds).toFixed(2)})` : ''}` : 'n/a'} |`,
     );
   }
   lines.push('');
-  lines.push('"vs torch 1T" = median over interleaved rounds of PyTorch time / normkit time (above 1: normkit faster). normkit runs on one thread (tfjs cpu and wasm backends are single-threaded in Node).');
+  lines.push('"vs torch 1T" = median (min–max) over interleaved rounds of PyTorch time / normkit time (above 1: normkit faster). normkit runs on one thread (tfjs cpu and wasm backends are single-threaded in Node).');
   lines.push('');
   lines.push(`PyTorch: ${report.torchNote}`);
   lines.push('');
