@@ -42,6 +42,8 @@ export class TorchServer {
   private readonly answers: string[] = [];
   private readonly waiting: Array<(line: string) => void> = [];
   private closed = false;
+  /** The end of the child's stderr, for error messages (and read so that the pipe never fills). */
+  private stderrTail = '';
 
   private constructor(
     private readonly child: ChildProcessWithoutNullStreams,
@@ -53,19 +55,28 @@ export class TorchServer {
       if (w) w(line);
       else this.answers.push(line);
     });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (text: string) => {
+      this.stderrTail = (this.stderrTail + text).slice(-2000);
+    });
     child.on('exit', () => {
       this.closed = true;
-      for (const w of this.waiting.splice(0)) w(JSON.stringify({ error: 'the PyTorch process exited' }));
+      for (const w of this.waiting.splice(0)) w(JSON.stringify({ error: this.exitMessage() }));
     });
   }
 
   /** The PyTorch version, read from the child's first line. */
   version = '';
 
+  private exitMessage(): string {
+    const last = this.stderrTail.trim().split('\n').pop();
+    return `the PyTorch process exited${last ? ` (${last})` : ''}`;
+  }
+
   /**
    * Starts bench/torch_bench.py with the first python that imports torch (the Debian package installs into
-   * the system python; a python3 earlier on PATH, such as pyenv's, may lack it). Resolves to null, with the
-   * reason, when none does.
+   * the system python; a python3 earlier on PATH, such as pyenv's, may lack it). Resolves to the reason, as a
+   * string, when it cannot start.
    */
   static async start(): Promise<TorchServer | string> {
     const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
@@ -80,7 +91,7 @@ export class TorchServer {
   private next(): Promise<string> {
     const line = this.answers.shift();
     if (line !== undefined) return Promise.resolve(line);
-    if (this.closed) return Promise.resolve(JSON.stringify({ error: 'the PyTorch process exited' }));
+    if (this.closed) return Promise.resolve(JSON.stringify({ error: this.exitMessage() }));
     return new Promise((resolve) => this.waiting.push(resolve));
   }
 
