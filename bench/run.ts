@@ -4,15 +4,15 @@
  *
  * Options: --quick (one shape per method, fewer runs, no model-level figures), --backends cpu,wasm,
  * --model-backends wasm (default: wasm only; one Transformer step takes minutes on the cpu backend),
- * --baseline all|first (default all; first = measure the slow tfjs baselines only on each method's first
- * shape, for a loaded machine), --no-models, --no-torch, --out <dir> (default bench/results).
+ * --baseline all|first|none (default all; first = measure the slow tfjs baselines only on each method's
+ * first shape, for a loaded machine; none = not at all), --methods layerNorm,groupNorm,... (default: all), --no-models, --no-torch,
+ * --out <dir> (default bench/results).
  *
  * Every figure is the median of at least 5 runs after warm-up, with min and max; every ratio is computed
  * inside this one process run (the copy roofline is measured here, per size), because the machine is shared
- * and absolute times drift.
+ * and absolute times drift. PyTorch runs interleaved with normkit (see torch.ts).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -23,6 +23,7 @@ import * as nk from '../src/index.js';
 import { copyRoofline, gbps, timeIt, type Timing } from './timing.js';
 import { cpuEngineComparison, type EngineComparison } from './engines.js';
 import { modelSteps, type ModelStepResult } from './models.js';
+import { TorchServer } from './torch.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -35,7 +36,11 @@ const BACKENDS = option('--backends', 'cpu,wasm').split(',');
 const OUT = option('--out', 'bench/results');
 const RUNS = QUICK ? 7 : 15;
 const BASELINE_FIRST_ONLY = option('--baseline', 'all') === 'first';
+const NO_BASELINE = option('--baseline', 'all') === 'none';
 const WARMUP = 2;
+/** Interleaved rounds against PyTorch, and runs per round on each side. */
+const TORCH_ROUNDS = QUICK ? 3 : 7;
+const TORCH_PER_ROUND = QUICK ? 3 : 5;
 
 type Method = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm';
 
@@ -45,20 +50,34 @@ interface Case {
   groups?: number;
 }
 
+// [rows, D]: transformer activations ([B*T, D], a few MB each) and one long row.
 const ROW_SHAPES = [
   [4096, 1024],
-  [16384, 256],
+  [4096, 256],
+  [4096, 768],
+  [1024, 2048],
+  [512, 4096],
   [256, 16384],
 ];
-const NHWC = [32, 32, 32, 64];
+// Channels-last [N, H, W, C]: small CNN activations.
+const NHWC_SHAPES = [
+  [32, 32, 32, 64],
+  [32, 14, 14, 16],
+  [8, 56, 56, 64],
+];
 const ALL_CASES: Case[] = [
   ...ROW_SHAPES.map((shape): Case => ({ method: 'layerNorm', shape })),
   ...ROW_SHAPES.map((shape): Case => ({ method: 'rmsNorm', shape })),
-  { method: 'batchNorm', shape: NHWC },
-  { method: 'groupNorm', shape: NHWC, groups: 32 },
-  { method: 'instanceNorm', shape: NHWC },
+  ...NHWC_SHAPES.map((shape): Case => ({ method: 'batchNorm', shape })),
+  // 32 groups where the channels allow it, 4 groups everywhere.
+  ...NHWC_SHAPES.flatMap((shape): Case[] => [32, 4].filter((g) => shape[3] % g === 0 && shape[3] > g).map((groups) => ({ method: 'groupNorm', shape, groups }))),
+  ...NHWC_SHAPES.map((shape): Case => ({ method: 'instanceNorm', shape })),
 ];
-const CASES = ALL_CASES.filter((c, i, all) => !QUICK || all.findIndex((d) => d.method === c.method) === i);
+const METHODS = option('--methods', '').split(',').filter(Boolean);
+const caseKey = (c: Case) => `${c.method}/${c.groups ?? ''}`;
+const CASES = ALL_CASES.filter((c) => METHODS.length === 0 || METHODS.includes(c.method)).filter(
+  (c, i, all) => !QUICK || all.findIndex((d) => caseKey(d) === caseKey(c)) === i,
+);
 
 const BASELINE: Record<Method, string> = {
   layerNorm: 'tf.layers.layerNormalization',
@@ -72,6 +91,7 @@ interface Row {
   backend: string;
   method: Method;
   shape: number[];
+  groups?: number;
   pass: 'forward' | 'forward+backward';
   normkit: Timing;
   bytes: number;
@@ -84,10 +104,12 @@ interface Row {
   /** Absent when the baseline was not run for this shape (--baseline first). */
   baselineTiming?: Timing;
   speedup?: number;
+  /** PyTorch on one thread, interleaved with normkit's runs (torch.ts): per-round medians. */
   torch1?: Timing;
-  torch2?: Timing;
+  /** Median over rounds of PyTorch time / normkit time. */
   vsTorch1?: number;
-  vsTorch2?: number;
+  /** The per-round ratios. */
+  vsTorch1Rounds?: number[];
 }
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -138,7 +160,7 @@ function usesBeta(c: Case): boolean {
   return c.method !== 'rmsNorm';
 }
 
-function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (floats: number) => number, log: (s: string) => void): Row[] {
+async function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (floats: number) => number, torch: TorchServer | null, log: (s: string) => void): Promise<Row[]> {
   const n = size(c.shape);
   const width = c.shape[c.shape.length - 1];
   const x = tf.randomNormal(c.shape, 0.5, 2, 'float32', 1);
@@ -184,6 +206,7 @@ function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (f
       backend,
       method: c.method,
       shape: c.shape,
+      groups: c.groups,
       pass,
       normkit,
       bytes,
@@ -194,10 +217,17 @@ function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (f
       baselineTiming,
       speedup: baselineTiming ? baselineTiming.median / normkit.median : undefined,
     };
+    if (torch) {
+      const t = await torch.compare({ method: c.method, shape: c.shape, groups: c.groups }, pass, ours, TORCH_ROUNDS, TORCH_PER_ROUND);
+      row.torch1 = t.torch;
+      row.vsTorch1 = t.ratio;
+      row.vsTorch1Rounds = t.ratios;
+    }
     rows.push(row);
     log(
       `  ${backend} ${c.method} [${c.shape}] ${pass}: ${normkit.median.toFixed(2)} ms (${eff.toFixed(1)} GB/s, ${(100 * row.rooflineFraction).toFixed(0)}% of copy), ` +
-        (baselineTiming && row.speedup ? `${BASELINE[c.method]} ${baselineTiming.median.toFixed(1)} ms -> ${row.speedup.toFixed(0)}x` : 'baseline not run'),
+        (baselineTiming && row.speedup ? `${BASELINE[c.method]} ${baselineTiming.median.toFixed(1)} ms -> ${row.speedup.toFixed(0)}x` : 'baseline not run') +
+        (row.vsTorch1 && row.torch1 ? `, torch 1T ${row.torch1.median.toFixed(2)} ms -> ${row.vsTorch1.toFixed(2)}x` : ''),
     );
   }
   base.dispose();
@@ -205,30 +235,16 @@ function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (f
   return rows;
 }
 
-interface TorchResult {
-  method: string;
-  shape: number[];
-  threads: number;
-  forward: Timing;
-  forwardBackward: Timing;
-}
-
-function runTorch(cases: Case[], log: (s: string) => void): { version?: string; results: TorchResult[]; note: string } {
-  if (flag('--no-torch')) return { results: [], note: 'PyTorch skipped (--no-torch).' };
-  // The Debian package installs into the system python; a python3 earlier on PATH (pyenv, venv) may lack it.
-  const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
-  if (!python) {
-    return { results: [], note: 'PyTorch CPU skipped: neither python3 nor /usr/bin/python3 can import torch (install the Debian package python3-torch to include it).' };
-  }
-  log(`PyTorch (${python}) at 1 and 2 threads...`);
-  const r = spawnSync(python, ['bench/torch_bench.py', '1,2', String(QUICK ? 7 : 11)], {
-    input: JSON.stringify(cases.map((c) => ({ method: c.method, shape: c.shape, groups: c.groups }))),
-    encoding: 'utf8',
-    maxBuffer: 1 << 24,
-  });
-  if (r.status !== 0) return { results: [], note: `PyTorch CPU skipped: bench/torch_bench.py failed (${r.stderr.trim().split('\n').pop()}).` };
-  const parsed = JSON.parse(r.stdout) as { torch: string; results: TorchResult[] };
-  return { version: parsed.torch, results: parsed.results, note: `PyTorch ${parsed.torch} (CPU, Debian python3-torch), torch.set_num_threads(1) and (2).` };
+/** The PyTorch child, or null with the reason in `note`. */
+async function startTorch(log: (s: string) => void): Promise<{ server: TorchServer | null; note: string }> {
+  if (flag('--no-torch')) return { server: null, note: 'PyTorch skipped (--no-torch).' };
+  const server = await TorchServer.start();
+  if (typeof server === 'string') return { server: null, note: `PyTorch CPU skipped: ${server}.` };
+  log(`PyTorch ${server.version} (${server.python}), one thread, interleaved`);
+  return {
+    server,
+    note: `PyTorch ${server.version} (CPU, ${server.python}), torch.set_num_threads(1), run in one persistent process interleaved with normkit: ${TORCH_ROUNDS} rounds of ${TORCH_PER_ROUND} normkit runs then ${TORCH_PER_ROUND} PyTorch runs of the same case; "torch 1T ms" is the median of the per-round medians, "vs torch 1T" the median of the per-round ratios.`,
+  };
 }
 
 function fmt(t: Timing | undefined, digits = 2): string {
@@ -244,15 +260,15 @@ function markdown(report: Report): string {
   lines.push('Times in ms: median (min–max) of at least 5 runs after warm-up. GB/s counts bytes of x read + y written (forward) plus dy read + dx written (backward).');
   lines.push('Roofline = effective GB/s / GB/s of a plain copy (Float32Array.set between preallocated arrays) of the same number of floats, measured in this run right before each case (column "copy GB/s").');
   lines.push('');
-  lines.push('| backend | method | shape | pass | normkit ms | GB/s | copy GB/s | roofline | tfjs baseline | baseline ms | speedup | torch 1T ms | vs torch 1T | torch 2T ms | vs torch 2T |');
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  lines.push('| backend | method | shape | pass | normkit ms | GB/s | copy GB/s | roofline | tfjs baseline | baseline ms | speedup | torch 1T ms | vs torch 1T |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of report.rows) {
     lines.push(
-      `| ${r.backend} | ${r.method} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${r.copyGbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${r.baselineTiming ? fmt(r.baselineTiming, 0) : 'not run'} | ${r.speedup ? r.speedup.toFixed(0) + 'x' : 'n/a'} | ${fmt(r.torch1)} | ${r.vsTorch1 ? r.vsTorch1.toFixed(2) + 'x' : 'n/a'} | ${fmt(r.torch2)} | ${r.vsTorch2 ? r.vsTorch2.toFixed(2) + 'x' : 'n/a'} |`,
+      `| ${r.backend} | ${r.method}${r.groups ? ` (${r.groups} groups)` : ''} | [${r.shape.join(', ')}] | ${r.pass} | ${fmt(r.normkit)} | ${r.gbps.toFixed(1)} | ${r.copyGbps.toFixed(1)} | ${(100 * r.rooflineFraction).toFixed(0)}% | ${r.baseline} | ${r.baselineTiming ? fmt(r.baselineTiming, 0) : 'not run'} | ${r.speedup ? r.speedup.toFixed(0) + 'x' : 'n/a'} | ${fmt(r.torch1)} | ${r.vsTorch1 ? `${r.vsTorch1.toFixed(2)}x${r.vsTorch1Rounds ? ` (${Math.min(...r.vsTorch1Rounds).toFixed(2)}–${Math.max(...r.vsTorch1Rounds).toFixed(2)})` : ''}` : 'n/a'} |`,
     );
   }
   lines.push('');
-  lines.push('"vs torch" = PyTorch time / normkit time (above 1: normkit faster). normkit runs on one thread (tfjs cpu and wasm backends are single-threaded in Node).');
+  lines.push('"vs torch 1T" = median (min–max) over interleaved rounds of PyTorch time / normkit time (above 1: normkit faster). normkit runs on one thread (tfjs cpu and wasm backends are single-threaded in Node).');
   lines.push('');
   lines.push(`PyTorch: ${report.torchNote}`);
   lines.push('');
@@ -310,33 +326,21 @@ async function main(): Promise<void> {
     return copy[floats].gbps;
   };
   const rows: Row[] = [];
+  const torch = await startTorch(log);
   for (const backend of BACKENDS) {
     await nk.useBackend(backend);
     log(`backend ${backend}`);
     for (const c of CASES) {
       const first = CASES.find((d) => d.method === c.method) === c;
-      rows.push(...benchCase(backend, c, first || !BASELINE_FIRST_ONLY, copyGbps, log));
+      rows.push(...(await benchCase(backend, c, !NO_BASELINE && (first || !BASELINE_FIRST_ONLY), copyGbps, torch.server, log)));
     }
   }
-  const torch = runTorch(CASES, log);
-  for (const r of rows) {
-    for (const threads of [1, 2] as const) {
-      const t = torch.results.find((q) => q.method === r.method && q.threads === threads && q.shape.join() === r.shape.join());
-      if (!t) continue;
-      const timing = r.pass === 'forward' ? t.forward : t.forwardBackward;
-      if (threads === 1) {
-        r.torch1 = timing;
-        r.vsTorch1 = timing.median / r.normkit.median;
-      } else {
-        r.torch2 = timing;
-        r.vsTorch2 = timing.median / r.normkit.median;
-      }
-    }
-  }
+  torch.server?.close();
   await nk.useBackend('cpu');
   const engines = cpuEngineComparison(QUICK, RUNS);
   const models: ModelStepResult[] = [];
   const notes: string[] = [];
+  if (NO_BASELINE) notes.push('tfjs baselines not measured (--baseline none).');
   if (BASELINE_FIRST_ONLY) notes.push("tfjs baselines measured on each method's first shape only (--baseline first): one tf.layers.layerNormalization forward+backward takes tens of seconds on a loaded 2-core machine.");
   if (QUICK || flag('--no-models')) notes.push('Model-level figures skipped (--quick or --no-models).');
   else {
@@ -359,7 +363,7 @@ async function main(): Promise<void> {
     copy,
     rows,
     torchNote: torch.note,
-    torchVersion: torch.version,
+    torchVersion: torch.server?.version,
     engines,
     models,
     notes,

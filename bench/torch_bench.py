@@ -1,27 +1,20 @@
-"""PyTorch CPU timings for normkit's benchmark (bench/run.ts runs this when torch is importable).
+"""PyTorch CPU timings for normkit's benchmark, served to bench/run.ts.
 
-Reads a JSON list of cases from stdin: {"method", "shape", "groups"?}; for each thread count given in argv[1]
-(comma separated) times forward and forward+backward (gradients of x, weight and bias with a given upstream
-gradient) and prints JSON: median, min, max milliseconds of `runs` runs after warm-up.
+bench/run.ts starts this once as `python3 bench/torch_bench.py --serve` and alternates batches of normkit runs
+with batches of PyTorch runs, so the two are timed under the same machine load. One thread
+(torch.set_num_threads(1)): tfjs's cpu and wasm backends run on one thread in Node.
+
+Protocol: one JSON request per line on stdin, {"method", "shape", "groups"?, "pass": "forward" |
+"forward+backward", "runs", "warmup"}; one JSON answer per line on stdout, {"times": [ms, ...]} (or
+{"error": message}). The first line written is {"torch": version}. forward+backward computes the gradients of
+x, weight and bias for a given upstream gradient.
 """
 import json
-import statistics
 import sys
 import time
 
 import torch
 import torch.nn.functional as F
-
-
-def timed(fn, runs, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": runs}
 
 
 def forward_fn(case):
@@ -36,6 +29,7 @@ def forward_fn(case):
             return x, [w, b], lambda x, w, b: F.layer_norm(x, (c,), w, b, 1e-5)
         if hasattr(F, "rms_norm"):
             return x, [w], lambda x, w: F.rms_norm(x, (c,), w, 1e-6)
+        # PyTorch before 2.4 has no rms_norm: the composite is what a PyTorch user runs there.
         return x, [w], lambda x, w: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
     # Channels-last [N, H, W, C] as in tfjs; PyTorch's kernels want channels first, so the input is a
     # channels_last-strided NCHW tensor (the same memory as NHWC).
@@ -48,36 +42,66 @@ def forward_fn(case):
         rv = torch.ones(c)
         return x, [w, b], lambda x, w, b: F.batch_norm(x, rm, rv, w, b, True, 0.1, 1e-3)
     if method == "groupNorm":
-        g = case.get("groups", 32)
+        g = case.get("groups") or 32
         return x, [w, b], lambda x, w, b: F.group_norm(x, g, w, b, 1e-5)
     if method == "instanceNorm":
         return x, [w, b], lambda x, w, b: F.instance_norm(x, None, None, w, b, True, 0.1, 1e-5)
     raise ValueError(method)
 
 
-def main():
-    threads = [int(t) for t in sys.argv[1].split(",")]
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 11
-    cases = json.load(sys.stdin)
-    out = []
-    for t in threads:
-        torch.set_num_threads(t)
-        for case in cases:
-            x, params, f = forward_fn(case)
+def make_step(case, pass_):
+    x, params, f = forward_fn(case)
+    if pass_ == "forward":
+
+        def fwd():
             with torch.no_grad():
-                fwd = timed(lambda: f(x, *params), runs, 3)
-            xg = x.clone().requires_grad_(True)
-            pg = [p.clone().requires_grad_(True) for p in params]
-            dy = torch.randn_like(x)
+                f(x, *params)
 
-            def step():
-                y = f(xg, *pg)
-                torch.autograd.grad(y, [xg, *pg], dy)
+        return fwd
+    xg = x.clone().requires_grad_(True)
+    pg = [p.clone().requires_grad_(True) for p in params]
+    dy = torch.randn_like(x)
 
-            fb = timed(step, runs, 3)
-            out.append({"method": case["method"], "shape": case["shape"], "threads": t, "forward": fwd, "forwardBackward": fb})
-    json.dump({"torch": torch.__version__, "results": out}, sys.stdout)
+    def step():
+        y = f(xg, *pg)
+        torch.autograd.grad(y, [xg, *pg], dy)
+
+    return step
+
+
+def times(fn, runs, warmup):
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def serve():
+    torch.set_num_threads(1)
+    steps = {}
+    print(json.dumps({"torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            req = json.loads(line)
+            key = (req["method"], tuple(req["shape"]), req.get("groups"), req["pass"])
+            # The tensors are made once per case and pass, as normkit's side makes its own once; only the
+            # current case is kept (the transformer shapes are tens of MB each).
+            if key not in steps:
+                steps.clear()
+                steps[key] = make_step(req, req["pass"])
+            answer = {"times": times(steps[key], int(req["runs"]), int(req.get("warmup", 0)))}
+        except Exception as e:  # noqa: BLE001 - the error goes back to the bench as text
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] != ["--serve"]:
+        sys.exit("usage: python3 bench/torch_bench.py --serve (started by bench/run.ts)")
+    serve()

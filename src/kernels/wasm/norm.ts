@@ -4,11 +4,38 @@
 // The module imports its memory: on tfjs's wasm backend it is instantiated with that backend's own
 // WebAssembly.Memory and works in place on the tensors' byte offsets, so nothing is copied. It has no static
 // data and allocates nothing (scratch space is passed in by the caller), so it never writes outside the
-// buffers it is given. The math is the one of norm-math.ts (shifted sums with float64 accumulators; see there):
+// buffers it is given. The math is the one of norm-math.ts (shifted sums with float64 accumulators; see there),
+// with changes for speed where float32 rounding does not reach the outputs: the squares of the forward and
+// the two sums of the backward are first summed in float32 SIMD lanes over short blocks (at most BLOCK terms
+// per lane) and only the block sums are added in float64 (the float32 lanes do four terms per instruction
+// where float64 does two; a block of a few terms rounds like a few float32 additions, relative 1e-6 of the
+// block, which the variance and the backward's means tolerate). The forward's sum of x - shift, whose error
+// would reach every element near the mean through y = x - mean, stays in float64: over channels x - shift is
+// taken in float64 too; over rows, where x - shift is a float32 difference, sums of four such differences go
+// to float64 (rounding like the differences themselves).
 //
 //   rows layout [rows, n]:          one slice per row (LayerNorm, RMSNorm)
 //   channels layout [B, S, C]:      one slice per (b, group of K consecutive channels) (BatchNorm, GroupNorm,
 //                                   InstanceNorm)
+
+// Terms per float32 lane before its block sum goes to float64: small enough that the float32 sum stays accurate.
+const BLOCK: i32 = 16;
+
+function promoteHigh(v: v128): v128 {
+  return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
+}
+
+// Adds the 4 float32 lanes of v into the float64 pair (lo, hi) at p (4 doubles).
+function flush(p: usize, v: v128): void {
+  v128.store(p, f64x2.add(v128.load(p), f64x2.promote_low_f32x4(v)));
+  v128.store(p + 16, f64x2.add(v128.load(p + 16), promoteHigh(v)));
+}
+
+// Sum of the 4 float32 lanes of v, in float64.
+function laneSum(v: v128): f64 {
+  const lo = f64x2.add(f64x2.promote_low_f32x4(v), promoteHigh(v));
+  return f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1);
+}
 
 // ---------------------------------------------------------------------------------------------- rows
 
@@ -25,24 +52,43 @@ export function rowsForward(
     const yr = y + <usize>r * rowBytes;
     const shift: f32 = center ? load<f32>(xr) : 0;
     const sv = f32x4.splat(shift);
+    let s1: f64 = 0;
+    let s2: f64 = 0;
+    let i = 0;
+    // Blocks of 16 * BLOCK elements: four float32 accumulators of squares (independent additions), each
+    // taking BLOCK terms per lane; the sums of four vectors go to float64 at once.
     let s1a = f64x2.splat(0);
     let s1b = f64x2.splat(0);
-    let s2a = f64x2.splat(0);
-    let s2b = f64x2.splat(0);
-    let i = 0;
-    for (; i < n4; i += 4) {
-      const d = f32x4.sub(v128.load(xr + (<usize>i << 2)), sv);
-      const lo = f64x2.promote_low_f32x4(d);
-      const hi = f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1));
-      s1a = f64x2.add(s1a, lo);
-      s1b = f64x2.add(s1b, hi);
-      s2a = f64x2.add(s2a, f64x2.mul(lo, lo));
-      s2b = f64x2.add(s2b, f64x2.mul(hi, hi));
+    while (i < n4) {
+      const end = min(n4, i + 16 * BLOCK);
+      let a2 = f32x4.splat(0);
+      let b2 = f32x4.splat(0);
+      let c2 = f32x4.splat(0);
+      let d2 = f32x4.splat(0);
+      for (; i + 16 <= end; i += 16) {
+        const o = xr + (<usize>i << 2);
+        const d = f32x4.sub(v128.load(o), sv);
+        const e = f32x4.sub(v128.load(o + 16), sv);
+        const f = f32x4.sub(v128.load(o + 32), sv);
+        const g = f32x4.sub(v128.load(o + 48), sv);
+        const q = f32x4.add(f32x4.add(d, e), f32x4.add(f, g));
+        s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(q));
+        s1b = f64x2.add(s1b, promoteHigh(q));
+        a2 = f32x4.add(a2, f32x4.mul(d, d));
+        b2 = f32x4.add(b2, f32x4.mul(e, e));
+        c2 = f32x4.add(c2, f32x4.mul(f, f));
+        d2 = f32x4.add(d2, f32x4.mul(g, g));
+      }
+      for (; i < end; i += 4) {
+        const d = f32x4.sub(v128.load(xr + (<usize>i << 2)), sv);
+        s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(d));
+        s1b = f64x2.add(s1b, promoteHigh(d));
+        a2 = f32x4.add(a2, f32x4.mul(d, d));
+      }
+      s2 += laneSum(f32x4.add(f32x4.add(a2, b2), f32x4.add(c2, d2)));
     }
     const s1v = f64x2.add(s1a, s1b);
-    const s2v = f64x2.add(s2a, s2b);
-    let s1 = f64x2.extract_lane(s1v, 0) + f64x2.extract_lane(s1v, 1);
-    let s2 = f64x2.extract_lane(s2v, 0) + f64x2.extract_lane(s2v, 1);
+    s1 += f64x2.extract_lane(s1v, 0) + f64x2.extract_lane(s1v, 1);
     for (; i < n; i++) {
       const d = <f64>load<f32>(xr + (<usize>i << 2)) - <f64>shift;
       s1 += d;
@@ -118,7 +164,6 @@ export function rowsBackward(
   const n4 = n & ~3;
   if (dgamma != 0) memory.fill(dgamma, 0, rowBytes);
   if (dbeta != 0) memory.fill(dbeta, 0, rowBytes);
-  const one = f32x4.splat(1);
   for (let r = 0; r < rows; r++) {
     const xr = x + <usize>r * rowBytes;
     const dyr = dy + <usize>r * rowBytes;
@@ -129,28 +174,42 @@ export function rowsBackward(
     const sv = f32x4.splat(shift);
     const mv = f32x4.splat(m);
     const rv = f32x4.splat(rs);
-    let sga = f64x2.splat(0);
-    let sgb = f64x2.splat(0);
-    let sxa = f64x2.splat(0);
-    let sxb = f64x2.splat(0);
+    let sg: f64 = 0;
+    let sx: f64 = 0;
     let i = 0;
-    for (; i < n4; i += 4) {
-      const o = <usize>i << 2;
-      const d = v128.load(dyr + o);
-      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
-      const g = gamma != 0 ? f32x4.mul(d, v128.load(gamma + o)) : f32x4.mul(d, one);
-      const gx = f32x4.mul(g, xh);
-      sga = f64x2.add(sga, f64x2.promote_low_f32x4(g));
-      sgb = f64x2.add(sgb, f64x2.promote_low_f32x4(i32x4.shuffle(g, g, 2, 3, 0, 1)));
-      sxa = f64x2.add(sxa, f64x2.promote_low_f32x4(gx));
-      sxb = f64x2.add(sxb, f64x2.promote_low_f32x4(i32x4.shuffle(gx, gx, 2, 3, 0, 1)));
-      if (dgamma != 0) v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
-      if (dbeta != 0) v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
+    // Float32 block sums as in rowsForward; the common case (gamma, dgamma and dbeta all wanted) has its own
+    // loop free of branches.
+    const full = gamma != 0 && dgamma != 0 && dbeta != 0;
+    while (i < n4) {
+      const end = min(n4, i + 4 * BLOCK);
+      let ag = f32x4.splat(0);
+      let ax = f32x4.splat(0);
+      if (full) {
+        for (; i < end; i += 4) {
+          const o = <usize>i << 2;
+          const d = v128.load(dyr + o);
+          const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+          const g = f32x4.mul(d, v128.load(gamma + o));
+          ag = f32x4.add(ag, g);
+          ax = f32x4.add(ax, f32x4.mul(g, xh));
+          v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
+          v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
+        }
+      } else {
+        for (; i < end; i += 4) {
+          const o = <usize>i << 2;
+          const d = v128.load(dyr + o);
+          const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+          const g = gamma != 0 ? f32x4.mul(d, v128.load(gamma + o)) : d;
+          ag = f32x4.add(ag, g);
+          ax = f32x4.add(ax, f32x4.mul(g, xh));
+          if (dgamma != 0) v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
+          if (dbeta != 0) v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
+        }
+      }
+      sg += laneSum(ag);
+      sx += laneSum(ax);
     }
-    const sgv = f64x2.add(sga, sgb);
-    const sxv = f64x2.add(sxa, sxb);
-    let sg = f64x2.extract_lane(sgv, 0) + f64x2.extract_lane(sgv, 1);
-    let sx = f64x2.extract_lane(sxv, 0) + f64x2.extract_lane(sxv, 1);
     for (; i < n; i++) {
       const o = <usize>i << 2;
       const d = load<f32>(dyr + o);
@@ -167,12 +226,19 @@ export function rowsBackward(
     const av = f32x4.splat(a);
     const bv = f32x4.splat(b);
     i = 0;
-    for (; i < n4; i += 4) {
-      const o = <usize>i << 2;
-      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
-      let g = v128.load(dyr + o);
-      if (gamma != 0) g = f32x4.mul(g, v128.load(gamma + o));
-      v128.store(dxr + o, f32x4.sub(f32x4.sub(f32x4.mul(g, rv), av), f32x4.mul(xh, bv)));
+    if (gamma != 0) {
+      for (; i < n4; i += 4) {
+        const o = <usize>i << 2;
+        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+        const g = f32x4.mul(v128.load(dyr + o), v128.load(gamma + o));
+        v128.store(dxr + o, f32x4.sub(f32x4.sub(f32x4.mul(g, rv), av), f32x4.mul(xh, bv)));
+      }
+    } else {
+      for (; i < n4; i += 4) {
+        const o = <usize>i << 2;
+        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+        v128.store(dxr + o, f32x4.sub(f32x4.sub(f32x4.mul(v128.load(dyr + o), rv), av), f32x4.mul(xh, bv)));
+      }
     }
     for (; i < n; i++) {
       const o = <usize>i << 2;
@@ -187,76 +253,69 @@ export function rowsBackward(
 // ------------------------------------------------------------------------------------------ channels
 //
 // Scratch layout (bytes from `scratch`, C channels): f64 acc1[C], f64 acc2[C], then f32 arrays of C:
-// forward shift, m, scale, bias, mLo (the plain float64 mean shift + m as two float32s, m + mLo); backward shift, m, rs, coef, a, bb: at
-// most 40 * C bytes.
+// forward shift, m, scale, bias, mLo (the plain float64 mean shift + m as two float32s, m + mLo); backward
+// shift, m, rs, coef, a, bb: at most 40 * C bytes.
 //
-// Forward loop order: the positions of one batch are walked in chunks of about 16 KiB of x (chunkPositions),
-// and each chunk in column strips of 4 channels: a strip's per-channel float64 accumulators and constants
-// live in locals (registers) for the whole chunk, and the chunk stays in L1 while its strips are read. Two
-// positions per step feed two independent accumulator sets, so the float64 additions do not wait on each
-// other. Channels past the last multiple of 4 run a scalar loop per position. (The same blocking of the
-// backward measured slower than its position-major loop with accumulators in scratch, so that stays.)
+// Loop order, forward and backward: the positions of one batch are walked in chunks (about 16 KiB of each
+// array read, chunkPositions), and each chunk in column strips of 4 channels: a strip's constants and
+// float32 block sums live in locals (registers) for the whole chunk, the chunk stays in L1 while its strips
+// are read, and the float64 accumulators in scratch are touched once per block. Two positions per step feed
+// two independent sets of sums. Channels past the last multiple of 4 run a scalar loop per position.
 
 /** Bytes of scratch the channels kernels need for C channels. */
 export function channelsScratchBytes(channels: i32): i32 {
   return channels * 40;
 }
 
-// Positions per chunk: about 16 KiB of one [positions, C] array, at least 8.
-function chunkPositions(channels: i32): i32 {
-  const p = 4096 / channels;
+// Positions per chunk: about `bytes` of one [positions, C] array, at least 8.
+function chunkPositions(channels: i32, bytes: i32): i32 {
+  const p = bytes / (channels << 2);
   return p < 8 ? 8 : p;
 }
 
-function promoteHigh(v: v128): v128 {
-  return f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
-}
-
 // Forward statistics of one 4-channel strip over positions [p0, p1): acc1 += sum(d), acc2 += sum(d^2),
-// d = x - shift, in float64 (4 doubles each at a1, a2).
+// d = x - shift (4 doubles each at a1, a2).
 function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: usize, a2: usize): void {
+  let q = xc + <usize>p0 * rowBytes;
+  let p = p0;
+  // x - shift for the float64 sums is taken in float64 (exact): the channels' statistics keep the mean exact to
+  // float64 rounding, which a float32 x - shift would not.
   const sl = f64x2.promote_low_f32x4(sv);
   const sh = promoteHigh(sv);
   let s1a = v128.load(a1);
   let s1b = v128.load(a1 + 16);
-  let s2a = v128.load(a2);
-  let s2b = v128.load(a2 + 16);
   let t1a = f64x2.splat(0);
   let t1b = f64x2.splat(0);
-  let t2a = f64x2.splat(0);
-  let t2b = f64x2.splat(0);
-  let q = xc + <usize>p0 * rowBytes;
-  let p = p0;
-  for (; p + 1 < p1; p += 2) {
-    const d = v128.load(q);
-    const e = v128.load(q + rowBytes);
-    const dl = f64x2.sub(f64x2.promote_low_f32x4(d), sl);
-    const dh = f64x2.sub(promoteHigh(d), sh);
-    const el = f64x2.sub(f64x2.promote_low_f32x4(e), sl);
-    const eh = f64x2.sub(promoteHigh(e), sh);
-    s1a = f64x2.add(s1a, dl);
-    s1b = f64x2.add(s1b, dh);
-    s2a = f64x2.add(s2a, f64x2.mul(dl, dl));
-    s2b = f64x2.add(s2b, f64x2.mul(dh, dh));
-    t1a = f64x2.add(t1a, el);
-    t1b = f64x2.add(t1b, eh);
-    t2a = f64x2.add(t2a, f64x2.mul(el, el));
-    t2b = f64x2.add(t2b, f64x2.mul(eh, eh));
-    q += rowBytes << 1;
-  }
-  if (p < p1) {
-    const d = v128.load(q);
-    const dl = f64x2.sub(f64x2.promote_low_f32x4(d), sl);
-    const dh = f64x2.sub(promoteHigh(d), sh);
-    s1a = f64x2.add(s1a, dl);
-    s1b = f64x2.add(s1b, dh);
-    s2a = f64x2.add(s2a, f64x2.mul(dl, dl));
-    s2b = f64x2.add(s2b, f64x2.mul(dh, dh));
+  while (p < p1) {
+    const end = min(p1, p + 2 * BLOCK);
+    let s2 = f32x4.splat(0);
+    let t2 = f32x4.splat(0);
+    for (; p + 1 < end; p += 2) {
+      const xd = v128.load(q);
+      const xe = v128.load(q + rowBytes);
+      const d = f32x4.sub(xd, sv);
+      const e = f32x4.sub(xe, sv);
+      s1a = f64x2.add(s1a, f64x2.sub(f64x2.promote_low_f32x4(xd), sl));
+      s1b = f64x2.add(s1b, f64x2.sub(promoteHigh(xd), sh));
+      t1a = f64x2.add(t1a, f64x2.sub(f64x2.promote_low_f32x4(xe), sl));
+      t1b = f64x2.add(t1b, f64x2.sub(promoteHigh(xe), sh));
+      s2 = f32x4.add(s2, f32x4.mul(d, d));
+      t2 = f32x4.add(t2, f32x4.mul(e, e));
+      q += rowBytes << 1;
+    }
+    if (p < end) {
+      const xd = v128.load(q);
+      const d = f32x4.sub(xd, sv);
+      s1a = f64x2.add(s1a, f64x2.sub(f64x2.promote_low_f32x4(xd), sl));
+      s1b = f64x2.add(s1b, f64x2.sub(promoteHigh(xd), sh));
+      s2 = f32x4.add(s2, f32x4.mul(d, d));
+      q += rowBytes;
+      p++;
+    }
+    flush(a2, f32x4.add(s2, t2));
   }
   v128.store(a1, f64x2.add(s1a, t1a));
   v128.store(a1 + 16, f64x2.add(s1b, t1b));
-  v128.store(a2, f64x2.add(s2a, t2a));
-  v128.store(a2 + 16, f64x2.add(s2b, t2b));
 }
 
 /** Forward over [B, S, C] with groups of K channels. */
@@ -277,7 +336,7 @@ export function channelsForward(
   const count = <f64>positions * <f64>perGroup;
   const c4 = channels & ~3;
   const rowBytes = C << 2;
-  const chunk = chunkPositions(channels);
+  const chunk = chunkPositions(channels, 16384);
   for (let b = 0; b < batches; b++) {
     const xb = x + <usize>b * <usize>positions * rowBytes;
     const yb = y + <usize>b * <usize>positions * rowBytes;
@@ -353,37 +412,38 @@ export function channelsForward(
   }
 }
 
-// Adds f32x4 `v` (4 channels) into two f64x2 accumulators at p (4 doubles).
-function accumulate(p: usize, v: v128): void {
-  v128.store(p, f64x2.add(v128.load(p), f64x2.promote_low_f32x4(v)));
-  v128.store(p + 16, f64x2.add(v128.load(p + 16), f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1))));
-}
-
-// Adds f32x4 `v` and `w` (4 channels, two positions) into two f64x2 accumulators at p (4 doubles).
-function accumulatePair(p: usize, v: v128, w: v128): void {
-  const lo = f64x2.add(f64x2.promote_low_f32x4(v), f64x2.promote_low_f32x4(w));
-  const hi = f64x2.add(promoteHigh(v), promoteHigh(w));
-  v128.store(p, f64x2.add(v128.load(p), lo));
-  v128.store(p + 16, f64x2.add(v128.load(p + 16), hi));
-}
-
-// Backward sums of one position's channels [c0, channels) (those past the last multiple of 4), scalar.
-function gradSumsTail(xp: usize, dyp: usize, shiftP: usize, mP: usize, rsP: usize, sumDy: usize, sumDyXh: usize, c0: i32, channels: i32): void {
-  for (let c = c0; c < channels; c++) {
-    const o = <usize>c << 2;
-    const d = load<f32>(dyp + o);
-    const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
-    store<f64>(sumDy + (<usize>c << 3), load<f64>(sumDy + (<usize>c << 3)) + <f64>d);
-    store<f64>(sumDyXh + (<usize>c << 3), load<f64>(sumDyXh + (<usize>c << 3)) + <f64>d * <f64>xh);
-  }
-}
-
-// dx of one position's channels [c0, channels), scalar.
-function gradOutputTail(xp: usize, dyp: usize, dxp: usize, shiftP: usize, mP: usize, rsP: usize, coefP: usize, aP: usize, bP: usize, c0: i32, channels: i32): void {
-  for (let c = c0; c < channels; c++) {
-    const o = <usize>c << 2;
-    const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
-    store<f32>(dxp + o, load<f32>(dyp + o) * load<f32>(coefP + o) - load<f32>(aP + o) - xh * load<f32>(bP + o));
+// Backward sums of one 4-channel strip over positions [p0, p1) (offset o of the channels in a row):
+// sumDy += sum(dy), sumDyXh += sum(dy * xhat), 4 doubles each.
+function gradSumsStrip(xb: usize, dyb: usize, o: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, mv: v128, rv: v128, sumDy: usize, sumDyXh: usize): void {
+  let q = <usize>p0 * rowBytes + o;
+  let p = p0;
+  while (p < p1) {
+    const end = min(p1, p + 2 * BLOCK);
+    let s1 = f32x4.splat(0);
+    let s2 = f32x4.splat(0);
+    let t1 = f32x4.splat(0);
+    let t2 = f32x4.splat(0);
+    for (; p + 1 < end; p += 2) {
+      const d = v128.load(dyb + q);
+      const e = v128.load(dyb + q + rowBytes);
+      const xd = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xb + q), sv), mv), rv);
+      const xe = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xb + q + rowBytes), sv), mv), rv);
+      s1 = f32x4.add(s1, d);
+      s2 = f32x4.add(s2, f32x4.mul(d, xd));
+      t1 = f32x4.add(t1, e);
+      t2 = f32x4.add(t2, f32x4.mul(e, xe));
+      q += rowBytes << 1;
+    }
+    if (p < end) {
+      const d = v128.load(dyb + q);
+      const xd = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xb + q), sv), mv), rv);
+      s1 = f32x4.add(s1, d);
+      s2 = f32x4.add(s2, f32x4.mul(d, xd));
+      q += rowBytes;
+      p++;
+    }
+    flush(sumDy, f32x4.add(s1, t1));
+    flush(sumDyXh, f32x4.add(s2, t2));
   }
 }
 
@@ -409,6 +469,8 @@ export function channelsBackward(
   const count = <f64>positions * <f64>perGroup;
   const c4 = channels & ~3;
   const rowBytes = C << 2;
+  // Two arrays are read per chunk (three in the dx pass): half the forward's chunk keeps them in L1.
+  const chunk = chunkPositions(channels, 8192);
   if (dgamma != 0) memory.fill(dgamma, 0, C << 2);
   if (dbeta != 0) memory.fill(dbeta, 0, C << 2);
   for (let b = 0; b < batches; b++) {
@@ -423,42 +485,25 @@ export function channelsBackward(
       store<f32>(mP + o, load<f32>(mean + s));
       store<f32>(rsP + o, load<f32>(rstd + s));
     }
-    // Two positions per step: their float64 terms are added together before the one read-modify-write of
-    // the scratch accumulators, which halves the accumulators' memory traffic.
-    let p = 0;
-    for (; p + 1 < positions; p += 2) {
-      const xp = xb + <usize>p * rowBytes;
-      const dyp = dyb + <usize>p * rowBytes;
-      let c = 0;
-      for (; c < c4; c += 4) {
+    for (let p0 = 0; p0 < positions; p0 += chunk) {
+      const p1 = min(positions, p0 + chunk);
+      for (let c = 0; c < c4; c += 4) {
         const o = <usize>c << 2;
-        const sv = v128.load(shiftP + o);
-        const mv = v128.load(mP + o);
-        const rv = v128.load(rsP + o);
-        const d = v128.load(dyp + o);
-        const e = v128.load(dyp + rowBytes + o);
-        const xd = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + o), sv), mv), rv);
-        const xe = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + rowBytes + o), sv), mv), rv);
-        accumulatePair(sumDy + (<usize>c << 3), d, e);
-        accumulatePair(sumDyXh + (<usize>c << 3), f32x4.mul(d, xd), f32x4.mul(e, xe));
+        gradSumsStrip(xb, dyb, o, rowBytes, p0, p1, v128.load(shiftP + o), v128.load(mP + o), v128.load(rsP + o), sumDy + (<usize>c << 3), sumDyXh + (<usize>c << 3));
       }
-      if (c < channels) {
-        gradSumsTail(xp, dyp, shiftP, mP, rsP, sumDy, sumDyXh, c, channels);
-        gradSumsTail(xp + rowBytes, dyp + rowBytes, shiftP, mP, rsP, sumDy, sumDyXh, c, channels);
+      if (c4 < channels) {
+        for (let p = p0; p < p1; p++) {
+          const xp = xb + <usize>p * rowBytes;
+          const dyp = dyb + <usize>p * rowBytes;
+          for (let c = c4; c < channels; c++) {
+            const o = <usize>c << 2;
+            const d = load<f32>(dyp + o);
+            const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
+            store<f64>(sumDy + (<usize>c << 3), load<f64>(sumDy + (<usize>c << 3)) + <f64>d);
+            store<f64>(sumDyXh + (<usize>c << 3), load<f64>(sumDyXh + (<usize>c << 3)) + <f64>d * <f64>xh);
+          }
+        }
       }
-    }
-    if (p < positions) {
-      const xp = xb + <usize>p * rowBytes;
-      const dyp = dyb + <usize>p * rowBytes;
-      let c = 0;
-      for (; c < c4; c += 4) {
-        const o = <usize>c << 2;
-        const d = v128.load(dyp + o);
-        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o)), v128.load(rsP + o));
-        accumulate(sumDy + (<usize>c << 3), d);
-        accumulate(sumDyXh + (<usize>c << 3), f32x4.mul(d, xh));
-      }
-      if (c < channels) gradSumsTail(xp, dyp, shiftP, mP, rsP, sumDy, sumDyXh, c, channels);
     }
     // Per group: a = rs * mean(gamma * dy), bb = rs * mean(gamma * dy * xhat); per channel the coefficients
     // (rs * gamma, a, bb) of dx = rs * gamma * dy - a - xhat * bb.
@@ -483,13 +528,9 @@ export function channelsBackward(
         store<f32>(bP + o, <f32>((rs * sx) / count));
       }
     }
-    p = 0;
-    for (; p + 1 < positions; p += 2) {
-      const xp = xb + <usize>p * rowBytes;
-      const dyp = dyb + <usize>p * rowBytes;
-      const dxp = dxb + <usize>p * rowBytes;
-      let c = 0;
-      for (; c < c4; c += 4) {
+    for (let p0 = 0; p0 < positions; p0 += chunk) {
+      const p1 = min(positions, p0 + chunk);
+      for (let c = 0; c < c4; c += 4) {
         const o = <usize>c << 2;
         const sv = v128.load(shiftP + o);
         const mv = v128.load(mP + o);
@@ -497,30 +538,25 @@ export function channelsBackward(
         const kv = v128.load(coefP + o);
         const av = v128.load(aP + o);
         const bv = v128.load(bP + o);
-        const xd = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + o), sv), mv), rv);
-        const xe = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + rowBytes + o), sv), mv), rv);
-        const td = f32x4.sub(f32x4.mul(v128.load(dyp + o), kv), av);
-        const te = f32x4.sub(f32x4.mul(v128.load(dyp + rowBytes + o), kv), av);
-        v128.store(dxp + o, f32x4.sub(td, f32x4.mul(xd, bv)));
-        v128.store(dxp + rowBytes + o, f32x4.sub(te, f32x4.mul(xe, bv)));
+        let q = <usize>p0 * rowBytes + o;
+        for (let p = p0; p < p1; p++) {
+          const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xb + q), sv), mv), rv);
+          v128.store(dxb + q, f32x4.sub(f32x4.sub(f32x4.mul(v128.load(dyb + q), kv), av), f32x4.mul(xh, bv)));
+          q += rowBytes;
+        }
       }
-      if (c < channels) {
-        gradOutputTail(xp, dyp, dxp, shiftP, mP, rsP, coefP, aP, bP, c, channels);
-        gradOutputTail(xp + rowBytes, dyp + rowBytes, dxp + rowBytes, shiftP, mP, rsP, coefP, aP, bP, c, channels);
+      if (c4 < channels) {
+        for (let p = p0; p < p1; p++) {
+          const xp = xb + <usize>p * rowBytes;
+          const dyp = dyb + <usize>p * rowBytes;
+          const dxp = dxb + <usize>p * rowBytes;
+          for (let c = c4; c < channels; c++) {
+            const o = <usize>c << 2;
+            const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
+            store<f32>(dxp + o, load<f32>(dyp + o) * load<f32>(coefP + o) - load<f32>(aP + o) - xh * load<f32>(bP + o));
+          }
+        }
       }
-    }
-    if (p < positions) {
-      const xp = xb + <usize>p * rowBytes;
-      const dyp = dyb + <usize>p * rowBytes;
-      const dxp = dxb + <usize>p * rowBytes;
-      let c = 0;
-      for (; c < c4; c += 4) {
-        const o = <usize>c << 2;
-        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xp + o), v128.load(shiftP + o)), v128.load(mP + o)), v128.load(rsP + o));
-        const t = f32x4.sub(f32x4.mul(v128.load(dyp + o), v128.load(coefP + o)), v128.load(aP + o));
-        v128.store(dxp + o, f32x4.sub(t, f32x4.mul(xh, v128.load(bP + o))));
-      }
-      if (c < channels) gradOutputTail(xp, dyp, dxp, shiftP, mP, rsP, coefP, aP, bP, c, channels);
     }
     // A slice of one element normalizes to a constant: its dx is exactly 0, where the folded coefficients
     // above leave one rounding of rs * gamma * dy.
