@@ -30,7 +30,9 @@ import * as methodsNgpt from './methods/ngpt/index.js';
 import * as methodsNormformer from './methods/normformer/index.js';
 import * as methodsOnlineNorm from './methods/online-norm/layer.js';
 import * as methodsPeriLn from './methods/peri-ln/index.js';
+import * as methodsPostLn from './methods/post-ln/index.js';
 import * as methodsPowerNorm from './methods/power-norm/layer.js';
+import * as methodsPreLn from './methods/pre-ln/index.js';
 import * as methodsRegionNorm from './methods/region-norm/layer.js';
 import * as methodsRmsNorm from './methods/rms-norm/layer.js';
 import * as methodsScaleNorm from './methods/scale-norm/layer.js';
@@ -70,7 +72,9 @@ const REGISTERING_MODULES: readonly object[] = [
   methodsNormformer,
   methodsOnlineNorm,
   methodsPeriLn,
+  methodsPostLn,
   methodsPowerNorm,
+  methodsPreLn,
   methodsRegionNorm,
   methodsRmsNorm,
   methodsScaleNorm,
