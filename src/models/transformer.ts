@@ -12,7 +12,7 @@ import { deepNormConstants, deepNormPlacement, deepNormScaleWeights } from '../m
 import { L2Normalize, NGPTResidual } from '../methods/ngpt/layers.js';
 import { declareNGPTMatrices, ngptNormalizeWeights, type NGPTMatrix } from '../methods/ngpt/normalize-weights.js';
 import { ngptPlacement } from '../methods/ngpt/placement.js';
-import { normFormerPlacement } from '../methods/normformer/index.js';
+import { normFormerPlacement, type NormFormerPlacement } from '../methods/normformer/index.js';
 import { periLNPlacement } from '../methods/peri-ln/index.js';
 import { postLNPlacement } from '../methods/post-ln/index.js';
 import { preLNPlacement } from '../methods/pre-ln/index.js';
@@ -185,7 +185,8 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
     : placement === 'normformer' ? normFormerPlacement({ scaleResiduals })
     : placement === 'ngpt' ? ngptPlacement
     : RESIDUAL_ONLY;
-  const normFormer = placement === 'normformer';
+  // NormFormer's parts inside the sublayers, as its placement asks for them.
+  const { headScale = false, mlpNorm = false } = blocks as Partial<NormFormerPlacement>;
   // The weights the methods' init rules act on, collected as the layers are made (not found again by name).
   const deepScaled: tfl.LayerVariable[] = [];
   const unitNorm: NGPTMatrix[] = [];
@@ -206,7 +207,7 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
         useBias,
         kernelInitializer: kernelInit(),
         outputInitializer: writerInit(),
-        headScale: normFormer,
+        headScale,
         qkNormalize: ngpt,
         rotary: positional === 'rope',
         name: `${p}_attn`,
@@ -227,7 +228,7 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
         h = apply(new LearnedScale({ initValue: 1, initScaling: 1, extraFactor: Math.sqrt(dModel), name: `${p}_fc_scale` }), h);
         h = apply(new SwiGLU({ name: `${p}_swiglu` }), h);
       }
-      if (normFormer) h = apply(norm(`${p}_fc_norm`), h);
+      if (mlpNorm) h = apply(norm(`${p}_fc_norm`), h);
       const fc2 = dense(dModel, `${p}_fc2`, writerInit());
       const y = apply(fc2, h);
       deepScaled.push(...fc1.weights, ...fc2.weights);
