@@ -30,7 +30,9 @@ import * as methodsNGPT from './methods/ngpt/index.js';
 import * as methodsNormFormer from './methods/normformer/index.js';
 import * as methodsOnlineNorm from './methods/online-norm/layer.js';
 import * as methodsPeriLN from './methods/peri-ln/index.js';
+import * as methodsPostLN from './methods/post-ln/index.js';
 import * as methodsPowerNorm from './methods/power-norm/layer.js';
+import * as methodsPreLN from './methods/pre-ln/index.js';
 import * as methodsRegionNorm from './methods/region-norm/layer.js';
 import * as methodsRMSNorm from './methods/rms-norm/layer.js';
 import * as methodsScaleNorm from './methods/scale-norm/layer.js';
@@ -70,7 +72,9 @@ const REGISTERING_MODULES: readonly object[] = [
   methodsNormFormer,
   methodsOnlineNorm,
   methodsPeriLN,
+  methodsPostLN,
   methodsPowerNorm,
+  methodsPreLN,
   methodsRegionNorm,
   methodsRMSNorm,
   methodsScaleNorm,

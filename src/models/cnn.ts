@@ -2,91 +2,10 @@
  * A small CNN / ResNet for image classification with the normalization chosen by registry name, the lab's
  * reference network for image experiments.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { checkInteger, checkBoolean } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
 import { createNorm, listNorms } from '../catalog.js';
-
-/** Identity "patch extraction" kernels `[k, k, C, k*k*C]`, one per (k, C), kept for the life of the process. */
-const patchKernels = new Map<string, tf.Tensor4D>();
-
-function patchKernel(k: number, channels: number): tf.Tensor4D {
-  const key = `${k}x${channels}`;
-  let kernel = patchKernels.get(key);
-  if (kernel === undefined) {
-    const depth = k * k * channels;
-    const e = new Float32Array(k * k * channels * depth);
-    for (let p = 0; p < k * k; p++) for (let c = 0; c < channels; c++) e[(p * channels + c) * depth + p * channels + c] = 1;
-    kernel = tf.keep(tf.tensor4d(e, [k, k, channels, depth]));
-    patchKernels.set(key, kernel);
-  }
-  return kernel;
-}
-
-/**
- * `conv2d(x, w, strides, 'same')` with a hand-written gradient: dx = conv2dTranspose(dy, w) (the usual input
- * gradient) and dw = patches(x)^T dy, where patches(x) = conv2d(x, I) with the identity kernel I above, so
- * `patches[n, i, j, (a*k + b)*C + c]` is the input under kernel tap (a, b, c) at output (i, j).
- */
-function patchConv2d(x: tf.Tensor4D, w: tf.Tensor4D, strides: number): tf.Tensor4D {
-  const conv = tf.customGrad(((xs: tf.Tensor, ws: tf.Tensor, save: tf.GradSaveFunc) => {
-    const input = xs as tf.Tensor4D;
-    const kernel = ws as tf.Tensor4D;
-    save([input, kernel]);
-    return {
-      value: tf.conv2d(input, kernel, strides, 'same'),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
-        const [sx, sw] = saved as [tf.Tensor4D, tf.Tensor4D];
-        const g = dy as tf.Tensor4D;
-        const [k, , c, f] = sw.shape;
-        const dx = tf.conv2dTranspose(g, sw, sx.shape, strides, 'same');
-        const patches = tf.conv2d(sx, patchKernel(k, c), strides, 'same');
-        const rows = g.shape[0] * g.shape[1] * g.shape[2];
-        const dw = tf.reshape(tf.matMul(tf.reshape(patches, [rows, k * k * c]), tf.reshape(g, [rows, f]), true, false), sw.shape);
-        return [dx, dw];
-      },
-    };
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return conv(x, w) as tf.Tensor4D;
-}
-
-/** tfjs-layers' Conv2D class (not exported by name from the package's entry point). */
-const Conv2DBase = tfl.layers.conv2d({ filters: 1, kernelSize: 1 }).constructor as unknown as new (args: Record<string, unknown>) => tfl.layers.Layer;
-
-/** The Conv2D fields {@link FastGradConv2D} reads. */
-interface Conv2DFields {
-  kernel: tfl.LayerVariable;
-  bias: tfl.LayerVariable | null;
-  useBias: boolean;
-  strides: number[];
-}
-
-/**
- * tfjs's Conv2D ('same' padding, square strides, linear activation) whose kernel gradient is patches^T x dy
- * (see {@link patchConv2d}). Why: tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel and the cpu
- * backend's is the slowest part of a small CNN's step by far (measured ~30x a forward pass); this trains on both.
- * The forward pass, weights, config and class name are Conv2D's, so a saved model loads into stock tfjs and
- * the weight reparametrizations (weight standardization) wrap it like any Conv2D.
- */
-export class FastGradConv2D extends Conv2DBase {
-  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
-    return tf.tidy(() => {
-      const self = this as unknown as Conv2DFields;
-      const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
-      const y = patchConv2d(x, self.kernel.read() as tf.Tensor4D, self.strides[0]);
-      return self.useBias && self.bias ? tf.add(y, self.bias.read()) : y;
-    });
-  }
-}
-
-/** A {@link FastGradConv2D} with 'same' padding and a seeded He-normal kernel. */
-export function fastConv2d(args: { filters: number; kernelSize: number; strides: number; useBias: boolean; seed: number }): tfl.layers.Layer {
-  return new FastGradConv2D({
-    filters: args.filters, kernelSize: args.kernelSize, strides: args.strides, padding: 'same', useBias: args.useBias,
-    kernelInitializer: tfl.initializers.heNormal({ seed: args.seed }),
-  });
-}
 
 /** Options of {@link buildCNN}. */
 export interface CNNOptions {
@@ -190,7 +109,10 @@ export function buildCNN(options: CNNOptions): CNN {
   const convLayers: tfl.layers.Layer[] = [];
   const useBias = norm === 'none';
   const conv = (filters: number, kernelSize: number, strides: number): tfl.layers.Layer => {
-    const layer = fastConv2d({ filters, kernelSize, strides, useBias, seed: seed + layerIndex++ });
+    // On wasm, tfjs 4.22 lacks the kernel gradient (Conv2DBackpropFilter): normkit registers it (src/kernels/wasm-gaps).
+    const layer = tfl.layers.conv2d({
+      filters, kernelSize, strides, padding: 'same', useBias, kernelInitializer: tfl.initializers.heNormal({ seed: seed + layerIndex++ }),
+    });
     convLayers.push(layer);
     return options.convWrapper === undefined ? layer : createNorm(options.convWrapper, { layer });
   };

@@ -52,7 +52,8 @@ export class TokenPositionEmbedding extends tfl.layers.Layer {
   readonly dModel: number;
   readonly positional: boolean;
   private readonly embeddingsInitializer;
-  private tokenTable: LayerVariable | null = null;
+  /** The token table [vocabSize, dModel] (set by build). */
+  tokenTable: LayerVariable | null = null;
   private positionTable: LayerVariable | null = null;
 
   constructor(args: TokenPositionEmbeddingArgs) {
@@ -173,10 +174,10 @@ export class CausalSelfAttention extends tfl.layers.Layer {
   keyKernel: LayerVariable | null = null;
   valueKernel: LayerVariable | null = null;
   outputKernel: LayerVariable | null = null;
-  private queryBias: LayerVariable | null = null;
-  private keyBias: LayerVariable | null = null;
-  private valueBias: LayerVariable | null = null;
-  private outputBias: LayerVariable | null = null;
+  queryBias: LayerVariable | null = null;
+  keyBias: LayerVariable | null = null;
+  valueBias: LayerVariable | null = null;
+  outputBias: LayerVariable | null = null;
   private headScales: LayerVariable | null = null;
   private qkScale: LayerVariable | null = null;
 

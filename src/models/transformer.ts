@@ -7,9 +7,15 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { checkBoolean, checkInRange, checkInteger, checkKnownKeys, checkOneOf, checkPositive } from '../core/checks.js';
 import { NormkitError } from '../core/errors.js';
 import { createNorm } from '../catalog.js';
-import { deepNormConstants } from '../methods/deepnorm/index.js';
+import type { BlockPlacement, SublayerWiring } from '../core/block-placement.js';
+import { deepNormConstants, deepNormPlacement, deepNormScaleWeights } from '../methods/deepnorm/index.js';
 import { L2Normalize, NGPTResidual } from '../methods/ngpt/layers.js';
-import { ngptNormalizeWeights } from '../methods/ngpt/normalize-weights.js';
+import { declareNGPTMatrices, ngptNormalizeWeights, type NGPTMatrix } from '../methods/ngpt/normalize-weights.js';
+import { ngptPlacement } from '../methods/ngpt/placement.js';
+import { normFormerPlacement, type NormFormerPlacement } from '../methods/normformer/index.js';
+import { periLNPlacement } from '../methods/peri-ln/index.js';
+import { postLNPlacement } from '../methods/post-ln/index.js';
+import { preLNPlacement } from '../methods/pre-ln/index.js';
 import { CausalSelfAttention, LearnedScale, ResidualAdd, SwiGLU, TokenPositionEmbedding } from './transformer-layers.js';
 
 /** Where the normalization layers sit in each block. */
@@ -72,6 +78,14 @@ export interface TransformerLMConfig {
 }
 
 const WHERE = 'buildTransformerLM';
+
+/** No norm: `x <- x + F(x)`. */
+const RESIDUAL_ONLY: BlockPlacement = { wire: (x, s) => s.add(x, s.drop(s.sublayer(x))), finalNorm: false };
+
+/** The first weight a tfjs Dense layer creates is its kernel (the bias, if any, comes second). */
+function denseKernel(layer: tfl.layers.Layer): tfl.LayerVariable {
+  return layer.weights[0];
+}
 const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'norm', 'normConfig', 'placement', 'activation', 'dropout', 'useBias', 'output', 'scaleResiduals', 'positional', 'init', 'embeddingScale', 'normConfigs', 'seed', 'name'];
 
 /**
@@ -92,8 +106,14 @@ const KEYS = ['vocabSize', 'seqLen', 'dModel', 'heads', 'layers', 'mlpRatio', 'n
  *
  * Initialization (`init`): GPT-2's N(0, 0.02), with the residual-writing projections (W_o, W_fc2) at
  * 0.02/sqrt(2L), or Xavier-normal; 'deepnorm' defaults to Xavier-normal then beta; 'ngpt' uses N(0, 1/sqrt(d))
- * then projects onto the sphere. Layer names are stable (`block{i}_attn`, `block{i}_fc1`, `final_norm`, `lm_head`, ...), which
- * the model tools (preLNToPreRMS, diagnoseNorms, ngptNormalizeWeights) rely on.
+ * then projects onto the sphere. Each placement's wiring, and DeepNorm's and nGPT's init rules, live in the
+ * method's module (src/methods/post-ln, pre-ln, peri-ln, deepnorm, normformer, ngpt); this builder composes
+ * them. The nGPT model declares its unit-norm matrices ({@link declareNGPTMatrices}) for ngptNormalizeWeights.
+ * Layer names are stable (`block{i}_attn`, `block{i}_fc1`, `final_norm`, `lm_head`, ...), which the model
+ * tools (preLNToPreRMS, diagnoseNorms) rely on.
+ *
+ * @example
+ * const model = nk.buildTransformerLM({ vocabSize: 256, seqLen: 64, dModel: 128, heads: 4, layers: 4, placement: 'peri', norm: 'rms' });
  */
 export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel {
   if (config === undefined || config === null || typeof config !== 'object') throw new NormkitError(WHERE, 'config', 'an object', config);
@@ -157,97 +177,91 @@ export function buildTransformerLM(config: TransformerLMConfig): tfl.LayersModel
   const norm = (name: string, role?: 'attn' | 'mlp' | 'final') => createNorm(normName, { ...normConfig, ...(role ? normConfigs[role] : {}), name });
   const drop = (t: tfl.SymbolicTensor, name: string) => (dropout > 0 ? (tfl.layers.dropout({ rate: dropout, name }).apply(t) as tfl.SymbolicTensor) : t);
   const apply = (layer: tfl.layers.Layer, t: tfl.SymbolicTensor | tfl.SymbolicTensor[]) => layer.apply(t) as tfl.SymbolicTensor;
+  const blocks: BlockPlacement =
+    placement === 'post' ? postLNPlacement
+    : placement === 'pre' ? preLNPlacement
+    : placement === 'peri' ? periLNPlacement
+    : placement === 'deepnorm' ? deepNormPlacement((deep as { alpha: number }).alpha)
+    : placement === 'normformer' ? normFormerPlacement({ scaleResiduals })
+    : placement === 'ngpt' ? ngptPlacement
+    : RESIDUAL_ONLY;
+  // NormFormer's parts inside the sublayers, as its placement asks for them.
+  const { headScale = false, mlpNorm = false } = blocks as Partial<NormFormerPlacement>;
+  // The weights the methods' init rules act on, collected as the layers are made (not found again by name).
+  const deepScaled: tfl.LayerVariable[] = [];
+  const unitNorm: NGPTMatrix[] = [];
 
   const tokens = tfl.input({ shape: [null], dtype: 'int32', name: 'tokens' });
-  let x = apply(new TokenPositionEmbedding({ vocabSize, maxLength: seqLen, dModel, positional: positional === 'learned', embeddingsInitializer: embedInit(), name: 'embed' }), tokens);
+  const embed = new TokenPositionEmbedding({ vocabSize, maxLength: seqLen, dModel, positional: positional === 'learned', embeddingsInitializer: embedInit(), name: 'embed' });
+  let x = apply(embed, tokens);
+  // Token embedding rows [V, d]; the position table (our addition to nGPT) is left free.
+  unitNorm.push({ variable: embed.tokenTable!, axis: 1 });
   if (ngpt) x = apply(new L2Normalize({ name: 'embed_unit' }), x);
   if (embeddingScale) x = apply(new LearnedScale({ initValue: 1, initScaling: 1, extraFactor: Math.sqrt(dModel), name: 'embed_scale' }), x);
 
   for (let i = 0; i < layers; i++) {
     const p = `block${i}`;
-    const attention = (input: tfl.SymbolicTensor) =>
-      apply(
-        new CausalSelfAttention({
-          heads,
-          useBias,
-          kernelInitializer: kernelInit(),
-          outputInitializer: writerInit(),
-          headScale: placement === 'normformer',
-          qkNormalize: ngpt,
-          rotary: positional === 'rope',
-          name: `${p}_attn`,
-        }),
-        input,
-      );
+    const attention = (input: tfl.SymbolicTensor) => {
+      const layer = new CausalSelfAttention({
+        heads,
+        useBias,
+        kernelInitializer: kernelInit(),
+        outputInitializer: writerInit(),
+        headScale,
+        qkNormalize: ngpt,
+        rotary: positional === 'rope',
+        name: `${p}_attn`,
+      });
+      const y = apply(layer, input);
+      deepScaled.push(layer.valueKernel!, layer.outputKernel!, ...(layer.valueBias ? [layer.valueBias, layer.outputBias!] : []));
+      // Input projections [d, out]: each column is a vector over d. Output projection [in, d]: each row.
+      for (const variable of [layer.queryKernel!, layer.keyKernel!, layer.valueKernel!]) unitNorm.push({ variable, axis: 0 });
+      unitNorm.push({ variable: layer.outputKernel!, axis: 1 });
+      return y;
+    };
     const mlp = (input: tfl.SymbolicTensor) => {
+      const dense = (units: number, name: string, kernelInitializer: ReturnType<typeof kernelInit>, act?: typeof activation) =>
+        tfl.layers.dense({ units, useBias, kernelInitializer, name, ...(act ? { activation: act } : {}) });
+      const fc1 = ngpt ? dense(2 * hidden, `${p}_fc1`, kernelInit()) : dense(hidden, `${p}_fc1`, kernelInit(), activation);
+      let h = apply(fc1, input);
       if (ngpt) {
-        let uv = apply(tfl.layers.dense({ units: 2 * hidden, useBias, kernelInitializer: kernelInit(), name: `${p}_fc1` }), input);
-        uv = apply(new LearnedScale({ initValue: 1, initScaling: 1, extraFactor: Math.sqrt(dModel), name: `${p}_fc_scale` }), uv);
-        const gated = apply(new SwiGLU({ name: `${p}_swiglu` }), uv);
-        return apply(tfl.layers.dense({ units: dModel, useBias, kernelInitializer: writerInit(), name: `${p}_fc2` }), gated);
+        h = apply(new LearnedScale({ initValue: 1, initScaling: 1, extraFactor: Math.sqrt(dModel), name: `${p}_fc_scale` }), h);
+        h = apply(new SwiGLU({ name: `${p}_swiglu` }), h);
       }
-      let h = apply(tfl.layers.dense({ units: hidden, activation, useBias, kernelInitializer: kernelInit(), name: `${p}_fc1` }), input);
-      if (placement === 'normformer') h = apply(norm(`${p}_fc_norm`), h);
-      return apply(tfl.layers.dense({ units: dModel, useBias, kernelInitializer: writerInit(), name: `${p}_fc2` }), h);
+      if (mlpNorm) h = apply(norm(`${p}_fc_norm`), h);
+      const fc2 = dense(dModel, `${p}_fc2`, writerInit());
+      const y = apply(fc2, h);
+      deepScaled.push(...fc1.weights, ...fc2.weights);
+      unitNorm.push({ variable: denseKernel(fc1), axis: 0 }, { variable: denseKernel(fc2), axis: 1 });
+      return y;
     };
     for (const [part, sublayer] of [['attn', attention], ['mlp', mlp]] as const) {
       const q = `${p}_${part}`;
-      switch (placement) {
-        case 'post':
-        case 'deepnorm': {
-          const f = drop(sublayer(x), `${q}_dropout`);
-          x = apply(new ResidualAdd({ residualScale: deep ? deep.alpha : 1, name: `${q}_add` }), [x, f]);
-          x = apply(norm(`${q}_post_norm`, part), x);
-          break;
-        }
-        case 'pre':
-        case 'none': {
-          const input = placement === 'pre' ? apply(norm(`${q}_norm`, part), x) : x;
-          x = apply(new ResidualAdd({ name: `${q}_add` }), [x, drop(sublayer(input), `${q}_dropout`)]);
-          break;
-        }
-        case 'peri': {
-          const f = apply(norm(`${q}_out_norm`, part), sublayer(apply(norm(`${q}_norm`, part), x)));
-          x = apply(new ResidualAdd({ name: `${q}_add` }), [x, drop(f, `${q}_dropout`)]);
-          break;
-        }
-        case 'normformer': {
-          let f = sublayer(apply(norm(`${q}_norm`, part), x));
-          if (part === 'attn') f = apply(norm(`${q}_out_norm`, part), f);
-          x = apply(new ResidualAdd({ learnedScale: scaleResiduals, name: `${q}_add` }), [x, drop(f, `${q}_dropout`)]);
-          break;
-        }
-        case 'ngpt': {
-          x = apply(new NGPTResidual({ name: `${q}_residual` }), [x, sublayer(x)]);
-          break;
-        }
-      }
+      const wiring: SublayerWiring = {
+        part,
+        name: (suffix) => `${q}_${suffix}`,
+        sublayer,
+        norm: (t, suffix) => apply(norm(`${q}_${suffix}`, part), t),
+        drop: (t) => drop(t, `${q}_dropout`),
+        add: (residual, branch, options = {}) => apply(new ResidualAdd({ ...options, name: `${q}_add` }), [residual, branch]),
+      };
+      x = blocks.wire(x, wiring);
     }
   }
-  if (placement === 'pre' || placement === 'peri' || placement === 'normformer') x = apply(norm('final_norm', 'final'), x);
-  let out = apply(tfl.layers.dense({ units: vocabSize, useBias: useBias && !ngpt, kernelInitializer: ngpt ? kernelInit() : normal(0.02), name: 'lm_head' }), x);
+  if (blocks.finalNorm) x = apply(norm('final_norm', 'final'), x);
+  const head = tfl.layers.dense({ units: vocabSize, useBias: useBias && !ngpt, kernelInitializer: ngpt ? kernelInit() : normal(0.02), name: 'lm_head' });
+  let out = apply(head, x);
+  unitNorm.push({ variable: denseKernel(head), axis: 0 });
   if (ngpt) out = apply(new LearnedScale({ initValue: 1, initScaling: 1 / Math.sqrt(dModel), name: 'logit_scale' }), out);
   if (output === 'probabilities') out = apply(tfl.layers.activation({ activation: 'softmax', name: 'lm_softmax' }), out);
   const model = tfl.model({ inputs: tokens, outputs: out, name: config.name ?? 'transformer_lm' });
 
-  if (deep) scaleDeepNormWeights(model, deep.beta);
-  if (ngpt) ngptNormalizeWeights(model);
+  if (deep) deepNormScaleWeights(deepScaled, deep.beta);
+  if (ngpt) {
+    declareNGPTMatrices(model, unitNorm);
+    ngptNormalizeWeights(model);
+  }
   return model;
-}
-
-/** Multiplies W_v, W_o (with b_v, b_o) and the FFN weights of every block by beta, as torchscale does after init. */
-function scaleDeepNormWeights(model: tfl.LayersModel, beta: number): void {
-  tf.tidy(() => {
-    for (const layer of model.layers) {
-      const scaled =
-        layer instanceof CausalSelfAttention
-          ? layer.weights.filter((w) => /\/(value|output)_(kernel|bias)$/.test(w.originalName))
-          : /_fc[12]$/.test(layer.name)
-            ? layer.weights
-            : [];
-      for (const w of scaled) w.write(tf.mul(w.read(), beta));
-    }
-  });
 }
 
 /**

@@ -68,6 +68,35 @@ forEachBackend(() => {
       tf.dispose([xs, ys]);
       model.dispose();
     });
+
+    it('holds a partial cycle in non-trainable weights that setWeights carries; without accumulation only the four Keras weights', () => {
+      const C = 2;
+      const names = (layer: tfl.layers.Layer) => layer.weights.map((v) => v.originalName.split('/').pop());
+      const plain = new nk.BatchNormalization();
+      plain.apply(tfl.input({ shape: [C] }));
+      assert.deepEqual(names(plain), ['gamma', 'beta', 'moving_mean', 'moving_variance']);
+      const parts = [randn(3 * C, 6, 1, 2), randn(5 * C, 7, -1, 1), randn(4 * C, 8, 0.5, 3)];
+      const source = new nk.BatchNormalization({ accumulateSteps: 3, momentum: 0 });
+      source.apply(tfl.input({ shape: [C] }));
+      assert.deepEqual(names(source), ['gamma', 'beta', 'moving_mean', 'moving_variance', 'accumulated_mean', 'accumulated_m2', 'accumulated_count', 'accumulated_steps']);
+      assert.equal(source.trainableWeights.length, 2);
+      tf.tidy(() => {
+        for (const part of parts.slice(0, 2)) source.apply(tf.tensor(part, [part.length / C, C]), { training: true });
+      });
+      // The cycle continues in a fresh layer that received the weights.
+      const target = new nk.BatchNormalization({ accumulateSteps: 3, momentum: 0 });
+      target.apply(tfl.input({ shape: [C] }));
+      target.setWeights(source.getWeights());
+      const last = tf.tensor(parts[2], [4, C]);
+      assertNoLeak(() => tf.dispose(target.apply(last, { training: true }) as tf.Tensor), 'accumulating training call');
+      const union = columnStats([...parts[0], ...parts[1], ...parts[2]], C);
+      assertClose(movingStats(target).mean, union.mean, { atol: 1e-5, rtol: 1e-5 }, 'moving mean of the union');
+      assertClose(movingStats(target).variance, union.variance, { atol: 1e-5, rtol: 1e-5 }, 'moving variance of the union');
+      const state = target.weights.slice(4).map((v) => [...f64(v.read())]);
+      assert.deepEqual(state, [[0, 0], [0, 0], [0], [0]], 'the pool is emptied after the k-th call');
+      tf.dispose(last);
+      for (const layer of [plain, source, target]) layer.dispose();
+    });
   });
 
   describe('BatchNormalization onSmallBatch', () => {

@@ -9,71 +9,7 @@ import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
 /** Norms whose layers take two inputs ([x, mask], [residual, shortcut]): they do not fit a plain conv stack. */
 const TWO_INPUT_NORMS = new Set(['ibn-b', 'region-b']);
 
-/** TF 'same' padding: output ceil(H / s), pad_total = max((out - 1) s + k - H, 0), pad_before = floor(pad_total / 2). */
-function samePad(size: number, k: number, s: number): { out: number; before: number } {
-  const out = Math.ceil(size / s);
-  return { out, before: Math.floor(Math.max((out - 1) * s + k - size, 0) / 2) };
-}
-
-/** Float64 reference of conv2d 'same' with its input and kernel gradients for a cotangent dy (direct loops). */
-function refConv(x: Float64Array, xs: number[], w: Float64Array, ws: number[], s: number, dy?: Float64Array) {
-  const [n, h, wd, c] = xs;
-  const [k, , , f] = ws;
-  const ph = samePad(h, k, s);
-  const pw = samePad(wd, k, s);
-  const y = new Float64Array(n * ph.out * pw.out * f);
-  const dx = new Float64Array(x.length);
-  const dw = new Float64Array(w.length);
-  for (let b = 0; b < n; b++) for (let i = 0; i < ph.out; i++) for (let j = 0; j < pw.out; j++) for (let o = 0; o < f; o++) {
-    const yi = ((b * ph.out + i) * pw.out + j) * f + o;
-    for (let a = 0; a < k; a++) for (let e = 0; e < k; e++) {
-      const r = i * s + a - ph.before;
-      const q = j * s + e - pw.before;
-      if (r < 0 || r >= h || q < 0 || q >= wd) continue;
-      for (let ch = 0; ch < c; ch++) {
-        const xi = ((b * h + r) * wd + q) * c + ch;
-        const wi = ((a * k + e) * c + ch) * f + o;
-        y[yi] += x[xi] * w[wi];
-        if (dy) {
-          dx[xi] += w[wi] * dy[yi];
-          dw[wi] += x[xi] * dy[yi];
-        }
-      }
-    }
-  }
-  return { y, dx, dw, shape: [n, ph.out, pw.out, f] };
-}
-
 forEachBackend(() => {
-  describe('FastGradConv2D', () => {
-    for (const [strides, kernelSize, size] of [[1, 3, 5], [2, 3, 5], [2, 3, 6], [2, 1, 6]] as const) {
-      it(`matches a float64 reference in value, input and kernel gradients (k ${kernelSize}, stride ${strides}, ${size}x${size})`, () => {
-        const xs = [2, size, size, 3];
-        const ws = [kernelSize, kernelSize, 3, 4];
-        const x = randn(xs.reduce((a, b) => a * b), 1);
-        const w = randn(ws.reduce((a, b) => a * b), 2, 0, 0.5);
-        const layer = nk.fastConv2d({ filters: 4, kernelSize, strides, useBias: false, seed: 0 });
-        layer.apply(tfl.input({ shape: xs.slice(1) }));
-        layer.setWeights([tf.tensor(w, ws)]);
-        const ref = refConv(Float64Array.from(x), xs, Float64Array.from(w), ws, strides);
-        const dyValues = randn(ref.y.length, 3);
-        const refGrad = refConv(Float64Array.from(x), xs, Float64Array.from(w), ws, strides, Float64Array.from(dyValues));
-        const xt = tf.tensor(x, xs);
-        const dy = tf.tensor(dyValues, ref.shape);
-        const y = layer.apply(xt) as tf.Tensor;
-        assert.deepEqual(y.shape, ref.shape);
-        assertClose(f64(y), ref.y, { atol: 1e-5, rtol: 1e-5 }, 'y');
-        const kernel = layer.trainableWeights[0].read() as tf.Variable;
-        const { grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(xt) as tf.Tensor, dy)) as tf.Scalar, [kernel]);
-        assertClose(f64(grads[kernel.name]), refGrad.dw, { atol: 1e-4, rtol: 1e-5 }, 'dW');
-        const dx = tf.grad((input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input) as tf.Tensor, dy)))(xt);
-        assertClose(f64(dx), refGrad.dx, { atol: 1e-4, rtol: 1e-5 }, 'dx');
-        tf.dispose([xt, dy, y, dx, ...Object.values(grads)]);
-        layer.dispose();
-      });
-    }
-  });
-
   describe('buildCNN', () => {
     const x = () => tf.tensor(randn(4 * 8 * 8, 5), [4, 8, 8, 1]);
     const labels = () => tf.oneHot(tf.tensor1d([1, 2, 3, 4], 'int32'), 10);

@@ -328,7 +328,26 @@ forEachBackend(() => {
       const plain = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [3] })] });
       assertThrowsMentioning(() => nk.ngptNormalizeWeights(plain), ["'model'", 'ngpt']);
       assertThrowsMentioning(() => nk.ngptNormalizeWeights({} as never), ["'model'", 'LayersModel']);
+      // Layers named block0_fc1 and lm_head do not make a model an nGPT model: only a declaration does.
+      assert.ok(model.layers.some((l) => l.name === 'lm_head') && model.layers.some((l) => l.name === 'block0_fc1'));
+      assertThrowsMentioning(() => nk.ngptNormalizeWeights(model), ["'model'", 'ngpt']);
       plain.dispose();
+      model.dispose();
+    });
+
+    it('ngptNormalizeWeights projects exactly the declared matrices, whatever the layer names', () => {
+      const free = tfl.layers.dense({ units: 3, useBias: false, name: 'lm_head', kernelInitializer: 'ones' });
+      const unit = tfl.layers.dense({ units: 2, useBias: false, name: 'renamed', kernelInitializer: 'ones' });
+      const input = tfl.input({ shape: [4] });
+      const model = tfl.model({ inputs: input, outputs: unit.apply(free.apply(input)) as tfl.SymbolicTensor });
+      assert.equal(nk.ngptMatrices(model).length, 0);
+      nk.declareNGPTMatrices(model, [{ variable: unit.weights[0], axis: 0 }]);
+      nk.ngptNormalizeWeights(model);
+      // unit's kernel [3, 2] of ones: each column has norm sqrt(3).
+      assertClose(f64(unit.weights[0].read()), new Float64Array(6).fill(1 / Math.sqrt(3)), { atol: 1e-6 }, 'declared kernel');
+      assert.deepEqual([...f64(free.weights[0].read())], new Array(12).fill(1), 'lm_head is not declared and stays');
+      assertThrowsMentioning(() => nk.declareNGPTMatrices(model, []), ["'matrices'"]);
+      assertThrowsMentioning(() => nk.declareNGPTMatrices(model, [{ variable: unit.weights[0], axis: 2 as never }]), ["'matrices'", 'axis']);
       model.dispose();
     });
 

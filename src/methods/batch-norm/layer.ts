@@ -106,12 +106,14 @@ export class BatchNormalization extends AffineNormLayer {
   protected movingVariance: LayerVariable | null = null;
   /** The resolved, non-negative channel axis (set by build). */
   protected channelAxis = -1;
-  /** Pooled mean and sum of squared deviations of the micro-batches seen in this accumulation cycle. */
-  private accMean: tf.Variable | null = null;
-  private accM2: tf.Variable | null = null;
-  /** Values per channel and micro-batches pooled so far in this cycle (host numbers: shapes are static). */
-  private accCount = 0;
-  private accSteps = 0;
+  /**
+   * The accumulation cycle's state, as non-trainable weights (only with accumulateSteps > 1): pooled mean and
+   * sum of squared deviations per channel, values per channel and micro-batches pooled so far (scalars).
+   */
+  private accMean: LayerVariable | null = null;
+  private accM2: LayerVariable | null = null;
+  private accCount: LayerVariable | null = null;
+  private accSteps: LayerVariable | null = null;
 
   constructor(args: BatchNormalizationArgs = {}) {
     const defaults = conventionDefaults(WHERE, args?.convention);
@@ -148,9 +150,12 @@ export class BatchNormalization extends AffineNormLayer {
     this.movingMean = this.addStateWeight('moving_mean', [channels], this.movingMeanInitializer);
     this.movingVariance = this.addStateWeight('moving_variance', [channels], this.movingVarianceInitializer);
     if (this.accumulateSteps > 1) {
-      // tf.variable shares the initial tensor's data: tidy disposes that tensor, the variable keeps the data.
-      this.accMean = tf.tidy(() => tf.variable(tf.zeros([channels]), false));
-      this.accM2 = tf.tidy(() => tf.variable(tf.zeros([channels]), false));
+      // Weights, so getWeights/setWeights and save/load carry a partial cycle; a layer without accumulation
+      // keeps Keras's four weights.
+      this.accMean = this.addStateWeight('accumulated_mean', [channels], 'zeros');
+      this.accM2 = this.addStateWeight('accumulated_m2', [channels], 'zeros');
+      this.accCount = this.addStateWeight('accumulated_count', [], 'zeros');
+      this.accSteps = this.addStateWeight('accumulated_steps', [], 'zeros');
     }
     this.built = true;
   }
@@ -183,43 +188,39 @@ export class BatchNormalization extends AffineNormLayer {
    * the cycle's (count, mean, M2) with Chan's formula
    *   n = na + nb,  d = mean_b - mean_a,  mean = mean_a + d * nb / n,  M2 = M2_a + M2_b + d^2 * na * nb / n,
    * and on the k-th call update the moving statistics once with mean and M2 / n (the union's biased variance;
-   * the PyTorch convention turns it into M2 / (n - 1)).
+   * the PyTorch convention turns it into M2 / (n - 1)) and zero the pool. The cycle's position lives in the
+   * weights, so the k-th call is picked with tf.where on the device instead of a branch on a read-back value.
    */
   private callAccumulating(x: tf.Tensor): tf.Tensor {
     const args = validateBatchNorm(WHERE, x, this.opOptions(true));
+    const [accMean, accM2, accCount, accSteps] = [this.accMean, this.accM2, this.accCount, this.accSteps] as LayerVariable[];
     return tf.tidy(() => {
       const { y, batchMean, batchVariance, count } = batchNormTraining(x, args.channelAxis, args.epsilon, args.gamma, args.beta);
-      const accMean = this.accMean as tf.Variable;
-      const accM2 = this.accM2 as tf.Variable;
-      const m2 = tf.mul(batchVariance, count);
-      if (this.accCount === 0) {
-        accMean.assign(batchMean);
-        accM2.assign(m2);
-      } else {
-        const na = this.accCount;
-        const n = na + count;
-        const delta = tf.sub(batchMean, accMean);
-        const newMean = tf.add(accMean, tf.mul(delta, count / n));
-        accM2.assign(tf.add(tf.add(accM2, m2), tf.mul(tf.square(delta), (na * count) / n)));
-        accMean.assign(newMean);
-      }
-      this.accCount += count;
-      this.accSteps += 1;
-      if (this.accSteps >= this.accumulateSteps) {
-        const pooledVariance = tf.div(accM2, this.accCount);
-        const moving = updateMovingStatistics(args.movingMean, args.movingVariance, accMean, pooledVariance, this.accCount, this.momentum, this.convention);
-        (this.movingMean as LayerVariable).write(moving.movingMean);
-        (this.movingVariance as LayerVariable).write(moving.movingVariance);
-        this.resetAccumulation();
-      }
+      // An empty pool holds zeros, so the first micro-batch needs no special case: mean = d, M2 = M2_b.
+      const na = accCount.read();
+      const n = tf.add(na, count);
+      const delta = tf.sub(batchMean, accMean.read());
+      const mean = tf.add(accMean.read(), tf.mul(delta, tf.div(count, n)));
+      const m2 = tf.add(tf.add(accM2.read(), tf.mul(batchVariance, count)), tf.mul(tf.square(delta), tf.div(tf.mul(na, count), n)));
+      const steps = tf.add(accSteps.read(), 1);
+      const done = tf.greaterEqual(steps, this.accumulateSteps);
+      const moving = updateMovingStatistics(args.movingMean, args.movingVariance, mean, tf.div(m2, n), n, this.momentum, this.convention);
+      const zero = tf.zerosLike(mean);
+      (this.movingMean as LayerVariable).write(tf.where(done, moving.movingMean, args.movingMean));
+      (this.movingVariance as LayerVariable).write(tf.where(done, moving.movingVariance, args.movingVariance));
+      accMean.write(tf.where(done, zero, mean));
+      accM2.write(tf.where(done, zero, m2));
+      accCount.write(tf.where(done, tf.zerosLike(n), n));
+      accSteps.write(tf.where(done, tf.zerosLike(steps), steps));
       return y;
     });
   }
 
-  /** Drops the statistics pooled so far in the current accumulation cycle (they are never serialized). */
+  /** Drops the statistics pooled so far in the current accumulation cycle. */
   resetAccumulation(): void {
-    this.accCount = 0;
-    this.accSteps = 0;
+    tf.tidy(() => {
+      for (const w of [this.accMean, this.accM2, this.accCount, this.accSteps]) w?.write(tf.zerosLike(w.read()));
+    });
   }
 
   /**
@@ -240,17 +241,6 @@ export class BatchNormalization extends AffineNormLayer {
       const { gamma, beta } = this.affineValues();
       return applyAffine(y, [this.channelAxis], gamma, beta);
     });
-  }
-
-  override dispose(): ReturnType<tfl.layers.Layer["dispose"]> {
-    const result = super.dispose();
-    if (result.refCountAfterDispose === 0) {
-      this.accMean?.dispose();
-      this.accM2?.dispose();
-      this.accMean = null;
-      this.accM2 = null;
-    }
-    return result;
   }
 
   /** The op's options for this layer's weights. */

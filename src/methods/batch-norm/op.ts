@@ -205,20 +205,29 @@ export function normalizeWithStatistics(
  * values per channel:
  *   Keras:   moving <- moving + (1 - momentum) * (batch - moving)   (= momentum*moving + (1-momentum)*batch)
  *   PyTorch: running <- running + momentum * (batch' - running)      with batch' var = var * count/(count-1)
- * Written as a correction to the old value so a large common offset keeps its digits. Call inside tf.tidy.
+ * Written as a correction to the old value so a large common offset keeps its digits. `count` may be a scalar
+ * tensor (a pooled count kept on the device). Call inside tf.tidy.
  */
 export function updateMovingStatistics(
   movingMean: tf.Tensor,
   movingVariance: tf.Tensor,
   batchMean: tf.Tensor,
   batchVariance: tf.Tensor,
-  count: number,
+  count: number | tf.Tensor,
   momentum: number,
   convention: Convention,
 ): { movingMean: tf.Tensor; movingVariance: tf.Tensor } {
   const rule = CONVENTION_DEFAULTS[convention];
   const newWeight = rule.momentumWeighs === 'new' ? momentum : 1 - momentum;
-  const variance = rule.unbiasedMovingVariance && count > 1 ? tf.mul(batchVariance, count / (count - 1)) : batchVariance;
+  let variance = batchVariance;
+  if (rule.unbiasedMovingVariance) {
+    if (typeof count === 'number') {
+      if (count > 1) variance = tf.mul(batchVariance, count / (count - 1));
+    } else {
+      // count / (count - 1) with the same "count > 1" guard, on the device; the guarded-off branch may be inf.
+      variance = tf.where(tf.greater(count, 1), tf.mul(batchVariance, tf.div(count, tf.sub(count, 1))), batchVariance);
+    }
+  }
   const step = (moving: tf.Tensor, batch: tf.Tensor) => tf.add(moving, tf.mul(tf.sub(batch, moving), newWeight));
   return { movingMean: step(movingMean, batchMean), movingVariance: step(movingVariance, variance) };
 }

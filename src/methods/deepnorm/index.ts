@@ -1,9 +1,12 @@
 /**
  * DeepNorm (Wang et al., "DeepNet: Scaling Transformers to 1,000 Layers", 2022): Post-LN with an up-weighted
- * residual `x <- LN(alpha * x + F(x))` and init scaling beta on the value, output and FFN projections.
- * The block itself is `buildTransformerLM({placement: 'deepnorm'})`; this module holds the constants.
+ * residual `x <- LN(alpha * x + F(x))` and init scaling beta on the value, output and FFN projections: the
+ * constants, the block wiring and the init rule. `buildTransformerLM({placement: 'deepnorm'})` composes them.
  */
-import { checkInteger } from '../../core/checks.js';
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { BlockPlacement } from '../../core/block-placement.js';
+import { checkInteger, checkPositive } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { registerNorm } from '../../core/registry.js';
 
@@ -39,6 +42,34 @@ export function deepNormConstants(layers: { encoder?: number; decoder?: number }
     return { alpha: 0.81 * base, beta: 0.87 / base };
   }
   return { alpha: (3 * m) ** 0.25, beta: (12 * m) ** -0.25 };
+}
+
+/**
+ * DeepNorm's block: `x <- Norm(alpha * x + F(x))` for attention and MLP (norms named `*_post_norm`), no final norm.
+ *
+ * @example
+ * const placement = deepNormPlacement(deepNormConstants({ decoder: 12 }).alpha);
+ */
+export function deepNormPlacement(alpha: number): BlockPlacement {
+  checkPositive('deepNormPlacement', 'alpha', alpha);
+  return {
+    wire: (x, s) => s.norm(s.add(x, s.drop(s.sublayer(x)), { residualScale: alpha }), 'post_norm'),
+    finalNorm: false,
+  };
+}
+
+/**
+ * DeepNorm's init rule: `W <- beta * W` for each weight given (in DeepNet, the value and output projections of
+ * attention, with their biases, and the FFN weights), after the ordinary initialization. Leaves no tensors behind.
+ *
+ * @example
+ * deepNormScaleWeights([attn.valueKernel, attn.outputKernel], deepNormConstants({ decoder: 12 }).beta);
+ */
+export function deepNormScaleWeights(weights: readonly tfl.LayerVariable[], beta: number): void {
+  checkPositive('deepNormScaleWeights', 'beta', beta);
+  tf.tidy(() => {
+    for (const w of weights) w.write(tf.mul(w.read(), beta));
+  });
 }
 
 registerNorm({

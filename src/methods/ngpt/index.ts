@@ -1,7 +1,8 @@
 import { registerNorm } from '../../core/registry.js';
 
 export { L2Normalize, NGPTResidual, unitNormalize, type L2NormalizeArgs, type NGPTResidualArgs } from './layers.js';
-export { ngptNormalizeWeights, ngptWeightNormalizer } from './normalize-weights.js';
+export { declareNGPTMatrices, ngptMatrices, ngptNormalizeWeights, ngptWeightNormalizer, type NGPTMatrix } from './normalize-weights.js';
+export { ngptPlacement } from './placement.js';
 
 registerNorm({
   name: 'ngpt',

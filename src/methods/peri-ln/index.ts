@@ -1,25 +1,22 @@
 /**
- * Norm placements in a Transformer block, built by `buildTransformerLM({placement})`. Registry entries only.
+ * Peri-LN (Kim et al., 2025): norms around every sublayer, `x <- x + Norm_out(F(Norm_in(x)))`, plus a final norm;
+ * the residual stream itself is never normalized. `buildTransformerLM({placement: 'peri'})` composes blocks
+ * with {@link periLNPlacement}.
  */
+import type { BlockPlacement } from '../../core/block-placement.js';
 import { registerNorm } from '../../core/registry.js';
 
-registerNorm({
-  name: 'post-ln',
-  aliases: ['post-norm'],
-  kind: 'architecture',
-  description: 'Post-LN placement: x <- Norm(x + F(x)) for attention and MLP (buildTransformerLM placement "post").',
-  paper: 'Vaswani et al., "Attention Is All You Need", NeurIPS 2017',
-  doc: 'docs/transformer.md',
-});
-
-registerNorm({
-  name: 'pre-ln',
-  aliases: ['pre-norm'],
-  kind: 'architecture',
-  description: 'Pre-LN placement: x <- x + F(Norm(x)), plus a final norm (buildTransformerLM placement "pre").',
-  paper: 'Xiong et al., "On Layer Normalization in the Transformer Architecture", ICML 2020',
-  doc: 'docs/transformer.md',
-});
+/**
+ * `x <- x + Norm_out(F(Norm_in(x)))` for attention and MLP (norms named `*_norm` and `*_out_norm`), then a
+ * final norm.
+ *
+ * @example
+ * const y = periLNPlacement.wire(x, wiring); // inside a block builder
+ */
+export const periLNPlacement: BlockPlacement = {
+  wire: (x, s) => s.add(x, s.drop(s.norm(s.sublayer(s.norm(x, 'norm')), 'out_norm'))),
+  finalNorm: true,
+};
 
 registerNorm({
   name: 'peri-ln',

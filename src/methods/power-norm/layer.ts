@@ -78,14 +78,15 @@ export class PowerNormalization extends AffineNormLayer {
         runningPhi.dispose();
         return y;
       }
+      // The counter stays on the device: reading it back would stall webgl/webgpu on every step.
       const counter = this.iterations as LayerVariable;
-      const iteration = Math.round(counter.read().dataSync()[0]) + 1;
+      const iteration = tf.add(counter.read(), 1);
       const emaGz = this.emaGz as LayerVariable;
       const { y, runningPhi } = powerNorm(x, {
         ...common, training: true, iteration, emaGz: emaGz.read(), onEmaGz: (next) => emaGz.write(next),
       });
       (this.runningPhi as LayerVariable).write(runningPhi);
-      counter.write(tf.scalar(iteration));
+      counter.write(iteration);
       return y;
     });
   }

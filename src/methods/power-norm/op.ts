@@ -3,7 +3,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { resolveGroups } from '../../core/channels.js';
-import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger, checkScalarParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
 
@@ -11,8 +11,12 @@ import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core
 export interface PowerNormOptions {
   /** Training step (true) or inference (false, default). */
   training?: boolean;
-  /** 1-based training iteration (the reference code's counter after its increment). Required when training. */
-  iteration?: number;
+  /**
+   * 1-based training iteration (the reference code's counter after its increment). Required when training.
+   * A scalar tensor keeps a counter that lives on the device (as the layer's) there: the warm-up test then
+   * runs as tensor ops, and nothing is read back.
+   */
+  iteration?: number | tf.Tensor;
   /** Running quadratic mean, shape [C] (default ones, the reference code's initial value). */
   runningPhi?: tf.Tensor;
   /** Running average of mean(g_tilde * z) used by the approximate backward, shape [C] (default zeros). */
@@ -76,7 +80,10 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
   const channels = x.shape[x.rank - 1];
   const training = options.training ?? false;
   checkBoolean(WHERE, 'training', training);
-  if (training) checkRequiredInteger(WHERE, 'iteration', options.iteration, 1, 'when training is true');
+  if (training) {
+    if (options.iteration instanceof tf.Tensor) checkScalarParam(WHERE, 'iteration', options.iteration);
+    else checkRequiredInteger(WHERE, 'iteration', options.iteration, 1, 'when training is true');
+  }
   const warmupIters = options.warmupIters ?? 10000;
   checkInteger(WHERE, 'warmupIters', warmupIters, 0);
   const alphaForward = options.alphaForward ?? 0.9;
@@ -103,17 +110,18 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
       const z = tf.mul(xs, tf.rsqrt(tf.add(runningPhi, epsilon)));
       return { y: tf.add(tf.mul(z, gamma), beta), runningPhi: tf.clone(runningPhi) };
     }
-    const iteration = options.iteration as number;
+    // One path for a number and a tensor counter: the warm-up tests are tf.where selections.
+    const iteration = tf.reshape(options.iteration as number | tf.Tensor, []);
     const emaGz = options.emaGz ?? tf.zeros([channels]);
     const tokens = tf.reshape(xs, [-1, channels]);
     const mask = tokenMaskColumn(options.mask);
     const psi2 = maskedQuadraticMean(tokens, mask);
-    const useBatch = iteration <= warmupIters;
+    const useBatch = tf.lessEqual(iteration, warmupIters);
     const forward = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [xIn, gammaIn, betaIn] = args as tf.Tensor[];
       const save = args[3] as tf.GradSaveFunc;
       const psi2In = maskedQuadraticMean(tf.reshape(xIn, [-1, channels]), mask);
-      const z = tf.mul(xIn, tf.rsqrt(tf.add(useBatch ? psi2In : runningPhi, epsilon)));
+      const z = tf.mul(xIn, tf.rsqrt(tf.add(tf.where(useBatch, psi2In, runningPhi), epsilon)));
       save([z, psi2In, gammaIn, emaGz]);
       return {
         value: tf.add(tf.mul(z, gammaIn), betaIn),
@@ -134,8 +142,8 @@ export function powerNorm(x: tf.Tensor, options: PowerNormOptions = {}): PowerNo
       };
     });
     const y = forward(xs, gamma, beta);
-    let phi = runningPhi;
-    if (iteration < warmupIters) phi = tf.add(tf.mul(phi, (iteration - 1) / iteration), tf.div(psi2, iteration));
+    const cumulative = tf.add(tf.mul(runningPhi, tf.div(tf.sub(iteration, 1), iteration)), tf.div(psi2, iteration));
+    let phi = tf.where(tf.less(iteration, warmupIters), cumulative, runningPhi);
     phi = tf.add(tf.mul(phi, alphaForward), tf.mul(psi2, 1 - alphaForward));
     return { y, runningPhi: phi };
   });
