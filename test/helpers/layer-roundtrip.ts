@@ -8,12 +8,16 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { saveAndLoad } from './layer-io.js';
 import { assertNoLeak } from './numeric.js';
 
-type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
+/** A registered layer class: its constructor and static `className`. */
+export type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
 
-/** Asserts `cls.fromConfig(cls, layer.getConfig())` has the same config as `layer`; returns the copy. */
-export function assertConfigRoundTrip<L extends tfl.layers.Layer>(cls: LayerCtor, layer: L): L {
+/**
+ * Asserts `cls.fromConfig(cls, from)` (default `layer.getConfig()`; e.g. its JSON copy) has the same config as
+ * `layer`; returns the copy.
+ */
+export function assertConfigRoundTrip<L extends tfl.layers.Layer>(cls: LayerCtor, layer: L, from?: tf.serialization.ConfigDict): L {
   const config = layer.getConfig();
-  const copy = (cls as unknown as { fromConfig: (c: LayerCtor, cfg: tf.serialization.ConfigDict) => L }).fromConfig(cls, config);
+  const copy = (cls as unknown as { fromConfig: (c: LayerCtor, cfg: tf.serialization.ConfigDict) => L }).fromConfig(cls, from ?? config);
   assert.deepEqual(copy.getConfig(), config, 'fromConfig(getConfig()) changed the config');
   assert.equal(copy.getClassName(), cls.className);
   return copy;

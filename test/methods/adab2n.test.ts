@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 interface RefParams {
   taskIds?: number[];
@@ -275,3 +276,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.AdaB2N, { make: () => new nk.AdaB2N({ numTasks: 2 }), inputShape: [3, 4], trainable: 3, nonTrainable: 4,
+  weights: [['gamma', [4]], ['beta', [4]], ['task_logits', [2]], ['moving_mean', [4]], ['moving_variance', [4]], ['num_batches_tracked', [1]], ['current_task', [1]]],
+  // Called on x alone every sample is of the current task, so the task logits get no gradient.
+  frozen: ['task_logits'], exact: ['num_batches_tracked', 'current_task'], state: ['moving_mean', 'moving_variance', 'num_batches_tracked'], supportsMasking: true });

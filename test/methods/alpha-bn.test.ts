@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -206,3 +207,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.AlphaBatchNormalization, { make: () => new nk.AlphaBatchNormalization({ sourceWeight: 0.5 }), inputShape: [3, 4], trainable: 2, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });

@@ -6,6 +6,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 type F64 = Float64Array<ArrayBufferLike>;
 interface Ref { y: F64; mean: F64; variance: F64 }
@@ -208,3 +209,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.BatchChannelNormalization, { make: () => new nk.BatchChannelNormalization({ groups: 2 }), inputShape: [3, 3, 4], trainable: 4, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['group_gamma', [2]], ['group_beta', [2]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });

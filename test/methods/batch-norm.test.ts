@@ -8,6 +8,7 @@ import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifferenc
 import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { saveAndLoad } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const allBut = (axis: number, rank: number) => [...Array(rank).keys()].filter((a) => a !== axis);
@@ -499,3 +500,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.BatchNormalization, { make: () => new nk.BatchNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });

@@ -6,6 +6,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 /** Float64 CRMSNorm from the page: xc * rsqrt((sum(xc^2) + sum(xc)^2) / d + eps), d = k + 1, per row of k. */
 function refCrms(xc: ArrayLike<number>, k: number, eps: number, gamma?: ArrayLike<number>, beta?: ArrayLike<number>): Float64Array {
@@ -151,3 +152,5 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.CRMSNormalization, { make: () => new nk.CRMSNormalization(), inputShape: [3, 4], trainable: 0, nonTrainable: 0, supportsMasking: true });

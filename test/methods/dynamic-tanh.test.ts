@@ -5,6 +5,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 /** Float64 DyT from the paper: gamma * tanh(alpha * x) + beta, per channel on the last axis. */
 function refDyt(x: ArrayLike<number>, C: number, alpha: number, gamma: ArrayLike<number>, beta: ArrayLike<number>): Float64Array {
@@ -115,3 +116,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.DynamicTanh, { make: () => new nk.DynamicTanh(), inputShape: [3, 4], trainable: 3, nonTrainable: 0,
+  weights: [['alpha', [1]], ['gamma', [4]], ['beta', [4]]], supportsMasking: true });

@@ -6,6 +6,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { slices } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 type F64 = Float64Array<ArrayBufferLike>;
 
@@ -194,3 +195,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.EvoNormB0, { make: () => new nk.EvoNormB0(), inputShape: [3, 3, 4], trainable: 3, nonTrainable: 1,
+  weights: [['gamma', [4]], ['beta', [4]], ['v', [4]], ['moving_variance', [4]]], supportsMasking: true });
+runLayerTest(nk.EvoNormS0, { make: () => new nk.EvoNormS0({ groups: 2 }), inputShape: [3, 3, 4], trainable: 3, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]], ['v', [4]]], supportsMasking: true });

@@ -6,6 +6,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { slices } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 interface P { gamma: ArrayLike<number>; beta: ArrayLike<number>; tau?: ArrayLike<number>; epsL?: ArrayLike<number> }
 
@@ -130,3 +131,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.FilterResponseNormalization, { make: () => new nk.FilterResponseNormalization(), inputShape: [3, 3, 4], trainable: 3, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]], ['tau', [4]]], supportsMasking: true });

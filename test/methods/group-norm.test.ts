@@ -9,6 +9,7 @@ import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpN
 import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -281,3 +282,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.GroupNormalization, { make: () => new nk.GroupNormalization({ groups: 2 }), inputShape: [3, 4], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]]], supportsMasking: true });

@@ -8,6 +8,7 @@ import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifferenc
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { saveAndLoad } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -268,3 +269,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.InstanceBatchNormalization, { make: () => new nk.InstanceBatchNormalization(), inputShape: [3, 3, 4], trainable: 4, nonTrainable: 2,
+  weights: [['inGamma', [2]], ['inBeta', [2]], ['bnGamma', [2]], ['bnBeta', [2]], ['movingMean', [2]], ['movingVariance', [2]]], supportsMasking: false });
+runLayerTest(nk.ResidualInstanceNormalization, { make: () => new nk.ResidualInstanceNormalization(), inputShape: [[3, 3, 4], [3, 3, 4]], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]]], supportsMasking: true });

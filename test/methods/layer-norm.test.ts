@@ -8,6 +8,7 @@ import { assertClose, assertThrowsMentioning, f64, finiteDifference, randn } fro
 import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
 import { assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -164,3 +165,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.LayerNormalization, { make: () => new nk.LayerNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]]], supportsMasking: true });

@@ -5,6 +5,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -178,3 +179,5 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.LocalResponseNormalization, { make: () => new nk.LocalResponseNormalization(), inputShape: [3, 3, 4], trainable: 0, nonTrainable: 0, supportsMasking: false });

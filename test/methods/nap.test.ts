@@ -7,6 +7,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize } from '../helpers/reference.js';
 import { assertWrapperSerializes, kernelOf } from '../helpers/kernel-wrappers.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 function weightNamed(layer: tfl.layers.Layer, suffix: string): tf.Variable {
   const w = layer.weights.find((x) => x.originalName.endsWith(suffix));
@@ -160,3 +161,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.NormalizeAndProject, { make: () => new nk.NormalizeAndProject({ layer: tfl.layers.dense({ units: 3 }) }), inputShape: [4], trainable: 4, nonTrainable: 1,
+  weights: [['kernel', [4, 3]], ['bias', [3]], ['gamma', [3]], ['beta', [3]], ['target_norm', []]],
+  // target_norm is the norm rho fixed at build time, not a running statistic.
+  state: [], supportsMasking: false });

@@ -7,6 +7,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 /** Runs `fn` in a tf.tidy scope and returns its (non-tensor) result. */
 function scoped<T>(fn: () => T): T {
@@ -386,3 +387,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.OnlineNormalization, { make: () => new nk.OnlineNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 4,
+  weights: [['gamma', [4]], ['beta', [4]], ['mu', [4]], ['sigma2', [4]], ['u', [4]], ['v', [4]]],
+  // u and v move in the backward pass over the input, which runs only when a trainable layer lies below.
+  state: ['mu', 'sigma2'], supportsMasking: true });

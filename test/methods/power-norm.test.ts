@@ -5,6 +5,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 // ---------- float64 reference, written from shared/methods/power-norm.md and the reference code ----------
 const GEPS = 1e-5;
@@ -327,3 +328,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.PowerNormalization, { make: () => new nk.PowerNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 3,
+  weights: [['gamma', [4]], ['beta', [4]], ['running_phi', [4]], ['ema_gz', [4]], ['iterations', []]], supportsMasking: true });

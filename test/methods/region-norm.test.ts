@@ -4,10 +4,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
-import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn, rng } from '../helpers/numeric.js';
+import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn, randnTensor, rng } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { conv2dSame } from '../helpers/conv-reference.js';
 import { saveAndLoad } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -372,3 +373,10 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.RegionNormalizationB, { make: () => new nk.RegionNormalizationB(), inputShape: [[4, 4, 4], [4, 4, 1]], trainable: 4, nonTrainable: 0,
+  weights: [['foregroundGamma', [4]], ['foregroundBeta', [4]], ['backgroundGamma', [4]], ['backgroundBeta', [4]]],
+  inputs: (n, seed) => [randnTensor([n, 4, 4, 4], seed), tf.tensor(Array.from({ length: n * 16 }, (_, i) => ((i * 7 + seed) % 3 === 0 ? 1 : 0)), [n, 4, 4, 1])],
+  supportsMasking: false });
+runLayerTest(nk.RegionNormalizationL, { make: () => new nk.RegionNormalizationL(), inputShape: [4, 4, 4], trainable: 5, nonTrainable: 0,
+  weights: [['attentionKernel', [7, 7, 2, 1]], ['gammaKernel', [7, 7, 1, 1]], ['gammaBias', [1]], ['betaKernel', [7, 7, 1, 1]], ['betaBias', [1]]], supportsMasking: false });

@@ -9,6 +9,7 @@ import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpN
 import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { kerasSequentialArtifacts } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -287,3 +288,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.RMSNormalization, { make: () => new nk.RMSNormalization(), inputShape: [3, 4], trainable: 1, nonTrainable: 0, weights: [['scale', [4]]], supportsMasking: true });
+runLayerTest(nk.RMSNormalization, { label: 'sRMSNorm, no scale', make: () => nk.createNorm('srms'), inputShape: [3, 4], trainable: 0, nonTrainable: 0, supportsMasking: true });

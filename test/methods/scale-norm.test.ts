@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 /** Float64 ScaleNorm from the paper: g * x / max(||x||_2, eps) per row of d. FixNorm is g = scale, eps 1e-12. */
 function refScale(x: ArrayLike<number>, d: number, g: number, eps: number): Float64Array {
@@ -179,3 +180,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.ScaleNorm, { make: () => new nk.ScaleNorm(), inputShape: [3, 4], trainable: 1, nonTrainable: 0, weights: [['g', [1]]], supportsMasking: true });
+runLayerTest(nk.FixNormEmbedding, { make: () => new nk.FixNormEmbedding({ inputDim: 5, outputDim: 4 }), inputShape: [3], trainable: 1, nonTrainable: 0,
+  inputs: (n, seed) => [tf.tensor(Array.from({ length: n * 3 }, (_, i) => (i * 3 + seed) % 5), [n, 3], 'int32')],
+  weights: [['embeddings', [5, 4]]], supportsMasking: false });

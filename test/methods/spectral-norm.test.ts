@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, unitGroups } from '../helpers/kernel-wrappers.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -170,3 +171,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.SpectralNormalization, { make: () => new nk.SpectralNormalization({ layer: tfl.layers.dense({ units: 3 }) }), inputShape: [4], trainable: 2, nonTrainable: 2,
+  weights: [['kernel', [4, 3]], ['bias', [3]], ['u', [3]], ['v', [4]]], supportsMasking: false });

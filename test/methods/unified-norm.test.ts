@@ -5,6 +5,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 // ---------- float64 reference, written from shared/methods/unified-norm.md and the reference code ----------
 type F64 = Float64Array<ArrayBufferLike>;
@@ -298,3 +299,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.UnifiedNormalization, { make: () => new nk.UnifiedNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 6,
+  weights: [['gamma', [4]], ['beta', [4]], ['running_var', [4]], ['ema_gz', [4]], ['buffer_x2', [4, 4]], ['buffer_gz', [4, 4]], ['iterations', []], ['skip_counter', []]],
+  // skip_counter counts outlier batches only.
+  state: ['running_var', 'ema_gz', 'buffer_x2', 'buffer_gz', 'iterations'], supportsMasking: true });

@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf } from '../helpers/kernel-wrappers.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -123,3 +124,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.WeightCompander, { make: () => new nk.WeightCompander({ layer: tfl.layers.dense({ units: 3 }) }), inputShape: [4], trainable: 2, nonTrainable: 2,
+  weights: [['kernel', [4, 3]], ['bias', [3]], ['mu', []], ['crossover', []]],
+  // mu and the crossover are fixed unless `learnable`.
+  state: [], supportsMasking: false });

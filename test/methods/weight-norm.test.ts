@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, unitGroups } from '../helpers/kernel-wrappers.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -213,3 +214,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.WeightNormalization, { make: () => new nk.WeightNormalization({ layer: tfl.layers.dense({ units: 3 }) }), inputShape: [4], trainable: 3, nonTrainable: 0,
+  weights: [['kernel', [4, 3]], ['bias', [3]], ['g', [3]]], supportsMasking: false });

@@ -6,6 +6,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertKernelAndOutput, assertWrapperFitsDense, assertWrapperSerializes, KERNEL_CASES, kernelOf, unitGroups } from '../helpers/kernel-wrappers.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -189,3 +190,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.WeightStandardization, { make: () => new nk.WeightStandardization({ layer: tfl.layers.conv2d({ filters: 3, kernelSize: 2 }) }), inputShape: [4, 4, 2], trainable: 2, nonTrainable: 0,
+  weights: [['kernel', [2, 2, 2, 3]], ['bias', [3]]], supportsMasking: false });
+runLayerTest(nk.ScaledWeightStandardization, { make: () => new nk.ScaledWeightStandardization({ layer: tfl.layers.conv2d({ filters: 3, kernelSize: 2 }) }), inputShape: [4, 4, 2], trainable: 3, nonTrainable: 0,
+  weights: [['kernel', [2, 2, 2, 3]], ['bias', [3]], ['gain', [3]]], supportsMasking: false });

@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const D = 6;
 
@@ -226,3 +227,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.FakeLayerNormalization, { make: () => new nk.FakeLayerNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['std_estimate', [1]], ['fake_std', [1]]],
+  // fake_std is written only when the estimate is frozen.
+  state: ['std_estimate'], supportsMasking: true });
