@@ -116,7 +116,7 @@ function predict(model: tfl.LayersModel, x: tf.Tensor[]): number[] {
 }
 
 /** The checks of {@link runLayerTest} on the current backend. */
-export async function checkLayer(cls: LayerCtor, spec: LayerTestSpec): Promise<void> {
+async function checkLayer(cls: LayerCtor, spec: LayerTestSpec): Promise<void> {
   const before = tf.memory().numTensors;
   const shapes = inputShapes(spec);
   const x = makeInputs(spec, BATCH, 11);

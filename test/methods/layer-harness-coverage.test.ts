@@ -1,20 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as nk from '../../src/index.js';
+import { filesUnder } from '../helpers/files.js';
 
 // Every layer a user can build by name goes through the one layer harness (test/helpers/run-layer-test.ts), so a
 // new method cannot ship a layer that skips its checks. Test files run in separate processes, so the calls are
 // found in the test sources: `runLayerTest(nk.<Class>, ...)`.
 const root = process.cwd();
-
-function testSources(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? testSources(p) : p.endsWith('.test.ts') ? [p] : [];
-  });
-}
 
 describe('layer harness coverage', () => {
   it('every registered layer class has a runLayerTest call', () => {
@@ -23,7 +17,7 @@ describe('layer harness coverage', () => {
     assert.deepEqual(layers.filter((e) => e.layerClass === undefined).map((e) => e.name), [], 'layer entries without a layerClass');
     const exports = nk as unknown as Record<string, { className?: unknown } | undefined>;
     const tested = new Set<string>();
-    for (const file of testSources(join(root, 'test'))) {
+    for (const file of filesUnder(join(root, 'test'), '.test.ts')) {
       for (const m of readFileSync(file, 'utf8').matchAll(/runLayerTest\(nk\.(\w+),/g)) {
         const className = exports[m[1]]?.className;
         assert.equal(typeof className, 'string', `runLayerTest(nk.${m[1]}, ...) in ${file} names a layer class`);
