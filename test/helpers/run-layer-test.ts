@@ -156,12 +156,20 @@ async function checkLayer(cls: LayerCtor, spec: LayerTestSpec): Promise<void> {
   tf.tidy(() => assert.deepEqual(values(copy.apply(one(x), { training: false }) as tf.Tensor), values(y), 'outputs of the fromConfig copy'));
   copy.dispose();
 
-  // Masking: a mask over the positions (every axis but the last) passes through unchanged.
+  // Masking: a mask over the positions (every axis but the last) passes through unchanged, and calls given it
+  // (some layers leave masked positions out of their statistics) keep the output shape and stay finite.
   assert.equal(layer.supportsMasking, spec.supportsMasking, 'supportsMasking');
   if (spec.supportsMasking && shapes.length === 1) {
     const mask = tf.tensor(Array.from({ length: x[0].size / (shapes[0][shapes[0].length - 1] ?? 1) }, (_, i) => (i % 3 === 0 ? 0 : 1)), x[0].shape.slice(0, -1), 'bool');
     const out = layer.computeMask(x[0], mask) as tf.Tensor;
     assert.deepEqual(values(out), values(mask), 'computeMask passes the mask through');
+    for (const training of [true, false]) {
+      tf.tidy(() => {
+        const masked = layer.apply(x[0], { mask, training }) as tf.Tensor;
+        assert.deepEqual(masked.shape, y.shape, `output shape with a mask (training ${training})`);
+        assert.ok(values(masked).every(Number.isFinite), `finite outputs with a mask (training ${training})`);
+      });
+    }
     tf.dispose([mask, out]);
   }
   layer.dispose();
@@ -214,9 +222,11 @@ async function checkLayer(cls: LayerCtor, spec: LayerTestSpec): Promise<void> {
 /**
  * Declares the layer test of `cls` on every Node backend: builds `spec.make()` on random inputs and checks
  * the weight counts (names and shapes when given), the output shape against computeOutputShape, the
- * getConfig → JSON → fromConfig round trip (same config, same outputs with the same weights), masking,
- * save/load of a model holding it through tf.io (same config, weights and outputs), that inference moves no
- * weight while model.fit moves the trainable weights and the running state, and that nothing leaks.
+ * getConfig → JSON → fromConfig round trip (same config, same outputs with the same weights), masking (the
+ * mask passes through; masked calls keep the shape and stay finite), save/load of a model holding it through
+ * tf.io (same config, weights and outputs), that inference moves no weight while model.fit moves the trainable
+ * weights and the running state, and that nothing leaks. Weights are moved off their initial values first
+ * (w (1 + 0.2 u) + 0.05 u'), so that a round trip that dropped one would change the outputs.
  *
  * @example
  * runLayerTest(nk.GroupNormalization, { make: () => new nk.GroupNormalization({ groups: 2 }), inputShape: [3, 4],
