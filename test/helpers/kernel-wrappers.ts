@@ -1,13 +1,13 @@
 /**
  * Shared fixtures for the weight-reparametrization tests: one small layer of every supported kernel type
  * with its kernel layout written out by hand (independent of src/core/kernel-layout.ts), float64 per-unit
- * grouping, a plain twin layer to compute expected outputs, and config/save/load and model.fit checks.
+ * grouping, a plain twin layer to compute expected outputs, and a model.fit check (the layer checks are
+ * runLayerTest's).
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { assertSaveLoadRoundTrip } from './layer-roundtrip.js';
-import { assertClose, f64, randn, randnTensor } from './numeric.js';
+import { assertClose, f64, randn } from './numeric.js';
 import { paramIndex, slices } from './reference.js';
 
 export interface KernelCase {
@@ -45,11 +45,6 @@ export function unitGroups(shape: number[], unitAxes: number[]): number[][] {
   return out;
 }
 
-/** A wrapper layer class: its static className and fromConfig. */
-type WrapperClass = tf.serialization.SerializableConstructor<tfl.layers.Layer> & {
-  className: string;
-  fromConfig: (cls: tf.serialization.SerializableConstructor<tfl.layers.Layer>, config: tf.serialization.ConfigDict) => tfl.layers.Layer;
-};
 
 type KernelVariable = { shape: number[]; read(): tf.Tensor; write(v: tf.Tensor): void };
 
@@ -99,22 +94,6 @@ export function assertKernelAndOutput(
   const yRef = plainOutput(wrapper.layer, expected, x);
   assertClose(f64(y), f64(yRef), tol.output, 'output');
   tf.dispose([k, y, yRef]);
-}
-
-/**
- * Asserts that `wrapper` (a layer of class `cls`, unbuilt) round-trips its config (fromConfig(getConfig())
- * gives the same config and class) and survives a save/load in a one-layer model over `inputShape` (assertSaveLoadRoundTrip: identical
- * config, class, weights and outputs on a seeded batch of 2). Returns the config copy.
- */
-export async function assertWrapperSerializes<L extends tfl.layers.Layer>(cls: WrapperClass, wrapper: L, inputShape: number[]): Promise<L> {
-  // A fresh getConfig() on each side: fromConfig deserializes the wrapped layer's entry of the config it gets.
-  const copy = cls.fromConfig(cls, wrapper.getConfig()) as L;
-  assert.deepEqual(copy.getConfig(), wrapper.getConfig(), 'fromConfig(getConfig()) changed the config');
-  assert.equal(copy.getClassName(), cls.className);
-  const x = randnTensor([2, ...inputShape], 9);
-  await assertSaveLoadRoundTrip(wrapper, inputShape, x);
-  x.dispose();
-  return copy;
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * Layer checks shared by method tests: config round trip, save/load through tf.io.withSaveHandler /
- * tf.io.fromMemory, and a model.fit step that must leave the tensor count unchanged.
+ * Layer and model checks shared by tests: the config round trip (runLayerTest's), model.fit steps that must
+ * leave the tensor count unchanged, and a model's train-then-reload check.
  */
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
@@ -8,42 +8,19 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { saveAndLoad } from './layer-io.js';
 import { assertNoLeak } from './numeric.js';
 
-type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
+/** A registered layer class: its constructor and static `className`. */
+export type LayerCtor = tf.serialization.SerializableConstructor<tfl.layers.Layer> & { className: string };
 
-/** Asserts `cls.fromConfig(cls, layer.getConfig())` has the same config as `layer`; returns the copy. */
-export function assertConfigRoundTrip<L extends tfl.layers.Layer>(cls: LayerCtor, layer: L): L {
+/**
+ * Asserts `cls.fromConfig(cls, from)` (default `layer.getConfig()`; e.g. its JSON copy) has the same config as
+ * `layer`; returns the copy.
+ */
+export function assertConfigRoundTrip<L extends tfl.layers.Layer>(cls: LayerCtor, layer: L, from?: tf.serialization.ConfigDict): L {
   const config = layer.getConfig();
-  const copy = (cls as unknown as { fromConfig: (c: LayerCtor, cfg: tf.serialization.ConfigDict) => L }).fromConfig(cls, config);
+  const copy = (cls as unknown as { fromConfig: (c: LayerCtor, cfg: tf.serialization.ConfigDict) => L }).fromConfig(cls, from ?? config);
   assert.deepEqual(copy.getConfig(), config, 'fromConfig(getConfig()) changed the config');
   assert.equal(copy.getClassName(), cls.className);
   return copy;
-}
-
-/**
- * Wraps `layer` in a one-layer sequential model over `inputShape`, sets its weights to `setWeights` (or
- * keeps them), saves it with tf.io.withSaveHandler, loads it back with tf.io.fromMemory, and asserts that
- * the weights (trainable and not) and the inference outputs on `x` are identical. Disposes everything it made.
- */
-export async function assertSaveLoadRoundTrip(layer: tfl.layers.Layer, inputShape: number[], x: tf.Tensor, setWeights?: tf.Tensor[]): Promise<void> {
-  const model = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape }), layer] });
-  if (setWeights) layer.setWeights(setWeights);
-  const loaded = await saveAndLoad(model);
-  const original = model.getWeights();
-  const restored = loaded.getWeights();
-  assert.equal(restored.length, original.length, 'number of weights after load');
-  for (let i = 0; i < original.length; i++) {
-    assert.deepEqual(restored[i].shape, original[i].shape, `weight ${i} shape`);
-    assert.deepEqual(Array.from(restored[i].dataSync()), Array.from(original[i].dataSync()), `weight ${i} values`);
-  }
-  const restoredLayer = loaded.layers[loaded.layers.length - 1];
-  assert.equal(restoredLayer.getClassName(), layer.getClassName());
-  assert.ok(restoredLayer instanceof layer.constructor, `a ${layer.getClassName()} after load`);
-  assert.deepEqual(restoredLayer.getConfig(), layer.getConfig(), 'config after load');
-  const [a, b] = tf.tidy(() => [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor]);
-  assert.deepEqual(Array.from(b.dataSync()), Array.from(a.dataSync()), 'outputs after load');
-  tf.dispose([a, b]);
-  model.dispose();
-  loaded.dispose();
 }
 
 /**

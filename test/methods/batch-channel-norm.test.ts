@@ -5,7 +5,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize } from '../helpers/reference.js';
-import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 type F64 = Float64Array<ArrayBufferLike>;
 interface Ref { y: F64; mean: F64; variance: F64 }
@@ -184,27 +184,14 @@ forEachBackend(() => {
       layer.dispose();
     });
 
-    it('trains in model.fit without leaking (both modes)', async () => {
-      const xs = tf.tensor(randn(64, 70), [8, 8]);
-      const ys = tf.tensor(randn(8, 71), [8, 1]);
-      await assertFitWithoutLeak(new nk.BatchChannelNormalization({ groups: 2 }), [8], { xs, ys });
-      await assertFitWithoutLeak(new nk.BatchChannelNormalization({ groups: 4, estimate: true, estimateSpeed: 0.01 }), [8], { xs, ys });
-      tf.dispose([xs, ys]);
-    });
-
-    it('round-trips its config and saves/loads weights and statistics exactly', async () => {
-      const layer = new nk.BatchChannelNormalization({ groups: 2, estimate: true, estimateSpeed: 0.001, channelEpsilon: 1e-4, betaInitializer: 'ones' });
-      assertConfigRoundTrip(nk.BatchChannelNormalization, layer);
-      assertConfigRoundTrip(nk.BatchChannelNormalization, new nk.BatchChannelNormalization());
-      const x = tf.tensor(randn(24, 80), [2, 3, 4]);
-      const w = [randn(4, 81), randn(4, 82), randn(2, 83), randn(2, 84), randn(4, 85), randn(4, 86, 2, 0.1)].map((v) => tf.tensor(v));
-      await assertSaveLoadRoundTrip(layer, [3, 4], x, w);
-      tf.dispose([x, ...w]);
-    });
-
     it('is what the registry builds for "bcn"', () => {
       for (const name of ['bcn', 'batch-channel', 'BatchChannelNormalization']) assert.ok(nk.createNorm(name, { groups: 8 }) instanceof nk.BatchChannelNormalization);
       assertThrowsMentioning(() => new nk.BatchChannelNormalization({ estimate: true }), ['BatchChannelNormalization', "'estimateSpeed'"]);
     });
   });
 });
+
+runLayerTest(nk.BatchChannelNormalization, { make: () => new nk.BatchChannelNormalization({ groups: 2 }), inputShape: [3, 3, 4], trainable: 4, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['group_gamma', [2]], ['group_beta', [2]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });
+runLayerTest(nk.BatchChannelNormalization, { label: 'estimate mode', make: () => new nk.BatchChannelNormalization({ groups: 2, estimate: true, estimateSpeed: 0.01, channelEpsilon: 1e-4, betaInitializer: 'ones' }), inputShape: [3, 3, 4], trainable: 4, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['group_gamma', [2]], ['group_beta', [2]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });

@@ -7,7 +7,7 @@ import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
-import { saveAndLoad } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 const allBut = (axis: number, rank: number) => [...Array(rank).keys()].filter((a) => a !== axis);
@@ -386,26 +386,8 @@ forEachBackend(() => {
       layer.dispose();
     });
 
-    it('round-trips its config and survives a save/load round trip with identical weights and outputs', async () => {
-      const layer = new nk.BatchNormalization({ axis: [-1], momentum: 0.9, convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false, gammaRegularizer: tfl.regularizers.l2({ l2: 0.01 }) });
-      const config = layer.getConfig();
-      const copy = nk.BatchNormalization.fromConfig(nk.BatchNormalization, config) as nk.BatchNormalization;
-      assert.deepEqual(copy.getConfig(), config);
-      assert.equal(copy.epsilon, 1e-5);
-
-      const model = tfl.sequential();
-      model.add(tfl.layers.dense({ units: 3, inputShape: [4] }));
-      model.add(new nk.BatchNormalization({ momentum: 0.5 }));
-      const xs = tf.tensor(randn(24, 91), [6, 4]);
-      tf.dispose(model.layers[1].apply(model.layers[0].apply(xs), { training: true }) as tf.Tensor);
-      const loaded = await saveAndLoad(model);
-      assert.ok(loaded.layers[1] instanceof nk.BatchNormalization);
-      assert.deepEqual(loaded.layers[1].getConfig(), model.layers[1].getConfig());
-      for (let i = 0; i < model.weights.length; i++) assert.deepEqual(f64(loaded.weights[i].read()), f64(model.weights[i].read()), model.weights[i].name);
-      tf.tidy(() => assert.deepEqual(f64(loaded.predict(xs) as tf.Tensor), f64(model.predict(xs) as tf.Tensor)));
-      tf.dispose(xs);
-      model.dispose();
-      loaded.dispose();
+    it("takes PyTorch's epsilon with the 'pytorch' convention", () => {
+      assert.equal(new nk.BatchNormalization({ convention: 'pytorch' }).epsilon, 1e-5);
     });
 
     it('loads a Keras model.json (snake_case config, axis as a list, BatchNormalizationV1 alias) with its weights', async () => {
@@ -499,3 +481,9 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.BatchNormalization, { make: () => new nk.BatchNormalization({ momentum: 0.5 }), inputShape: [3, 4], trainable: 2, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });
+runLayerTest(nk.BatchNormalization, { label: 'pytorch convention, regularized gamma, no beta',
+  make: () => new nk.BatchNormalization({ axis: [-1], momentum: 0.9, convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false, gammaRegularizer: tfl.regularizers.l2({ l2: 0.01 }) }),
+  inputShape: [3, 4], trainable: 1, nonTrainable: 2, weights: [['gamma', [4]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });

@@ -5,7 +5,7 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { slices } from '../helpers/reference.js';
-import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 type F64 = Float64Array<ArrayBufferLike>;
 
@@ -166,27 +166,6 @@ forEachBackend(() => {
       tf.dispose([x, y]);
     });
 
-    it('both train in model.fit without leaking', async () => {
-      const xs = tf.tensor(randn(64, 70), [4, 4, 4]);
-      const ys = tf.tensor(randn(16, 71), [4, 4, 1]);
-      await assertFitWithoutLeak(new nk.EvoNormB0(), [4, 4], { xs, ys });
-      await assertFitWithoutLeak(new nk.EvoNormS0({ groups: 2 }), [4, 4], { xs, ys });
-      tf.dispose([xs, ys]);
-    });
-
-    it('both round-trip their config and save/load exactly', async () => {
-      const b0 = new nk.EvoNormB0({ momentum: 0.05, epsilon: 1e-4, vInitializer: 'zeros' });
-      const s0 = new nk.EvoNormS0({ groups: 2, center: false });
-      assertConfigRoundTrip(nk.EvoNormB0, b0);
-      assertConfigRoundTrip(nk.EvoNormS0, s0);
-      const x = tf.tensor(randn(n, 80), shape);
-      const wb = [randn(4, 81), randn(4, 82), randn(4, 83), randn(4, 84, 2, 0.1)].map((a) => tf.tensor(a));
-      await assertSaveLoadRoundTrip(b0, shape.slice(1), x, wb);
-      const ws = [randn(4, 85), randn(4, 86)].map((a) => tf.tensor(a));
-      await assertSaveLoadRoundTrip(s0, shape.slice(1), x, ws);
-      tf.dispose([x, ...wb, ...ws]);
-    });
-
     it('are what the registry builds for "evonorm-b0" and "evonorm-s0"', () => {
       for (const name of ['evonorm-b0', 'EvoNormB0']) assert.ok(nk.createNorm(name) instanceof nk.EvoNormB0);
       for (const name of ['evonorm-s0', 'EvoNormS0']) assert.ok(nk.createNorm(name, { groups: 8 }) instanceof nk.EvoNormS0);
@@ -194,3 +173,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.EvoNormB0, { make: () => new nk.EvoNormB0({ momentum: 0.05, epsilon: 1e-4, vInitializer: 'zeros' }), inputShape: [3, 3, 4], trainable: 3, nonTrainable: 1,
+  weights: [['gamma', [4]], ['beta', [4]], ['v', [4]], ['moving_variance', [4]]], supportsMasking: true });
+runLayerTest(nk.EvoNormS0, { make: () => new nk.EvoNormS0({ groups: 2, center: false }), inputShape: [3, 3, 4], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['v', [4]]], supportsMasking: true });

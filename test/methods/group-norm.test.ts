@@ -6,9 +6,10 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
-import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
+import { assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -217,19 +218,8 @@ forEachBackend(() => {
       model.dispose();
     });
 
-    it('round-trips its config, including groups -1 and the convention', () => {
-      const layer = new nk.GroupNormalization({ groups: -1, convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false });
-      assert.equal(layer.epsilon, 1e-5);
-      const config = layer.getConfig();
-      const copy = nk.GroupNormalization.fromConfig(nk.GroupNormalization, config) as nk.GroupNormalization;
-      assert.deepEqual(copy.getConfig(), config);
-    });
-
-    it('saves and loads through model.json with identical weights and outputs', async () => {
-      const x = tf.tensor(randn(36, 87), [2, 3, 6]);
-      const weights = [tf.tensor(randn(6, 85, 1, 0.3), [6]), tf.tensor(randn(6, 86), [6])];
-      await assertSaveLoadRoundTrip(new nk.GroupNormalization({ groups: 3, epsilon: 1e-4 }), [3, 6], x, weights);
-      tf.dispose([x, ...weights]);
+    it("takes PyTorch's epsilon with the 'pytorch' convention", () => {
+      assert.equal(new nk.GroupNormalization({ groups: -1, convention: 'pytorch' }).epsilon, 1e-5);
     });
 
     const aliasCases: Array<{ className: string; groups: number; resolved: number }> = [
@@ -281,3 +271,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.GroupNormalization, { make: () => new nk.GroupNormalization({ groups: 2, epsilon: 1e-4 }), inputShape: [3, 4], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]]], supportsMasking: true });
+runLayerTest(nk.GroupNormalization, { label: 'groups -1, pytorch convention', make: () => new nk.GroupNormalization({ groups: -1, convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false }),
+  inputShape: [3, 4], trainable: 1, nonTrainable: 0, weights: [['gamma', [4]]], supportsMasking: true });

@@ -6,9 +6,10 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
-import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
+import { assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { KERAS_AFFINE_CONFIG, kerasSequentialArtifacts } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 /** Instance statistics of channels-last input: every axis but batch (0) and channels (last). */
@@ -176,20 +177,6 @@ forEachBackend(() => {
       });
     });
 
-    it('round-trips its config', () => {
-      const layer = new nk.InstanceNormalization({ axis: 1, convention: 'pytorch', scale: true, gammaInitializer: 'glorotUniform' });
-      const config = layer.getConfig();
-      const copy = nk.InstanceNormalization.fromConfig(nk.InstanceNormalization, config) as nk.InstanceNormalization;
-      assert.deepEqual(copy.getConfig(), config);
-    });
-
-    it('saves and loads through model.json with identical weights and outputs', async () => {
-      const x = tf.tensor(randn(30, 87), [2, 5, 3]);
-      const weights = [tf.tensor(randn(3, 85, 1, 0.3), [3]), tf.tensor(randn(3, 86), [3])];
-      await assertSaveLoadRoundTrip(new nk.InstanceNormalization({ epsilon: 1e-4 }), [5, 3], x, weights);
-      tf.dispose([x, ...weights]);
-    });
-
     it('loads a TensorFlow Addons InstanceNormalization model.json (groups key ignored)', async () => {
       const gv = randn(4, 88, 1, 0.5);
       const bv = randn(4, 89);
@@ -229,3 +216,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.InstanceNormalization, { make: () => new nk.InstanceNormalization({ epsilon: 1e-4 }), inputShape: [3, 3, 4], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]]], supportsMasking: true });
+runLayerTest(nk.InstanceNormalization, { label: 'axis 1, pytorch convention', make: () => new nk.InstanceNormalization({ axis: 1, convention: 'pytorch', scale: true, gammaInitializer: 'glorotUniform' }),
+  inputShape: [5, 3], trainable: 1, nonTrainable: 0, weights: [['gamma', [5]]], supportsMasking: true });

@@ -8,6 +8,7 @@ import { assertClose, assertThrowsMentioning, f64, finiteDifference, randn } fro
 import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
 import { assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -148,12 +149,8 @@ forEachBackend(() => {
       model.dispose();
     });
 
-    it('round-trips its config, including the convention and initializers', () => {
-      const layer = new nk.LayerNormalization({ axis: [-2, -1], convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false });
-      assert.equal(layer.epsilon, 1e-5);
-      const config = layer.getConfig();
-      const copy = nk.LayerNormalization.fromConfig(nk.LayerNormalization, config) as nk.LayerNormalization;
-      assert.deepEqual(copy.getConfig(), config);
+    it("takes PyTorch's epsilon with the 'pytorch' convention", () => {
+      assert.equal(new nk.LayerNormalization({ axis: [-2, -1], convention: 'pytorch' }).epsilon, 1e-5);
     });
 
     it('is what the registry builds for "layer"', () => {
@@ -164,3 +161,8 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.LayerNormalization, { make: () => new nk.LayerNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 0,
+  weights: [['gamma', [4]], ['beta', [4]]], supportsMasking: true });
+runLayerTest(nk.LayerNormalization, { label: 'two axes, pytorch convention', make: () => new nk.LayerNormalization({ axis: [-2, -1], convention: 'pytorch', gammaInitializer: 'glorotUniform', center: false }),
+  inputShape: [3, 4], trainable: 1, nonTrainable: 0, weights: [['gamma', [3, 4]]], supportsMasking: true });

@@ -6,7 +6,8 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { refNormalize } from '../helpers/reference.js';
-import { assertWrapperSerializes, kernelOf } from '../helpers/kernel-wrappers.js';
+import { kernelOf } from '../helpers/kernel-wrappers.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 function weightNamed(layer: tfl.layers.Layer, suffix: string): tf.Variable {
   const w = layer.weights.find((x) => x.originalName.endsWith(suffix));
@@ -142,11 +143,6 @@ forEachBackend(() => {
       model.dispose();
     });
 
-    it('round-trips its config and survives save/load', async () => {
-      const layer = new nk.NormalizeAndProject({ layer: tfl.layers.conv2d({ filters: 3, kernelSize: 2, activation: 'relu' }), axis: [-3, -2, -1], epsilon: 1e-3, center: false, targetNorm: 1.5 });
-      await assertWrapperSerializes(nk.NormalizeAndProject, layer, [4, 4, 2]);
-    });
-
     it('rejects bad arguments and is in the registry', () => {
       assertThrowsMentioning(() => new nk.NormalizeAndProject({ layer: tfl.layers.dense({ units: 2 }), targetNorm: 0 }), ['NormalizeAndProject', "'targetNorm'", '> 0']);
       assertThrowsMentioning(() => new nk.NormalizeAndProject({ layer: tfl.layers.dense({ units: 2 }), scale: 1 as never }), ["'scale'", 'boolean']);
@@ -160,3 +156,11 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.NormalizeAndProject, { make: () => new nk.NormalizeAndProject({ layer: tfl.layers.dense({ units: 3 }) }), inputShape: [4], trainable: 4, nonTrainable: 1,
+  weights: [['kernel', [4, 3]], ['bias', [3]], ['gamma', [3]], ['beta', [3]], ['target_norm', []]],
+  // target_norm is the norm rho fixed at build time, not a running statistic.
+  state: [], supportsMasking: false });
+runLayerTest(nk.NormalizeAndProject, { label: 'Conv2D, three axes, no beta, fixed target norm',
+  make: () => new nk.NormalizeAndProject({ layer: tfl.layers.conv2d({ filters: 3, kernelSize: 2, activation: 'relu' }), axis: [-3, -2, -1], epsilon: 1e-3, center: false, targetNorm: 1.5 }),
+  inputShape: [4, 4, 2], trainable: 3, nonTrainable: 1, weights: [['kernel', [2, 2, 2, 3]], ['bias', [3]], ['gamma', [3, 3, 3]], ['target_norm', []]], state: [], supportsMasking: false });

@@ -6,7 +6,8 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertGradMatchesFiniteDifferences } from '../helpers/op-checks.js';
-import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { assertFitWithoutLeak } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 /** Runs `fn` in a tf.tidy scope and returns its (non-tensor) result. */
 function scoped<T>(fn: () => T): T {
@@ -364,18 +365,6 @@ forEachBackend(() => {
       model.dispose();
     });
 
-    it('round-trips its config and survives save/load with identical weights and outputs', async () => {
-      const layer = new nk.OnlineNormalization({ alphaFwd: 0.99, alphaBkw: 0.9, ecm: 'layer-scaling', lsEpsilon: 1e-4, center: false, epsilon: 1e-3 });
-      assertConfigRoundTrip(nk.OnlineNormalization, layer);
-      const c = 3;
-      // gamma, then the streams mu, sigma2, u, v (no beta: center is false).
-      const weights = [randn(c, 100, 1), randn(c, 101), randn(c, 102).map((v) => v * v + 0.1), randn(c, 103), randn(c, 104)].map((v) => tf.tensor(v, [c]));
-      const x = tf.tensor(randn(12, 105), [2, 2, c]);
-      await assertSaveLoadRoundTrip(layer, [2, c], x, weights);
-      assert.deepEqual(layer.weights.map((w) => w.originalName.split('/').pop()), ['gamma', 'mu', 'sigma2', 'u', 'v']);
-      tf.dispose([x, ...weights]);
-    });
-
     it('is what the registry builds for "online"', () => {
       const layer = nk.createNorm('online', { alphaFwd: 0.9 });
       assert.ok(layer instanceof nk.OnlineNormalization);
@@ -386,3 +375,11 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.OnlineNormalization, { make: () => new nk.OnlineNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 4,
+  weights: [['gamma', [4]], ['beta', [4]], ['mu', [4]], ['sigma2', [4]], ['u', [4]], ['v', [4]]],
+  // u and v move in the backward pass over the input, which runs only when a trainable layer lies below.
+  state: ['mu', 'sigma2'], supportsMasking: true });
+runLayerTest(nk.OnlineNormalization, { label: 'layer scaling, no beta',
+  make: () => new nk.OnlineNormalization({ alphaFwd: 0.99, alphaBkw: 0.9, ecm: 'layer-scaling', lsEpsilon: 1e-4, center: false, epsilon: 1e-3 }), inputShape: [3, 4], trainable: 1, nonTrainable: 4,
+  weights: [['gamma', [4]], ['mu', [4]], ['sigma2', [4]], ['u', [4]], ['v', [4]]], state: ['mu', 'sigma2'], supportsMasking: true });

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 // ---------- float64 reference, written from the paper (docs/power-norm.md) and the reference code ----------
 const GEPS = 1e-5;
@@ -300,22 +300,6 @@ forEachBackend(() => {
       layer.dispose();
     });
 
-    it('trains in model.fit without leaking', async () => {
-      const xs = tf.tensor(randn(48, 90), [8, 6]);
-      const ys = tf.tensor(randn(8, 91), [8, 1]);
-      await assertFitWithoutLeak(new nk.PowerNormalization({ warmupIters: 2, groups: 2 }), [6], { xs, ys });
-      tf.dispose([xs, ys]);
-    });
-
-    it('round-trips its config and saves/loads weights and state exactly', async () => {
-      const layer = new nk.PowerNormalization({ groups: 2, alphaForward: 0.8, warmupIters: 7, epsilon: 1e-4, center: false });
-      assertConfigRoundTrip(nk.PowerNormalization, layer);
-      const x = tf.tensor(randn(24, 95), [2, 3, 4]);
-      const w = [tf.tensor(randn(4, 96, 1, 0.2)), tf.tensor(randn(4, 97, 2, 0.1)), tf.tensor(randn(4, 98)), tf.scalar(12)];
-      await assertSaveLoadRoundTrip(layer, [3, 4], x, w);
-      tf.dispose([x, ...w]);
-    });
-
     it('is what the registry builds for "power" and its aliases', () => {
       for (const name of ['power', 'pn', 'PowerNormalization']) {
         const layer = nk.createNorm(name, { warmupIters: 3 });
@@ -327,3 +311,9 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.PowerNormalization, { make: () => new nk.PowerNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 3,
+  weights: [['gamma', [4]], ['beta', [4]], ['running_phi', [4]], ['ema_gz', [4]], ['iterations', []]], supportsMasking: true });
+runLayerTest(nk.PowerNormalization, { label: 'groups, warm-up, no beta',
+  make: () => new nk.PowerNormalization({ groups: 2, alphaForward: 0.8, warmupIters: 2, epsilon: 1e-4, center: false }), inputShape: [3, 4], trainable: 1, nonTrainable: 3,
+  weights: [['gamma', [4]], ['running_phi', [4]], ['ema_gz', [4]], ['iterations', []]], supportsMasking: true });

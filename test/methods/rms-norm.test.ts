@@ -6,9 +6,10 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertForwardAndGradient, assertGradMatchesFiniteDifferences, assertOpNoLeak } from '../helpers/op-checks.js';
-import { assertSaveLoadRoundTrip, assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
+import { assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
 import { kerasSequentialArtifacts } from '../helpers/layer-io.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -232,19 +233,8 @@ forEachBackend(() => {
       layer.dispose();
     });
 
-    it('round-trips its config, including the convention, partial and initializers', () => {
-      const layer = new nk.RMSNormalization({ axis: [-2, -1], convention: 'pytorch', gammaInitializer: 'glorotUniform', center: true, partial: 0.25 });
-      assert.equal(layer.epsilon, 2 ** -23);
-      const config = layer.getConfig();
-      const copy = nk.RMSNormalization.fromConfig(nk.RMSNormalization, config) as nk.RMSNormalization;
-      assert.deepEqual(copy.getConfig(), config);
-    });
-
-    it('saves and loads through model.json with identical weights and outputs', async () => {
-      const x = tf.tensor(randn(36, 87), [2, 3, 6]);
-      const weights = [tf.tensor(randn(18, 85, 1, 0.3), [3, 6]), tf.tensor(randn(18, 86), [3, 6])];
-      await assertSaveLoadRoundTrip(new nk.RMSNormalization({ axis: [-2, -1], center: true, epsilon: 1e-4 }), [3, 6], x, weights);
-      tf.dispose([x, ...weights]);
+    it("takes PyTorch's epsilon (float32 machine epsilon) with the 'pytorch' convention", () => {
+      assert.equal(new nk.RMSNormalization({ convention: 'pytorch' }).epsilon, 2 ** -23);
     });
 
     it('loads a Keras 3 RMSNormalization model.json (weight "scale")', async () => {
@@ -287,3 +277,11 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.RMSNormalization, { make: () => new nk.RMSNormalization(), inputShape: [3, 4], trainable: 1, nonTrainable: 0, weights: [['scale', [4]]], supportsMasking: true });
+runLayerTest(nk.RMSNormalization, { label: 'sRMSNorm, no scale', make: () => nk.createNorm('srms'), inputShape: [3, 4], trainable: 0, nonTrainable: 0, supportsMasking: true });
+runLayerTest(nk.RMSNormalization, { label: 'centered, partial, pytorch convention',
+  make: () => new nk.RMSNormalization({ convention: 'pytorch', gammaInitializer: 'glorotUniform', center: true, partial: 0.25 }),
+  inputShape: [3, 4], trainable: 2, nonTrainable: 0, weights: [['scale', [4]], ['beta', [4]]], supportsMasking: true });
+runLayerTest(nk.RMSNormalization, { label: 'two axes, centered', make: () => new nk.RMSNormalization({ axis: [-2, -1], center: true, epsilon: 1e-4 }),
+  inputShape: [3, 4], trainable: 2, nonTrainable: 0, weights: [['scale', [3, 4]], ['beta', [3, 4]]], supportsMasking: true });

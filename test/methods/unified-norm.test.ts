@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
-import { assertConfigRoundTrip, assertFitWithoutLeak, assertSaveLoadRoundTrip } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 // ---------- float64 reference, written from the paper (docs/unified-norm.md) and the reference code ----------
 type F64 = Float64Array<ArrayBufferLike>;
@@ -276,25 +276,18 @@ forEachBackend(() => {
       layer.dispose();
     });
 
-    it('trains in model.fit without leaking (outlier filtration on)', async () => {
-      const xs = tf.tensor(randn(48, 120), [8, 6]);
-      const ys = tf.tensor(randn(8, 121), [8, 1]);
-      await assertFitWithoutLeak(new nk.UnifiedNormalization({ warmupIters: 1, windowSize: 2, outlierFiltration: true }), [6], { xs, ys });
-      tf.dispose([xs, ys]);
-    });
-
-    it('round-trips its config and saves/loads weights and state exactly', async () => {
-      const layer = new nk.UnifiedNormalization({ windowSize: [3, 2], warmupIters: 10, outlierFiltration: true, momentum: 0.8, scale: false });
-      assertConfigRoundTrip(nk.UnifiedNormalization, layer);
-      const x = tf.tensor(randn(24, 130), [2, 3, 4]);
-      const w = [tf.tensor(randn(4, 131)), tf.tensor(randn(4, 132, 2, 0.1)), tf.tensor(randn(4, 133)), tf.tensor(randn(12, 134), [3, 4]), tf.tensor(randn(8, 135), [2, 4]), tf.scalar(17), tf.scalar(2)];
-      await assertSaveLoadRoundTrip(layer, [3, 4], x, w);
-      tf.dispose([x, ...w]);
-    });
-
     it('is what the registry builds for "unified" and its aliases', () => {
       for (const name of ['unified', 'un', 'UnifiedNormalization']) assert.ok(nk.createNorm(name) instanceof nk.UnifiedNormalization);
       assertThrowsMentioning(() => new nk.UnifiedNormalization({ windowSize: 1.5 }), ['UnifiedNormalization', "'windowSize'"]);
     });
   });
 });
+
+runLayerTest(nk.UnifiedNormalization, { make: () => new nk.UnifiedNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 6,
+  weights: [['gamma', [4]], ['beta', [4]], ['running_var', [4]], ['ema_gz', [4]], ['buffer_x2', [4, 4]], ['buffer_gz', [4, 4]], ['iterations', []], ['skip_counter', []]],
+  // skip_counter counts filtered outlier batches; outlier filtration is off by default.
+  state: ['running_var', 'ema_gz', 'buffer_x2', 'buffer_gz', 'iterations'], supportsMasking: true });
+runLayerTest(nk.UnifiedNormalization, { label: 'outlier filtration, no gamma',
+  make: () => new nk.UnifiedNormalization({ windowSize: [3, 2], warmupIters: 1, outlierFiltration: true, momentum: 0.8, scale: false }), inputShape: [3, 4], trainable: 1, nonTrainable: 6,
+  weights: [['beta', [4]], ['running_var', [4]], ['ema_gz', [4]], ['buffer_x2', [3, 4]], ['buffer_gz', [2, 4]], ['iterations', []], ['skip_counter', []]],
+  supportsMasking: true });

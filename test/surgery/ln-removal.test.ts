@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 
 const D = 6;
 
@@ -130,29 +131,6 @@ forEachBackend(() => {
       assertThrowsMentioning(() => new nk.FakeLayerNormalization({ fake: 1 as never }), ["'fake'"]);
     });
 
-    it('round-trips its config (with the fake flag) and saves/loads its state', async () => {
-      const layer = new nk.FakeLayerNormalization({ momentum: 0.5, epsilon: 1e-4, fake: true, center: false });
-      const config = layer.getConfig();
-      const copy = nk.FakeLayerNormalization.fromConfig(nk.FakeLayerNormalization, config) as nk.FakeLayerNormalization;
-      assert.deepEqual(copy.getConfig(), config);
-      const model = tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape: [D] }), layer] });
-      layer.setWeights([tf.tensor(gv), tf.tensor([2.5]), tf.tensor([1.75])]);
-      let artifacts: tf.io.ModelArtifacts | undefined;
-      await model.save(tf.io.withSaveHandler(async (a) => {
-        artifacts = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }));
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
-      const restored = loaded.layers[loaded.layers.length - 1] as nk.FakeLayerNormalization;
-      assert.equal(restored.fake, true);
-      assert.equal(restored.frozenStd(), 1.75);
-      tf.tidy(() => {
-        const x = tf.tensor(xv, [4, D]);
-        assert.deepEqual(Array.from((loaded.predict(x) as tf.Tensor).dataSync()), Array.from((model.predict(x) as tf.Tensor).dataSync()));
-      });
-      model.dispose();
-      loaded.dispose();
-    });
   });
 
   describe('LayerNorm removal on a Pre-LN Transformer', () => {
@@ -226,3 +204,12 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.FakeLayerNormalization, { make: () => new nk.FakeLayerNormalization(), inputShape: [3, 4], trainable: 2, nonTrainable: 2,
+  weights: [['gamma', [4]], ['beta', [4]], ['std_estimate', [1]], ['fake_std', [1]]],
+  // fake_std is written only when the estimate is frozen.
+  state: ['std_estimate'], supportsMasking: true });
+runLayerTest(nk.FakeLayerNormalization, { label: 'fake mode, no beta', make: () => new nk.FakeLayerNormalization({ momentum: 0.5, epsilon: 1e-4, fake: true, center: false }), inputShape: [3, 4],
+  trainable: 1, nonTrainable: 2, weights: [['gamma', [4]], ['std_estimate', [1]], ['fake_std', [1]]],
+  // In fake mode the layer divides by the frozen fake_std and no longer estimates.
+  state: [], supportsMasking: true });
