@@ -5,6 +5,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertModelTrainsAndReloads } from '../helpers/layer-roundtrip.js';
+import { runLayerTest } from '../helpers/run-layer-test.js';
 import { populationStd } from '../helpers/stats.js';
 import { assertClose, assertThrowsMentioning, f64, randn } from '../helpers/numeric.js';
 
@@ -125,8 +126,6 @@ forEachBackend(() => {
       const xs = tf.tensor(randn(4 * 72, 6), [4, 6, 6, 2]);
       const ys = tf.oneHot(tf.tensor([0, 1, 2, 1], [4], 'int32'), 3);
       const loaded = await assertModelTrainsAndReloads(model, xs, ys);
-      const act = new nk.ScaledActivation({ activation: 'gelu', gain: 2 });
-      assert.deepEqual(nk.ScaledActivation.fromConfig(nk.ScaledActivation, act.getConfig()).getConfig(), act.getConfig());
       tf.dispose([xs, ys]);
       model.dispose();
       loaded.dispose();
@@ -141,3 +140,6 @@ forEachBackend(() => {
     });
   });
 });
+
+runLayerTest(nk.ScaledActivation, { make: () => new nk.ScaledActivation({ activation: 'gelu', gain: 2 }), inputShape: [3, 4], trainable: 0, nonTrainable: 0, supportsMasking: false });
+runLayerTest(nk.ScaledActivation, { make: () => new nk.ScaledActivation({ activation: 'relu', gain: 1.7 }), inputShape: [3, 4], trainable: 0, nonTrainable: 0, supportsMasking: false, label: 'relu' });
