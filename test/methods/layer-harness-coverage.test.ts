@@ -29,6 +29,7 @@ describe('layer harness coverage', () => {
     assert.ok(exported.size >= 40, `found ${exported.size} exported layer classes`);
 
     // Registered by normkit (aliases included) => exported from the package root, so the harness can reach it.
+    assert.deepEqual([...exported].filter(([cls]) => builtIn.has(cls)).map(([, name]) => name), [], 'normkit classes registered before the test loaded normkit');
     const registered = [...new Set(Object.values(classNameMap()).map(([cls]) => cls))].filter((cls) => !builtIn.has(cls) && isLayerClass(cls));
     assert.deepEqual(registered.filter((cls) => !exported.has(cls)).map((cls) => (cls as { className: string }).className), [], 'registered layer classes not exported by the package');
 
