@@ -372,41 +372,6 @@ forEachBackend(() => {
   });
 
   describe('Transformer layers', () => {
-    const ids = (n: number, seed: number): tf.Tensor[] => [tf.tensor(Array.from({ length: n * 4 }, (_, i) => (i * 3 + seed) % 5), [n, 4], 'int32')];
-    runLayerTest(nk.TokenPositionEmbedding, {
-      make: () => new nk.TokenPositionEmbedding({ vocabSize: 5, maxLength: 4, dModel: 6 }), inputShape: [4], inputs: ids,
-      trainable: 2, nonTrainable: 0, weights: [['token_embeddings', [5, 6]], ['position_embeddings', [4, 6]]], supportsMasking: false,
-    });
-    runLayerTest(nk.TokenPositionEmbedding, {
-      make: () => new nk.TokenPositionEmbedding({ vocabSize: 5, maxLength: 4, dModel: 6, positional: false, embeddingsInitializer: 'glorotUniform' }),
-      inputShape: [4], inputs: ids, trainable: 1, nonTrainable: 0, weights: [['token_embeddings', [5, 6]]], supportsMasking: false, label: 'no positions',
-    });
-    runLayerTest(nk.CausalSelfAttention, {
-      make: () => new nk.CausalSelfAttention({ heads: 2 }), inputShape: [4, 8], trainable: 8, nonTrainable: 0,
-      weights: [
-        ['query_kernel', [8, 8]], ['key_kernel', [8, 8]], ['value_kernel', [8, 8]], ['output_kernel', [8, 8]],
-        ['query_bias', [8]], ['key_bias', [8]], ['value_bias', [8]], ['output_bias', [8]],
-      ],
-      // q . (k + b_k) adds the same q . b_k to every score of a query, which the softmax cancels: b_k gets no gradient.
-      frozen: ['key_bias'], supportsMasking: false,
-    });
-    runLayerTest(nk.CausalSelfAttention, {
-      make: () => new nk.CausalSelfAttention({ heads: 2, useBias: false, headScale: true, qkNormalize: true, qkScaleInitScaling: 0.5, outputInitializer: 'zeros', rotary: true, rotaryBase: 500 }),
-      inputShape: [[4, 8], [4, 8]], trainable: 6, nonTrainable: 0,
-      weights: [['query_kernel', [8, 8]], ['key_kernel', [8, 8]], ['value_kernel', [8, 8]], ['output_kernel', [8, 8]], ['head_scale', [2]], ['qk_scale', [8]]],
-      supportsMasking: false, label: 'value input, head scales, q/k normalization, rotary',
-    });
-    runLayerTest(nk.ResidualAdd, { make: () => new nk.ResidualAdd(), inputShape: [[3, 4], [3, 4]], trainable: 0, nonTrainable: 0, supportsMasking: false });
-    runLayerTest(nk.ResidualAdd, {
-      make: () => new nk.ResidualAdd({ residualScale: 1.5, learnedScale: true }), inputShape: [[3, 4], [3, 4]], trainable: 1, nonTrainable: 0,
-      weights: [['residual_scale', [4]]], supportsMasking: false, label: 'learned scale',
-    });
-    runLayerTest(nk.SwiGLU, { make: () => new nk.SwiGLU({}), inputShape: [3, 6], trainable: 0, nonTrainable: 0, supportsMasking: false });
-    runLayerTest(nk.LearnedScale, {
-      make: () => new nk.LearnedScale({ initValue: 2, initScaling: 0.25, extraFactor: 3 }), inputShape: [3, 4], trainable: 1, nonTrainable: 0,
-      weights: [['scale', [4]]], supportsMasking: false,
-    });
-
     it('CausalSelfAttention with [x, xV] reads the value path from xV (float64 reference)', () => {
       const a = tfl.input({ shape: [4, 8] });
       const b = tfl.input({ shape: [4, 8] });
@@ -501,4 +466,40 @@ forEachBackend(() => {
       model.dispose();
     });
   });
+});
+
+// The Transformer's layers through the layer harness (which runs on every backend itself).
+const ids = (n: number, seed: number): tf.Tensor[] => [tf.tensor(Array.from({ length: n * 4 }, (_, i) => (i * 3 + seed) % 5), [n, 4], 'int32')];
+runLayerTest(nk.TokenPositionEmbedding, {
+  make: () => new nk.TokenPositionEmbedding({ vocabSize: 5, maxLength: 4, dModel: 6 }), inputShape: [4], inputs: ids,
+  trainable: 2, nonTrainable: 0, weights: [['token_embeddings', [5, 6]], ['position_embeddings', [4, 6]]], supportsMasking: false,
+});
+runLayerTest(nk.TokenPositionEmbedding, {
+  make: () => new nk.TokenPositionEmbedding({ vocabSize: 5, maxLength: 4, dModel: 6, positional: false, embeddingsInitializer: 'glorotUniform' }),
+  inputShape: [4], inputs: ids, trainable: 1, nonTrainable: 0, weights: [['token_embeddings', [5, 6]]], supportsMasking: false, label: 'no positions',
+});
+runLayerTest(nk.CausalSelfAttention, {
+  make: () => new nk.CausalSelfAttention({ heads: 2 }), inputShape: [4, 8], trainable: 8, nonTrainable: 0,
+  weights: [
+    ['query_kernel', [8, 8]], ['key_kernel', [8, 8]], ['value_kernel', [8, 8]], ['output_kernel', [8, 8]],
+    ['query_bias', [8]], ['key_bias', [8]], ['value_bias', [8]], ['output_bias', [8]],
+  ],
+  // q . (k + b_k) adds the same q . b_k to every score of a query, which the softmax cancels: b_k gets no gradient.
+  frozen: ['key_bias'], supportsMasking: false,
+});
+runLayerTest(nk.CausalSelfAttention, {
+  make: () => new nk.CausalSelfAttention({ heads: 2, useBias: false, headScale: true, qkNormalize: true, qkScaleInitScaling: 0.5, outputInitializer: 'zeros', rotary: true, rotaryBase: 500 }),
+  inputShape: [[4, 8], [4, 8]], trainable: 6, nonTrainable: 0,
+  weights: [['query_kernel', [8, 8]], ['key_kernel', [8, 8]], ['value_kernel', [8, 8]], ['output_kernel', [8, 8]], ['head_scale', [2]], ['qk_scale', [8]]],
+  supportsMasking: false, label: 'value input, head scales, q/k normalization, rotary',
+});
+runLayerTest(nk.ResidualAdd, { make: () => new nk.ResidualAdd(), inputShape: [[3, 4], [3, 4]], trainable: 0, nonTrainable: 0, supportsMasking: false });
+runLayerTest(nk.ResidualAdd, {
+  make: () => new nk.ResidualAdd({ residualScale: 1.5, learnedScale: true }), inputShape: [[3, 4], [3, 4]], trainable: 1, nonTrainable: 0,
+  weights: [['residual_scale', [4]]], supportsMasking: false, label: 'learned scale',
+});
+runLayerTest(nk.SwiGLU, { make: () => new nk.SwiGLU({}), inputShape: [3, 6], trainable: 0, nonTrainable: 0, supportsMasking: false });
+runLayerTest(nk.LearnedScale, {
+  make: () => new nk.LearnedScale({ initValue: 2, initScaling: 0.25, extraFactor: 3 }), inputShape: [3, 4], trainable: 1, nonTrainable: 0,
+  weights: [['scale', [4]]], supportsMasking: false,
 });
