@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamP } from '../../optimizers/adamp.js';
 import { SGDP } from '../../optimizers/sgdp.js';
-import type { Experiment, PlotSpec, RunContext, RunOutput } from '../experiment.js';
+import type { CheckSpec, Experiment, PlotSpec, RunContext, RunOutput } from '../experiment.js';
 import { seededRandom } from '../rng.js';
 import { linearDecay, type TrainHooks } from '../train.js';
 import { missingNorms, modelSeed, runClassifier } from './common.js';
@@ -208,6 +208,14 @@ const SCALE_INVARIANT_PLOTS: PlotSpec[] = [
   { curve: 'effective step size', title: 'Effective step size ||Δw|| / ||w||', x: 'step', yTitle: 'relative step', logY: true },
 ];
 
+/** The projection's mechanism, as checks of `projected` against `plain`: slower norm growth, larger late steps. */
+function mechanismChecks(projected: string, projectedLabel: string, plain: string, plainLabel: string): CheckSpec[] {
+  return [
+    { description: `${projectedLabel} grows the scale-invariant kernels' norm less than ${plainLabel}`, metric: 'kernel norm growth', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: projected, variantB: plain },
+    { description: `${projectedLabel} keeps a larger effective step size late in training`, metric: 'late effective step size', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: projected, variantB: plain },
+  ];
+}
+
 /** ||w|| over every conv kernel followed by BN (scale-invariant), as one flat vector. */
 function kernelNorm(kernels: tf.Variable[]): number {
   return tf.tidy(() => Math.sqrt(kernels.reduce((s, k) => s + (tf.sum(tf.square(k)).dataSync()[0]), 0)));
@@ -232,8 +240,7 @@ export const adamp: Experiment = {
       regime: 'The paper: full ImageNet schedules (ResNet, cosine decay, weight decay), where the norm growth of scale-invariant weights under Adam shrinks their effective step and AdamP\'s gains are +0.5-1 %. Here: a short run without weight decay, which tests the mechanism (norm growth, effective step) but has no power for the accuracy gain of a full schedule.',
       setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN after every conv (so every conv kernel is scale-invariant); Adam vs AdamP (delta 0.1, wd ratio 0.1), learning rate 0.003, no weight decay; batch 32; ${steps} steps; kernel norms measured after every step.`,
       checks: [
-        { description: 'AdamP grows the scale-invariant kernels\' norm less than Adam', metric: 'kernel norm growth', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'adamp', variantB: 'adam' },
-        { description: 'AdamP keeps a larger effective step size late in training', metric: 'late effective step size', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'adamp', variantB: 'adam' },
+        ...mechanismChecks('adamp', 'AdamP', 'adam', 'Adam'),
         { description: 'AdamP\'s test accuracy is within 0.01 of Adam\'s or better', metric: 'final test accuracy', better: 'higher', kind: 'no-worse', margin: 0.01, paired: true, variantA: 'adamp', variantB: 'adam' },
       ],
     };
@@ -254,37 +261,37 @@ function runScaleInvariant(
   schedule?: Pick<TrainHooks, 'learningRate' | 'transformGradients'>,
 ): Promise<RunOutput> {
   return runClassifier({
-      cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, evalEvery: Math.max(1, steps / 10), finalEvals: 3,
-      optimizer, learningRate: schedule?.learningRate, transformGradients: schedule?.transformGradients,
-      hooks: (cnn) => {
-        const kernels = cnn.convLayers.map((l) => l.trainableWeights[0].read() as tf.Variable);
-        const initial = kernelNorm(kernels);
-        let previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
-        let previousNorm = initial;
-        const effective: { step: number; value: number }[] = [];
-        const norms: { step: number; value: number }[] = [{ step: 0, value: initial }];
-        return {
-          afterStep: (step) => {
-            const delta = tf.tidy(() => Math.sqrt(kernels.reduce((s, k, i) => s + tf.sum(tf.square(tf.sub(k, previous[i]))).dataSync()[0], 0)));
-            const norm = kernelNorm(kernels);
-            effective.push({ step, value: delta / previousNorm });
-            norms.push({ step, value: norm });
-            tf.dispose(previous);
-            previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
-            previousNorm = norm;
-          },
-          dispose: () => tf.dispose(previous),
-          metrics: () => {
-            const late = effective.slice(Math.floor(effective.length * 0.75));
-            return {
-              'kernel norm growth': norms[norms.length - 1].value / initial,
-              'late effective step size': late.length ? late.reduce((s, p) => s + p.value, 0) / late.length : null,
-            };
-          },
-          curves: { 'effective step size': effective, 'kernel norm': norms },
-        };
-      },
-    }, seed, ctx);
+    cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, evalEvery: Math.max(1, steps / 10), finalEvals: 3,
+    optimizer, learningRate: schedule?.learningRate, transformGradients: schedule?.transformGradients,
+    hooks: (cnn) => {
+      const kernels = cnn.convLayers.map((l) => l.trainableWeights[0].read() as tf.Variable);
+      const initial = kernelNorm(kernels);
+      let previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
+      let previousNorm = initial;
+      const effective: { step: number; value: number }[] = [];
+      const norms: { step: number; value: number }[] = [{ step: 0, value: initial }];
+      return {
+        afterStep: (step) => {
+          const delta = tf.tidy(() => Math.sqrt(kernels.reduce((s, k, i) => s + tf.sum(tf.square(tf.sub(k, previous[i]))).dataSync()[0], 0)));
+          const norm = kernelNorm(kernels);
+          effective.push({ step, value: delta / previousNorm });
+          norms.push({ step, value: norm });
+          tf.dispose(previous);
+          previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
+          previousNorm = norm;
+        },
+        dispose: () => tf.dispose(previous),
+        metrics: () => {
+          const late = effective.slice(Math.floor(effective.length * 0.75));
+          return {
+            'kernel norm growth': norms[norms.length - 1].value / initial,
+            'late effective step size': late.length ? late.reduce((s, p) => s + p.value, 0) / late.length : null,
+          };
+        },
+        curves: { 'effective step size': effective, 'kernel norm': norms },
+      };
+    },
+  }, seed, ctx);
 }
 
 /** SGD vs SGDP over a full schedule: steps per tier, base learning rate and weight decay. */
@@ -309,8 +316,7 @@ export const sgdp: Experiment = {
       regime: 'The paper: ImageNet ResNets over 100 epochs with SGD momentum 0.9, weight decay 1e-4 and a decayed learning rate, where SGDP gains about +0.4-0.8 % top-1. Here: the same optimizer settings on a small BN ResNet over a full decayed schedule (the long tier).',
       setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN after every conv (every conv kernel scale-invariant); momentum 0.9, learning rate ${learningRate} decayed linearly to 0, weight decay ${weightDecay}; SGD (tfjs momentum, weight decay as an L2 term in the gradient, as PyTorch's SGD) vs SGDP (delta 0.1, wd ratio 0.1, its decoupled weight decay as in the official code); batch 32; ${steps} steps; kernel norms measured after every step.`,
       checks: [
-        { description: 'SGDP grows the scale-invariant kernels\' norm less than SGD', metric: 'kernel norm growth', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'sgdp', variantB: 'sgd' },
-        { description: 'SGDP keeps a larger effective step size late in training', metric: 'late effective step size', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'sgdp', variantB: 'sgd' },
+        ...mechanismChecks('sgdp', 'SGDP', 'sgd', 'SGD'),
         { description: 'SGDP ends with a higher test accuracy than SGD', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'sgdp', variantB: 'sgd' },
       ],
       secondsPerStep: quick ? 0.064 : 0.09,
