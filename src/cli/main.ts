@@ -23,6 +23,7 @@ import { runLab } from '../lab/runner.js';
 import { servePlayground } from './playground.js';
 import { DEFAULT_LOCK_MS, runQueueWorker } from '../lab/queue.js';
 import { loadExperiments } from '../lab/execute.js';
+import { planSeconds } from '../lab/experiment.js';
 
 const USAGE = `normkit: every deep-learning normalization method for TensorFlow.js
 
@@ -37,7 +38,7 @@ Usage:
 
 Lab options:
   --quick            small, short runs (the quick suite: at most 10 minutes on 2 cores)
-                     without it, the default suite (longer runs, 28x28 images; about 2 hours on 2 cores)
+                     without it, the default suite (longer runs, 28x28 images; about 1.5 hours on 2 cores)
   --long             the default suite plus the long tier: claims that need long runs (times in --list)
   --seeds N          seeds per variant (default: each experiment's own, 5 for image classifiers, 3 otherwise)
   --out DIR          output folder (default ./lab-out): report.html, results.json, summary.md, runs/
@@ -97,9 +98,14 @@ async function lab(args: string[]): Promise<void> {
     for (const e of EXPERIMENTS) {
       const missing = await e.missing();
       const tier = e.tier === 'long' ? 'long tier (--long)' : 'quick and default suites';
-      const time = e.estimatedMinutes !== undefined ? `; about ${e.estimatedMinutes} min at default size on 2 cores` : '';
+      // Compute minutes from the plans' measured seconds per step; 2 workers share them on 2 cores.
+      const minutes = (quick: boolean) => planSeconds(e.plan(quick)) / 60;
+      const time = Number.isFinite(minutes(false)) ? `; about ${minutes(true).toFixed(1)} min quick, ${Math.round(minutes(false))} min at ${e.tier === 'long' ? 'long' : 'default'} size (compute on one core; halve for the wall time of 2 workers)` : '';
       process.stdout.write(`${e.id}${missing.length ? ` (pending: waits for ${missing.join(', ')})` : ''}\n  ${e.title}\n  claim: ${e.claim}\n  ${tier}${time}\n\n`);
     }
+    const total = (quick: boolean, long: boolean) => selectExperiments([], { long }).reduce((s, e) => s + planSeconds(e.plan(quick)), 0) / 60;
+    const wall = (minutes: number) => `${Math.round(minutes)} min of compute, about ${Math.round(minutes / 2)} min of wall time with 2 workers on 2 cores`;
+    process.stdout.write(`suites: --quick ${wall(total(true, false))}; default ${wall(total(false, false))}; --long ${wall(total(false, true))}\n`);
     return;
   }
   const seeds = values.seeds === undefined ? undefined : Number(values.seeds);

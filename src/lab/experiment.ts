@@ -74,6 +74,12 @@ export interface ExperimentPlan {
   seeds?: number;
   /** How this setup compares with the paper's regime (depth, learning rate, batch, steps, warm-up), in words. */
   regime?: string;
+  /**
+   * Measured seconds per training step of this plan's runs (evaluations included) with the wasm backend, two
+   * workers on 2 cores: one figure, or one per variant id. `--list`'s estimates and the progress ETA (before a
+   * variant's own steps are measured) both come from it.
+   */
+  secondsPerStep?: number | Record<string, number>;
 }
 
 /** An experiment of `normkit lab`. */
@@ -98,6 +104,24 @@ export interface Experiment {
    * quick and default suites.
    */
   tier?: 'long';
-  /** Estimated minutes of the default-size runs on 2 cores (wasm), shown by `--list`. */
-  estimatedMinutes?: number;
+}
+
+/**
+ * The measured seconds per step of `variant` in `plan`: the plan's one figure, or its figure for that variant
+ * (NaN when the plan states none).
+ * @example planSecondsPerStep(placement.plan(false), 'post')   // 0.44
+ */
+export function planSecondsPerStep(plan: ExperimentPlan, variant: string): number {
+  const s = plan.secondsPerStep;
+  if (s === undefined) return NaN;
+  return typeof s === 'number' ? s : s[variant] ?? NaN;
+}
+
+/**
+ * The estimated compute seconds of a plan: sum over variants of seeds * steps * seconds per step (one worker;
+ * with n workers the wall time is about this / n). NaN when the plan states no seconds per step.
+ * @example planSeconds(placement.plan(true)) / 60   // 4 variants x 3 seeds x 80 steps x 0.26 s = 4.2 min
+ */
+export function planSeconds(plan: ExperimentPlan, seeds = plan.seeds ?? 3): number {
+  return plan.variants.reduce((sum, v) => sum + seeds * plan.steps * planSecondsPerStep(plan, v.id), 0);
 }

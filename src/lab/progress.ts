@@ -9,6 +9,8 @@ export interface PlannedRun {
   experiment: string;
   variant: string;
   steps: number;
+  /** The plan's measured seconds per step (ExperimentPlan.secondsPerStep), used until this lab measures its own. */
+  secondsPerStep?: number;
 }
 
 /** Where the runner reports progress. `worker` numbers the worker running the run (0: this process). */
@@ -42,7 +44,8 @@ interface Measured {
 /**
  * The suite's remaining time. Each run costs its steps times a seconds-per-step rate measured on the runs of the
  * same experiment and variant (finished runs and the steps done so far by running ones), else of the same
- * experiment, else of every measured run. The runs left are then assigned in order to the first free worker
+ * experiment, else the plan's own measured figure (the one `normkit lab --list` estimates from), else the rate of
+ * every measured run. The runs left are then assigned in order to the first free worker
  * (each busy worker is free when its current run ends), and the ETA is when the last worker finishes. The plan
  * interleaves the experiments so that every experiment's cost is measured early in the suite.
  */
@@ -93,10 +96,11 @@ export class SuiteEta {
     return [`${p.experiment}\u0000${p.variant}`, p.experiment, ''];
   }
 
-  /** Seconds per step for `p`'s experiment and variant (NaN before anything was measured). */
+  /** Seconds per step for `p`'s experiment and variant (NaN before anything was measured or planned). */
   rate(p: PlannedRun): number {
     const now = this.now();
     for (const key of this.keys(p)) {
+      if (key === '' && p.secondsPerStep !== undefined && Number.isFinite(p.secondsPerStep)) return p.secondsPerStep;
       let { seconds, steps } = this.finished.get(key) ?? { seconds: 0, steps: 0 };
       for (const r of this.running.values()) {
         const q = this.runs[r.run];

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LAB_BACKENDS, loadLabBackend } from './backends.js';
 import { resolveFashionMnistDir, PACKAGE_ROOT } from './data/fashion-mnist.js';
 import { DEFAULT_TEXT_PATH } from './data/text.js';
-import type { Experiment } from './experiment.js';
+import { planSecondsPerStep, type Experiment } from './experiment.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import {
   metricValue, readRunRecord, sha256, toJson, writeAtomic, writeRunRecord,
@@ -113,7 +113,12 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const executor: RunExecutor = options.queue !== undefined
     ? new QueueExecutor(options.queue, setup, planHashOf(hashes), options.queueOptions)
     : workers > 1 ? new ProcessPool(workers, setup) : new InProcessExecutor(runnable.map((r) => r.experiment), setup);
-  progress.setPlan?.({ runs: todo, workers: executor.workers });
+  const plans = new Map(runnable.map(({ experiment }) => [experiment.id, experiment.plan(quick)]));
+  const planned = todo.map((t) => {
+    const plan = plans.get(t.experiment);
+    return { ...t, secondsPerStep: plan === undefined ? undefined : planSecondsPerStep(plan, t.variant) };
+  });
+  progress.setPlan?.({ runs: planned, workers: executor.workers });
   const failedRuns: NonNullable<LabMeta['failedRuns']> = [];
   const label = (t: RunTask) => ({ experiment: t.experiment, variant: t.variant, seed: t.seed, runIndex: t.index + 1, runCount: todo.length, steps: t.steps });
   const events: ExecutorEvents = {

@@ -57,12 +57,14 @@ export function setLearningRate(optimizer: tf.Optimizer, rate: number): void {
 }
 
 /**
- * A learning rate decayed linearly from `base` at step 1 to `base / steps` at the last step:
- * lr(t) = base * (1 - (t - 1) / steps).
+ * A learning rate decayed linearly from `base` at step 1 to `base / steps` at the last step, after an optional
+ * linear warm-up over the first `warmup` steps: lr(t) = base * min(1, t / warmup) * (1 - (t - 1) / steps)
+ * (the min factor is 1 without warm-up).
  * @example trainClassifier({ ..., learningRate: linearDecay(0.1, 1500) })
+ * @example trainLanguageModel({ ..., learningRate: linearDecay(0.01, 300, 30) })
  */
-export function linearDecay(base: number, steps: number): (step: number) => number {
-  return (step) => base * (1 - (step - 1) / steps);
+export function linearDecay(base: number, steps: number, warmup = 0): (step: number) => number {
+  return (step) => base * (warmup > 0 ? Math.min(1, step / warmup) : 1) * (1 - (step - 1) / steps);
 }
 
 /** Mean of the last `k` evaluations' values (NaN when there are none). */

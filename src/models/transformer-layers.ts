@@ -276,9 +276,7 @@ export class CausalSelfAttention extends tfl.layers.Layer {
         k = tf.mul(unitNormalize(k, this.epsilon), s);
         scale = Math.sqrt(dh);
       }
-      const causal = tf.linalg.bandPart(tf.ones([time, time]), -1, 0);
-      const maskBias = tf.mul(tf.sub(1, causal), -1e9);
-      const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), maskBias);
+      const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), scale), causalMaskBias(time));
       let o = tf.matMul(tf.softmax(scores), v);
       if (this.headScales) o = tf.mul(o, tf.reshape(this.headScales.read(), [1, h, 1, 1]));
       o = tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [batch * time, d]);
@@ -319,6 +317,16 @@ export class CausalSelfAttention extends tfl.layers.Layer {
       outputInitializer: serializeObject(this.outputInitializer) as unknown as ConfigValue,
     };
   }
+}
+
+/**
+ * The causal mask M [T, T]: M[i, j] = -1e9 for j > i, else 0. Filled in plain JS and uploaded as one tensor:
+ * building it from tensor ops (ones, bandPart, sub, mul) cost a handful of kernels per layer and step.
+ */
+function causalMaskBias(time: number): tf.Tensor2D {
+  const m = new Float32Array(time * time);
+  for (let i = 0; i < time; i++) m.fill(-1e9, i * time + i + 1, (i + 1) * time);
+  return tf.tensor2d(m, [time, time]);
 }
 
 /** RoPE on [B, H, T, dh]: x * cos + rotate_half(x) * sin, rotate_half([x1, x2]) = [-x2, x1]. */

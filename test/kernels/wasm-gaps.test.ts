@@ -308,6 +308,77 @@ describe('wasm-gap kernels: float64 reference for the replaced kernels', () => {
   });
 });
 
+describe('wasm-gap kernels: BatchMatMul with transposed operands', () => {
+  /** C = op(A) op(B) in float64, op = transpose of the last two axes when asked; leading axes broadcast from 1. */
+  function matMul64(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], ta: boolean, tb: boolean): Float64Array {
+    const [ar, ac] = aShape.slice(-2);
+    const [br, bc] = bShape.slice(-2);
+    const [m, k, n] = [ta ? ac : ar, ta ? ar : ac, tb ? br : bc];
+    const batch = Math.max(sizeOf(aShape.slice(0, -2)), sizeOf(bShape.slice(0, -2)));
+    const aBatch = sizeOf(aShape.slice(0, -2));
+    const bBatch = sizeOf(bShape.slice(0, -2));
+    const out = new Float64Array(batch * m * n);
+    for (let p = 0; p < batch; p++) {
+      const ao = (aBatch === 1 ? 0 : p) * ar * ac;
+      const bo = (bBatch === 1 ? 0 : p) * br * bc;
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let q = 0; q < k; q++) s += a[ao + (ta ? q * ac + i : i * ac + q)] * b[bo + (tb ? j * bc + q : q * bc + j)];
+          out[p * m * n + i * n + j] = s;
+        }
+      }
+    }
+    return out;
+  }
+  const cases: Array<{ a: number[]; b: number[]; ta: boolean; tb: boolean }> = [
+    { a: [7, 5], b: [6, 5], ta: false, tb: true },
+    { a: [5, 7], b: [5, 6], ta: true, tb: false },
+    { a: [5, 7], b: [6, 5], ta: true, tb: true },
+    { a: [1, 9, 4], b: [1, 3, 4], ta: false, tb: true },
+    { a: [1, 1, 4, 9], b: [1, 1, 4, 3], ta: true, tb: false },
+    { a: [3, 2, 4, 5], b: [3, 2, 6, 5], ta: false, tb: true },
+    { a: [2, 5, 4], b: [2, 5, 3], ta: true, tb: false },
+    { a: [6, 4], b: [4, 5], ta: false, tb: false },
+  ];
+  for (const c of cases) {
+    it(`[${c.a}]${c.ta ? '^T' : ''} x [${c.b}]${c.tb ? '^T' : ''} matches float64, with its gradients, no leaks`, async () => {
+      await useBackend('wasm');
+      const av = randn(sizeOf(c.a), 11);
+      const bv = randn(sizeOf(c.b), 12);
+      const before = tf.memory().numTensors;
+      const [y, da, db] = tf.tidy(() => {
+        const a = tf.tensor(av, c.a);
+        const b = tf.tensor(bv, c.b);
+        const f = (x: tf.Tensor, w: tf.Tensor) => tf.sum(tf.matMul(x, w, c.ta, c.tb));
+        const [ga, gb] = tf.grads(f)([a, b]);
+        return [tf.matMul(a, b, c.ta, c.tb), ga, gb];
+      });
+      assertClose(y.dataSync() as Float32Array, matMul64(av, c.a, bv, c.b, c.ta, c.tb), { rtol: 1e-5, atol: 1e-5 }, 'product');
+      const ones = (shape: number[]) => new Float32Array(sizeOf(shape)).fill(1);
+      const [ar, ac] = c.a.slice(-2);
+      const [br, bc] = c.b.slice(-2);
+      const m = c.ta ? ac : ar;
+      const n = c.tb ? br : bc;
+      // For L = sum(op(A) op(B)): dL/d op(A) = 1 op(B)^T and dL/d op(B) = op(A)^T 1 (1: ones [m, n]), in float64;
+      // then transposed back to A's and B's layout where op transposes.
+      const onesMN = [...c.a.slice(0, -2).map((d, i) => Math.max(d, c.b[i] ?? 1)), m, n];
+      const dOpA = matMul64(ones(onesMN), onesMN, bv, c.b, false, !c.tb);
+      const dOpB = matMul64(av, c.a, ones(onesMN), onesMN, !c.ta, false);
+      const untranspose = (x: Float64Array, rows: number, cols: number, yes: boolean) => {
+        if (!yes) return x;
+        const out = new Float64Array(x.length);
+        for (let p = 0; p < x.length / (rows * cols); p++) for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) out[p * rows * cols + j * rows + i] = x[p * rows * cols + i * cols + j];
+        return out;
+      };
+      assertClose(da.dataSync() as Float32Array, untranspose(dOpA, m, c.ta ? ar : ac, c.ta), { rtol: 1e-5, atol: 1e-5 }, 'dA');
+      assertClose(db.dataSync() as Float32Array, untranspose(dOpB, c.tb ? bc : br, n, c.tb), { rtol: 1e-5, atol: 1e-5 }, 'dB');
+      tf.dispose([y, da, db]);
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    });
+  }
+});
+
 describe('wasm-gap kernels: max-pool 3-D gradient with a window of unequal height and width', () => {
   // tfjs 4.22's cpu MaxPool3DGrad encodes window positions with the filter height as the row stride, so it
   // misroutes the gradient when height != width; normkit's kernel follows the definition, checked here.

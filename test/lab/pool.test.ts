@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { runLab } from '../../src/lab/runner.js';
 import { formatSeconds, silentProgress, SuiteEta, type ProgressSink } from '../../src/lab/progress.js';
 import type { LabResults } from '../../src/lab/results.js';
+import { planSeconds, planSecondsPerStep } from '../../src/lab/experiment.js';
 import { NormkitError } from '../../src/core/errors.js';
 import { MODULE, crashing, tiny, tinyData, withoutTimes } from '../helpers/lab-experiments.js';
 
@@ -109,5 +110,35 @@ describe('suite ETA', () => {
     assert.equal(eta.rate(runs[2]), 1);
     assert.equal(eta.rate(runs[3]), 5);
     assert.equal(eta.estimate(), 100);
+  });
+
+  it('uses the plan\'s seconds per step until the experiment has measured steps of its own', () => {
+    let now = 0;
+    const eta = new SuiteEta(() => now);
+    const runs = [
+      { experiment: 'a', variant: 'x', steps: 10, secondsPerStep: 2 }, { experiment: 'b', variant: 'x', steps: 10, secondsPerStep: 3 },
+      { experiment: 'a', variant: 'x', steps: 10, secondsPerStep: 2 },
+    ];
+    eta.setPlan(runs, 1);
+    assert.equal(eta.rate(runs[0]), 2);
+    // One worker, nothing measured: 20 + 30 + 20 s.
+    assert.equal(eta.estimate(), 70);
+    eta.start(0, 1);
+    now = 5;
+    eta.step(1, 5);
+    // a measured at 1 s per step replaces its plan figure; b still has only its plan's: 5 + 30 + 10 s.
+    assert.equal(eta.rate(runs[0]), 1);
+    assert.equal(eta.rate(runs[1]), 3);
+    assert.equal(eta.estimate(), 45);
+  });
+});
+
+describe('planSeconds: the estimate --list prints', () => {
+  it('sums seeds x steps x seconds per step over the variants (one figure or one per variant)', () => {
+    const base = { variants: [{ id: 'p', label: 'P' }, { id: 'q', label: 'Q' }], steps: 100, setup: '', checks: [] };
+    assert.equal(planSeconds({ ...base, seeds: 5, secondsPerStep: 0.5 }), 5 * 100 * 0.5 * 2);
+    assert.equal(planSeconds({ ...base, secondsPerStep: { p: 1, q: 2 } }), 3 * 100 * 3);
+    assert.equal(planSecondsPerStep({ ...base, secondsPerStep: { p: 1 } }, 'q'), NaN);
+    assert.ok(Number.isNaN(planSeconds(base)));
   });
 });

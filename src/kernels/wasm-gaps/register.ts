@@ -5,7 +5,8 @@
  * UnsortedSegmentSum (the gradient of gather, so of Embedding). Its MaxPoolGrad (batch or channels > 1),
  * MaxPool3D (windows of negative values give 1.2e-38), MaxPool3DGrad, Conv3DBackpropInputV2 and
  * Conv3DBackpropFilterV2 kernels return wrong values (checked against tfjs's cpu kernels and a float64
- * reference), so those are replaced, but only up to the wasm version where that was seen.
+ * reference), so those are replaced, but only up to the wasm version where that was seen; so is BatchMatMul on
+ * transposed single matrices, which takes a slow path there (see `batchMatMul` below).
  *
  * A kernel reads its inputs in place from the wasm heap (`backend.dataIdMap.get(dataId).memoryOffset` into
  * `backend.wasm.HEAPF32`), runs the plain math of this folder, and hands the result to
@@ -32,7 +33,10 @@ import { unsortedSegmentSum } from './unsorted-segment-sum.js';
 /** What normkit did about one kernel on the wasm backend. */
 export interface WasmGapKernel {
   kernelName: string;
-  /** 'added': wasm had none; 'replaced': wasm's own kernel gives wrong results in this version; 'kept': wasm's own kernel is used. */
+  /**
+   * 'added': wasm had none; 'replaced': wasm's own kernel gives wrong results in this version (BatchMatMul: is
+   * slow on transposed operands, and is then called untransposed); 'kept': wasm's own kernel is used.
+   */
   status: 'added' | 'replaced' | 'kept';
 }
 
@@ -98,7 +102,8 @@ function from3d(info: tf.backend_util.Conv3DInfo): WindowGeometry {
 
 type Inputs = Record<string, tf.TensorInfo>;
 type Attrs = Record<string, any>;
-type GapKernelFunc = (inputs: Inputs, backend: WasmBackendLike, attrs: Attrs) => tf.TensorInfo;
+/** A kernel; a replacement also gets the backend's own kernel of that name (`own`), to delegate to. */
+type GapKernelFunc = (inputs: Inputs, backend: WasmBackendLike, attrs: Attrs, own?: tf.KernelFunc) => tf.TensorInfo;
 
 const conv2DBackpropFilter: GapKernelFunc = ({ x, dy }, backend, a) => {
   requireFloat32('Conv2DBackpropFilter', 'x', x);
@@ -174,6 +179,32 @@ const unsortedSegmentSumKernel: GapKernelFunc = ({ x, segmentIds }, backend, a) 
 };
 
 /**
+ * A product of two single matrices (every leading dimension 1) with transposeA or transposeB: the operand is
+ * transposed first (one copy of it) and the backend's own kernel multiplies untransposed. tfjs-backend-wasm 4.22
+ * takes its fast path only for untransposed single matrices and a plain loop otherwise, 3-5x slower at the sizes
+ * of a small model's dense-layer gradients (dx = dy W^T, dW = x^T dy are both transposed products). Batched
+ * products go to the backend's own kernel unchanged (the same loop either way). Same values up to summation order.
+ */
+const batchMatMul: GapKernelFunc = ({ a, b }, backend, attrs, own) => {
+  const single = (t: tf.TensorInfo) => t.shape.slice(0, -2).every((n) => n === 1);
+  const call = (inputs: Inputs, transposeA: boolean, transposeB: boolean) =>
+    (own as tf.KernelFunc)({ inputs, backend: backend as unknown as tf.KernelBackend, attrs: { ...attrs, transposeA, transposeB } }) as tf.TensorInfo;
+  if (!(attrs.transposeA || attrs.transposeB) || !single(a) || !single(b)) return call({ a, b }, attrs.transposeA, attrs.transposeB);
+  const transpose = tf.getKernel('Transpose', 'wasm') as tf.KernelConfig;
+  const swapped = (t: tf.TensorInfo) => {
+    const perm = t.shape.map((_, i) => i);
+    [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
+    return transpose.kernelFunc({ inputs: { x: t }, backend: backend as unknown as tf.KernelBackend, attrs: { perm } }) as tf.TensorInfo;
+  };
+  const ta = attrs.transposeA ? swapped(a) : a;
+  const tb = attrs.transposeB ? swapped(b) : b;
+  const out = call({ a: ta, b: tb }, false, false);
+  if (ta !== a) backend.disposeData(ta.dataId);
+  if (tb !== b) backend.disposeData(tb.dataId);
+  return out;
+};
+
+/**
  * The kernels: `replaceThrough` names the last tfjs-backend-wasm version whose own kernel of that name was
  * found to compute wrong values; a newer wasm backend keeps its own.
  */
@@ -187,6 +218,7 @@ const GAP_KERNELS: Array<{ kernelName: string; func: GapKernelFunc; replaceThrou
   { kernelName: 'MaxPool3DGrad', func: maxPool3DGrad, replaceThrough: '4.22.0' },
   { kernelName: 'Conv3DBackpropFilterV2', func: conv3DBackpropFilterV2, replaceThrough: '4.22.0' },
   { kernelName: 'Conv3DBackpropInputV2', func: conv3DBackpropInputV2, replaceThrough: '4.22.0' },
+  { kernelName: 'BatchMatMul', func: batchMatMul, replaceThrough: '4.22.0' },
 ];
 
 /** True when version a <= b (numeric major.minor.patch; pre-release tags ignored). */
@@ -221,14 +253,16 @@ export function registerWasmGapKernels(): readonly WasmGapKernel[] {
     // A replacement registered before the backend's package would be overwritten by it: wait for the package.
     if (replaceThrough !== undefined && !backendLoaded) return [];
     let status: WasmGapKernel['status'] = 'added';
+    const own = existing?.kernelFunc;
     if (existing !== undefined) {
       if (replaceThrough === undefined || !versionAtMost(tf.version_core, replaceThrough)) return [{ kernelName, status: 'kept' }];
       tf.unregisterKernel(kernelName, 'wasm');
       status = 'replaced';
     }
-    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, asWasmBackend(backend), (attrs ?? {}) as Attrs);
+    const kernelFunc: tf.KernelFunc = ({ inputs, backend, attrs }) => func(inputs as Inputs, asWasmBackend(backend), (attrs ?? {}) as Attrs, own);
     ownFuncs.add(kernelFunc);
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+    // The backend's own set-up still runs when the backend starts: a replacement may call the own kernel.
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc, setupFunc: existing?.setupFunc });
     return [{ kernelName, status }];
   });
   complete = backendLoaded;

@@ -4,9 +4,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdamP } from '../../optimizers/adamp.js';
-import type { Experiment, PlotSpec, RunOutput } from '../experiment.js';
+import { SGDP } from '../../optimizers/sgdp.js';
+import type { CheckSpec, Experiment, PlotSpec, RunContext, RunOutput } from '../experiment.js';
 import { seededRandom } from '../rng.js';
-import { linearDecay } from '../train.js';
+import { linearDecay, type TrainHooks } from '../train.js';
 import { missingNorms, modelSeed, runClassifier } from './common.js';
 
 const CLASSIFIER_PLOTS: PlotSpec[] = [
@@ -28,7 +29,7 @@ function stepsToTarget(output: RunOutput, target: number): number | null {
 const SPEEDUP_RATES = { bn: [0.1, 0.3], none: [0.01, 0.03] };
 
 function speedupSize(quick: boolean) {
-  return quick ? { steps: 120, evalEvery: 10, target: 0.6 } : { steps: 400, evalEvery: 20, target: 0.8 };
+  return quick ? { steps: 120, evalEvery: 10, target: 0.6 } : { steps: 300, evalEvery: 20, target: 0.8 };
 }
 
 export const bnSpeedup: Experiment = {
@@ -57,6 +58,7 @@ export const bnSpeedup: Experiment = {
         { description: 'BN reaches the target accuracy in at least 2x fewer steps than no normalization (each at its best learning rate)', metric: 'steps to target', better: 'lower', kind: 'better', margin: 2, scale: 'ratio', censoredAt: steps, paired: true, variantA: bn, variantB: none },
         { description: 'BN ends with a higher test accuracy than no normalization (each at its best learning rate)', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, paired: true, variantA: bn, variantB: none },
       ],
+      secondsPerStep: Object.fromEntries(variants.map((v) => [v.id, v.id.startsWith('bn') ? (quick ? 0.15 : 0.49) : (quick ? 0.12 : 0.47)])),
     };
   },
   run: async (variant, seed, ctx) => {
@@ -70,7 +72,6 @@ export const bnSpeedup: Experiment = {
     return output;
   },
   plots: CLASSIFIER_PLOTS,
-  estimatedMinutes: 40,
 };
 
 /** Micro-batch sizes per tier, and the training images (2 epochs over them). */
@@ -108,6 +109,10 @@ export const microBatch: Experiment = {
         { description: `GN + WS beats BN at batch ${b}`, metric: 'final test accuracy', better: 'higher' as const, kind: 'better' as const, margin: 0.01, paired: true, variantA: `gn-ws-b${b}`, variantB: `bn-b${b}` },
         { description: `BCN + WS beats BN at batch ${b}`, metric: 'final test accuracy', better: 'higher' as const, kind: 'better' as const, margin: 0.01, paired: true, variantA: `bcn-ws-b${b}`, variantB: `bn-b${b}` },
       ]),
+      // Per step of the plan (its longest runs): a batch-4 run at default size takes half as many steps.
+      secondsPerStep: quick
+        ? ({ 'bn-b4': 0.012, 'gn-ws-b4': 0.017, 'bcn-ws-b4': 0.02 } as Record<string, number>)
+        : { 'bn-b2': 0.02, 'gn-ws-b2': 0.027, 'bcn-ws-b2': 0.03, 'bn-b4': 0.017, 'gn-ws-b4': 0.016, 'bcn-ws-b4': 0.013 },
     };
   },
   run: async (variant, seed, ctx) => {
@@ -124,7 +129,6 @@ export const microBatch: Experiment = {
     }, seed, ctx);
   },
   plots: CLASSIFIER_PLOTS,
-  estimatedMinutes: 40,
 };
 
 export const bnOnly: Experiment = {
@@ -146,6 +150,7 @@ export const bnOnly: Experiment = {
       checks: [
         { description: 'Training only BN\'s affine parameters beats training as many random other parameters', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.02, paired: true, variantA: 'bn-affine', variantB: 'random-k' },
       ],
+      secondsPerStep: quick ? 0.05 : 0.08,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -195,8 +200,21 @@ export const bnOnly: Experiment = {
   },
   plots: CLASSIFIER_PLOTS,
   tier: 'long',
-  estimatedMinutes: 50,
 };
+
+const SCALE_INVARIANT_PLOTS: PlotSpec[] = [
+  ...CLASSIFIER_PLOTS,
+  { curve: 'kernel norm', title: 'Norm of the scale-invariant conv kernels', x: 'step', yTitle: '||w||' },
+  { curve: 'effective step size', title: 'Effective step size ||Δw|| / ||w||', x: 'step', yTitle: 'relative step', logY: true },
+];
+
+/** The projection's mechanism, as checks of `projected` against `plain`: slower norm growth, larger late steps. */
+function mechanismChecks(projected: string, projectedLabel: string, plain: string, plainLabel: string): CheckSpec[] {
+  return [
+    { description: `${projectedLabel} grows the scale-invariant kernels' norm less than ${plainLabel}`, metric: 'kernel norm growth', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: projected, variantB: plain },
+    { description: `${projectedLabel} keeps a larger effective step size late in training`, metric: 'late effective step size', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: projected, variantB: plain },
+  ];
+}
 
 /** ||w|| over every conv kernel followed by BN (scale-invariant), as one flat vector. */
 function kernelNorm(kernels: tf.Variable[]): number {
@@ -216,55 +234,107 @@ export const adamp: Experiment = {
     return {
       variants: [{ id: 'adam', label: 'Adam' }, { id: 'adamp', label: 'AdamP' }],
       steps,
-      seeds: 5,
+      // The quick suite's 10 minutes: 3 seeds there (its effects are large); 5 at default size.
+      seeds: quick ? 3 : 5,
+      secondsPerStep: quick ? 0.064 : 0.09,
       regime: 'The paper: full ImageNet schedules (ResNet, cosine decay, weight decay), where the norm growth of scale-invariant weights under Adam shrinks their effective step and AdamP\'s gains are +0.5-1 %. Here: a short run without weight decay, which tests the mechanism (norm growth, effective step) but has no power for the accuracy gain of a full schedule.',
       setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN after every conv (so every conv kernel is scale-invariant); Adam vs AdamP (delta 0.1, wd ratio 0.1), learning rate 0.003, no weight decay; batch 32; ${steps} steps; kernel norms measured after every step.`,
       checks: [
-        { description: 'AdamP grows the scale-invariant kernels\' norm less than Adam', metric: 'kernel norm growth', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'adamp', variantB: 'adam' },
-        { description: 'AdamP keeps a larger effective step size late in training', metric: 'late effective step size', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'adamp', variantB: 'adam' },
+        ...mechanismChecks('adamp', 'AdamP', 'adam', 'Adam'),
         { description: 'AdamP\'s test accuracy is within 0.01 of Adam\'s or better', metric: 'final test accuracy', better: 'higher', kind: 'no-worse', margin: 0.01, paired: true, variantA: 'adamp', variantB: 'adam' },
       ],
     };
   },
   run: async (variant, seed, ctx) => {
     const steps = adamp.plan(ctx.quick).steps;
-    return runClassifier({
-      cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, evalEvery: Math.max(1, steps / 10), finalEvals: 3,
-      optimizer: () => (variant.id === 'adamp' ? new AdamP({ learningRate: 0.003, delta: 0.1, wdRatio: 0.1 }) : tf.train.adam(0.003)),
-      hooks: (cnn) => {
-        const kernels = cnn.convLayers.map((l) => l.trainableWeights[0].read() as tf.Variable);
-        const initial = kernelNorm(kernels);
-        let previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
-        let previousNorm = initial;
-        const effective: { step: number; value: number }[] = [];
-        const norms: { step: number; value: number }[] = [{ step: 0, value: initial }];
-        return {
-          afterStep: (step) => {
-            const delta = tf.tidy(() => Math.sqrt(kernels.reduce((s, k, i) => s + tf.sum(tf.square(tf.sub(k, previous[i]))).dataSync()[0], 0)));
-            const norm = kernelNorm(kernels);
-            effective.push({ step, value: delta / previousNorm });
-            norms.push({ step, value: norm });
-            tf.dispose(previous);
-            previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
-            previousNorm = norm;
-          },
-          dispose: () => tf.dispose(previous),
-          metrics: () => {
-            const late = effective.slice(Math.floor(effective.length * 0.75));
-            return {
-              'kernel norm growth': norms[norms.length - 1].value / initial,
-              'late effective step size': late.length ? late.reduce((s, p) => s + p.value, 0) / late.length : null,
-            };
-          },
-          curves: { 'effective step size': effective, 'kernel norm': norms },
-        };
-      },
-    }, seed, ctx);
+    return runScaleInvariant(steps, () => (variant.id === 'adamp' ? new AdamP({ learningRate: 0.003, delta: 0.1, wdRatio: 0.1 }) : tf.train.adam(0.003)), seed, ctx);
   },
-  plots: [
-    ...CLASSIFIER_PLOTS,
-    { curve: 'kernel norm', title: 'Norm of the scale-invariant conv kernels', x: 'step', yTitle: '||w||' },
-    { curve: 'effective step size', title: 'Effective step size ||Δw|| / ||w||', x: 'step', yTitle: 'relative step', logY: true },
-  ],
-  estimatedMinutes: 10,
+  plots: SCALE_INVARIANT_PLOTS,
+};
+
+/**
+ * Trains the BN ResNet (widths 8, 16; every conv kernel followed by BN, so scale-invariant) with `optimizer`,
+ * measuring after every step the norm of the conv kernels and the effective step ||w_t - w_{t-1}|| / ||w_{t-1}||.
+ */
+function runScaleInvariant(
+  steps: number, optimizer: () => tf.Optimizer, seed: number, ctx: RunContext,
+  schedule?: Pick<TrainHooks, 'learningRate' | 'transformGradients'>,
+): Promise<RunOutput> {
+  return runClassifier({
+    cnn: { norm: 'batch', widths: [8, 16] }, steps, batchSize: 32, evalEvery: Math.max(1, steps / 10), finalEvals: 3,
+    optimizer, learningRate: schedule?.learningRate, transformGradients: schedule?.transformGradients,
+    hooks: (cnn) => {
+      const kernels = cnn.convLayers.map((l) => l.trainableWeights[0].read() as tf.Variable);
+      const initial = kernelNorm(kernels);
+      let previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
+      let previousNorm = initial;
+      const effective: { step: number; value: number }[] = [];
+      const norms: { step: number; value: number }[] = [{ step: 0, value: initial }];
+      return {
+        afterStep: (step) => {
+          const delta = tf.tidy(() => Math.sqrt(kernels.reduce((s, k, i) => s + tf.sum(tf.square(tf.sub(k, previous[i]))).dataSync()[0], 0)));
+          const norm = kernelNorm(kernels);
+          effective.push({ step, value: delta / previousNorm });
+          norms.push({ step, value: norm });
+          tf.dispose(previous);
+          previous = tf.tidy(() => kernels.map((k) => tf.clone(k)));
+          previousNorm = norm;
+        },
+        dispose: () => tf.dispose(previous),
+        metrics: () => {
+          const late = effective.slice(Math.floor(effective.length * 0.75));
+          return {
+            'kernel norm growth': norms[norms.length - 1].value / initial,
+            'late effective step size': late.length ? late.reduce((s, p) => s + p.value, 0) / late.length : null,
+          };
+        },
+        curves: { 'effective step size': effective, 'kernel norm': norms },
+      };
+    },
+  }, seed, ctx);
+}
+
+/** SGD vs SGDP over a full schedule: steps per tier, base learning rate and weight decay. */
+function sgdpSize(quick: boolean) {
+  return { steps: quick ? 150 : 3000, learningRate: 0.1, weightDecay: 1e-4 };
+}
+
+export const sgdp: Experiment = {
+  id: 'sgdp',
+  title: 'SGDP vs SGD over a full schedule, with weight decay',
+  claim: 'With momentum SGD, scale-invariant weights (followed by BN) grow in norm, which prematurely decays their effective step size; SGDP removes the radial component of the update, slowing the norm growth, and improves accuracy over a full training schedule.',
+  papers: ['Heo, Chun, Oh, Han, Yun, Kim, Uh & Ha, "AdamP: Slowing Down the Slowdown for Momentum Optimizers on Scale-invariant Weights", ICLR 2021'],
+  methodPages: ['docs/adamp-sgdp.md'],
+  metric: 'growth of the conv-kernel norm ||w_T|| / ||w_0||, mean effective step size over the last quarter of training, final test accuracy',
+  missing: async () => missingNorms(['batch']),
+  plan: (quick) => {
+    const { steps, learningRate, weightDecay } = sgdpSize(quick);
+    return {
+      variants: [{ id: 'sgd', label: 'SGD' }, { id: 'sgdp', label: 'SGDP' }],
+      steps,
+      seeds: 5,
+      regime: 'The paper: ImageNet ResNets over 100 epochs with SGD momentum 0.9, weight decay 1e-4 and a decayed learning rate, where SGDP gains about +0.4-0.8 % top-1. Here: the same optimizer settings on a small BN ResNet over a full decayed schedule (the long tier).',
+      setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN after every conv (every conv kernel scale-invariant); momentum 0.9, learning rate ${learningRate} decayed linearly to 0, weight decay ${weightDecay}; SGD (tfjs momentum, weight decay as an L2 term in the gradient, as PyTorch's SGD) vs SGDP (delta 0.1, wd ratio 0.1, its decoupled weight decay as in the official code); batch 32; ${steps} steps; kernel norms measured after every step.`,
+      checks: [
+        ...mechanismChecks('sgdp', 'SGDP', 'sgd', 'SGD'),
+        { description: 'SGDP ends with a higher test accuracy than SGD', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'sgdp', variantB: 'sgd' },
+      ],
+      secondsPerStep: quick ? 0.064 : 0.09,
+    };
+  },
+  run: async (variant, seed, ctx) => {
+    const { steps, learningRate, weightDecay } = sgdpSize(ctx.quick);
+    if (variant.id === 'sgdp') {
+      return runScaleInvariant(steps, () => new SGDP({ learningRate, momentum: 0.9, weightDecay, delta: 0.1, wdRatio: 0.1 }), seed, ctx, { learningRate: linearDecay(learningRate, steps) });
+    }
+    // g + wd * w: weight decay as an L2 gradient term (tfjs's momentum optimizer has none).
+    const l2 = (grads: tf.NamedTensorMap, vars: tf.Variable[]) => {
+      const out: tf.NamedTensorMap = {};
+      for (const v of vars) if (grads[v.name] !== undefined) out[v.name] = tf.add(grads[v.name], tf.mul(v, weightDecay));
+      return out;
+    };
+    return runScaleInvariant(steps, () => tf.train.momentum(learningRate, 0.9), seed, ctx, { learningRate: linearDecay(learningRate, steps), transformGradients: l2 });
+  },
+  plots: SCALE_INVARIANT_PLOTS,
+  tier: 'long',
 };

@@ -2,12 +2,12 @@
  * The lab's experiments, in the order they run and appear in the report.
  */
 import type { Experiment } from '../experiment.js';
-import { adamp, bnOnly, bnSpeedup, microBatch } from './image.js';
+import { adamp, bnOnly, bnSpeedup, microBatch, sgdp } from './image.js';
 import { lnRMSDYT, ngpt, placement, powerNorm } from './language.js';
 import { nfAGC, testTime } from './shift.js';
 
 /** Every experiment of `normkit lab`. */
-export const EXPERIMENTS: readonly Experiment[] = [bnSpeedup, microBatch, placement, nfAGC, testTime, lnRMSDYT, adamp, bnOnly, powerNorm, ngpt];
+export const EXPERIMENTS: readonly Experiment[] = [bnSpeedup, microBatch, placement, nfAGC, testTime, lnRMSDYT, adamp, bnOnly, sgdp, powerNorm, ngpt];
 
 /**
  * The experiments named in `ids`; when empty, the suite: every experiment outside the long tier, plus the long

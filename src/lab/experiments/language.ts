@@ -31,12 +31,12 @@ interface LmSize {
 function lmSize(quick: boolean, deep = false): LmSize {
   if (deep) {
     return quick
-      ? { layers: 12, dModel: 32, heads: 2, length: 32, batch: 16, steps: 100, evalEvery: 10 }
-      : { layers: 12, dModel: 64, heads: 4, length: 64, batch: 16, steps: 400, evalEvery: 20 };
+      ? { layers: 12, dModel: 32, heads: 2, length: 32, batch: 16, steps: 80, evalEvery: 10 }
+      : { layers: 12, dModel: 64, heads: 4, length: 64, batch: 16, steps: 300, evalEvery: 20 };
   }
   return quick
     ? { layers: 4, dModel: 32, heads: 2, length: 32, batch: 16, steps: 80, evalEvery: 10 }
-    : { layers: 6, dModel: 64, heads: 4, length: 64, batch: 32, steps: 500, evalEvery: 25 };
+    : { layers: 6, dModel: 64, heads: 4, length: 64, batch: 32, steps: 400, evalEvery: 25 };
 }
 
 function describeSize(s: LmSize): string {
@@ -55,6 +55,14 @@ export const DYT_RECIPE = {
   embeddingScale: true,
   normConfigs: { attn: { alphaInitValue: 1.0 }, mlp: { alphaInitValue: 0.5 }, final: { alphaInitValue: 0.5 } },
 } as const;
+
+/**
+ * ln-rms-dyt's Adam learning rate, with a warm-up over the first 10 % of the steps (the DyT paper trains with
+ * warm-up). DyT's outputs start smaller than a norm's (|tanh(alpha x)| < alpha |x|), so at 0.003 without warm-up it
+ * stayed near the unigram plateau in 80-step runs where LN and RMSNorm trained; at 0.01 with warm-up all three train.
+ */
+const DYT_LR = 0.01;
+const warmupSteps = (steps: number) => Math.max(1, Math.round(steps / 10));
 
 const PLACEMENTS: Array<{ id: Placement; label: string }> = [
   { id: 'post', label: 'Post-LN' },
@@ -92,6 +100,7 @@ export const placement: Experiment = {
         { description: 'Peri-LN ends with a lower held-out loss than Post-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0.02, paired: true, variantA: 'peri', variantB: 'post' },
         { description: 'Peri-LN ends with a lower held-out loss than Pre-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'peri', variantB: 'pre' },
       ],
+      secondsPerStep: quick ? 0.26 : 0.44,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -103,7 +112,6 @@ export const placement: Experiment = {
     }, seed, ctx);
   },
   plots: LM_PLOTS,
-  estimatedMinutes: 50,
 };
 
 export const lnRMSDYT: Experiment = {
@@ -127,13 +135,14 @@ export const lnRMSDYT: Experiment = {
       ],
       steps: s.steps,
       seeds: 3,
-      setup: `${CORPUS}; decoder-only Transformer, ${describeSize(s)}; Pre-LN / Pre-RMSNorm / Pre-DyT with the DyT recipe (a learned sqrt(d) scale after the embedding; alpha init ${DYT_RECIPE.normConfigs.attn.alphaInitValue} before attention, ${DYT_RECIPE.normConfigs.mlp.alphaInitValue} before the FFN and at the end); GPT-2 init; Adam, learning rate 0.003 decayed linearly to 0. ${OUTCOMES} Wall time is measured on a shared machine and is noisy.`,
+      setup: `${CORPUS}; decoder-only Transformer, ${describeSize(s)}; Pre-LN / Pre-RMSNorm / Pre-DyT with the DyT recipe (a learned sqrt(d) scale after the embedding; alpha init ${DYT_RECIPE.normConfigs.attn.alphaInitValue} before attention, ${DYT_RECIPE.normConfigs.mlp.alphaInitValue} before the FFN and at the end); GPT-2 init; Adam, learning rate ${DYT_LR} with a linear warm-up over the first ${warmupSteps(s.steps)} steps, then decayed linearly to 0 (the same for the three norms). ${OUTCOMES} Wall time is measured on a shared machine and is noisy.`,
       regime: 'Jiang et al. and the DyT paper: GPT/LLaMA-scale models trained to convergence (DyT: LLaMA 7B-70B on 200B tokens, alpha tuned per width). Here: a few hundred steps of a tiny model; "matches" is tested as equivalence within a margin, and DyT\'s alpha init is set by the paper\'s rule (wider models want smaller alpha), not tuned on these runs.',
       checks: [
         { description: 'RMSNorm\'s held-out loss is within 0.05 of LayerNorm\'s', metric: 'final held-out loss', better: 'lower', kind: 'no-worse', margin: 0.05, paired: true, variantA: 'rms', variantB: 'ln' },
         { description: 'DyT\'s held-out loss is within 0.1 of LayerNorm\'s', metric: 'final held-out loss', better: 'lower', kind: 'no-worse', margin: 0.1, paired: true, variantA: 'dyt', variantB: 'ln' },
         { description: 'RMSNorm takes less wall time per step than LayerNorm', metric: 'seconds per step', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'rms', variantB: 'ln' },
       ],
+      secondsPerStep: quick ? 0.08 : 0.72,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -142,11 +151,10 @@ export const lnRMSDYT: Experiment = {
     return runLanguageModel({
       model: { layers: s.layers, dModel: s.dModel, heads: s.heads, norm, placement: 'pre', ...(variant.id === 'dyt' ? DYT_RECIPE : {}) },
       steps: s.steps, batchSize: s.batch, length: s.length, evalEvery: s.evalEvery, finalEvals: 3,
-      optimizer: () => tf.train.adam(0.003), learningRate: linearDecay(0.003, s.steps),
+      optimizer: () => tf.train.adam(DYT_LR), learningRate: linearDecay(DYT_LR, s.steps, warmupSteps(s.steps)),
     }, seed, ctx);
   },
   plots: [...LM_PLOTS, { curve: 'held-out loss', title: 'Held-out loss against wall time', x: 'seconds', yTitle: 'cross-entropy (nats/char)', references: [{ metric: 'unigram cross-entropy', label: 'unigram' }] }],
-  estimatedMinutes: 30,
 };
 
 export const ngpt: Experiment = {
@@ -168,6 +176,7 @@ export const ngpt: Experiment = {
       checks: [
         { description: 'nGPT reaches a lower held-out loss than Pre-LN at equal steps', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'ngpt', variantB: 'ln' },
       ],
+      secondsPerStep: quick ? 0.08 : 0.72,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -182,7 +191,6 @@ export const ngpt: Experiment = {
   },
   plots: LM_PLOTS,
   tier: 'long',
-  estimatedMinutes: 150,
 };
 
 export const powerNorm: Experiment = {
@@ -206,6 +214,7 @@ export const powerNorm: Experiment = {
         { description: 'PowerNorm ends with a lower held-out loss than BN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0.02, paired: true, variantA: 'pn', variantB: 'bn' },
         { description: 'PowerNorm ends with a lower held-out loss than LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'pn', variantB: 'ln' },
       ],
+      secondsPerStep: quick ? 0.08 : 0.72,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -222,5 +231,4 @@ export const powerNorm: Experiment = {
   },
   plots: LM_PLOTS,
   tier: 'long',
-  estimatedMinutes: 60,
 };
