@@ -35,6 +35,7 @@ export interface LabOptions {
   /** Fashion-MNIST folder (default: the embedded subset in quick mode, else the Debian set when installed). */
   dataDir?: string;
   textPath?: string;
+  /** tfjs backend the runs use: 'wasm' (default, as the CLI: the fastest in Node) or 'cpu'. */
   backend?: string;
   resume?: boolean;
   progress?: ProgressSink;
@@ -73,7 +74,7 @@ function planHash(experiment: Experiment, quick: boolean, dataDir: string, textP
 export async function runLab(options: LabOptions): Promise<LabResults> {
   const started = Date.now();
   const quick = options.quick ?? false;
-  const backend = options.backend ?? 'cpu';
+  const backend = options.backend ?? 'wasm';
   const workers = options.workers ?? 1;
   const progress = options.progress ?? silentProgress;
   const shouldStop = options.shouldStop ?? (() => false);
