@@ -1,15 +1,23 @@
 /**
  * Fused normalization kernels for tfjs's `cpu` backend, and the one place normkit reaches that backend's
- * memory: tensors are JavaScript typed arrays (`data.get(dataId).values`); outputs are new Float32Arrays handed
- * to `makeTensorInfo`. The SIMD module runs in its own memory with a copy in and a copy out, which measured
- * faster than the scalar JavaScript path of norm-math.ts (docs/performance.md); the scalar path runs where the
- * module is unavailable.
+ * memory: tensors are JavaScript typed arrays, read in place (`data.get(dataId).values`); each output is one
+ * new Float32Array, written once and handed to `makeTensorInfo`, which stores it as the tensor's values (no
+ * further copy).
+ *
+ * The SIMD module (simd.ts) cannot read JavaScript arrays, so it runs in a small memory of its own (the
+ * "arena", kept between calls) and the work goes through it in chunks of independent slices: copy a chunk of
+ * x (and dy) in, run the kernel on it in place (y over x, dx over dy: every output element depends only on its
+ * own input element and its slice's statistics), copy the results out into the outputs. A chunk stays in the
+ * cache from copy-in to copy-out, so the copies cost a fraction of streaming whole tensors through memory, and
+ * the arena holds one chunk, not the tensor. A slice larger than a chunk (BatchNorm's slices span the whole
+ * batch) goes through alone, and the arena grows to fit it. Where the module is unavailable or switched off
+ * the scalar kernels of norm-math.ts run on the arrays directly.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
 import type { NormBackwardOutputs, NormForwardOutputs, NormKernels } from '../contract.js';
-import { normBackward, normForward, statCount } from '../norm-math.js';
-import { simdForCpuBackend } from '../simd.js';
+import { normBackward, normForward, statCount, type NormLayout } from '../norm-math.js';
+import { instantiateSimd, simdKernelsEnabled, type NormExports } from '../simd.js';
 
 /** What normkit uses of tfjs's cpu backend. */
 export interface CpuBackendLike {
@@ -33,30 +41,164 @@ export function cpuValues(backend: CpuBackendLike, t: tf.TensorInfo): Float32Arr
   return values;
 }
 
+/**
+ * Floats of x per chunk: 128 KiB, so a backward chunk (x and dy, 256 KiB) stays in a core's L2 cache between
+ * copy-in, kernel and copy-out.
+ */
+export const CPU_CHUNK_FLOATS = 1 << 15;
+
+/** Forward outputs of {@link CpuSimdKernels}. */
+export interface CpuForwardArrays {
+  y: Float32Array;
+  mean: Float32Array;
+  rstd: Float32Array;
+  plainMean: Float32Array;
+  variance: Float32Array;
+}
+
+/** Backward outputs of {@link CpuSimdKernels}; dgamma and dbeta have `width` elements. */
+export interface CpuBackwardArrays {
+  dx: Float32Array;
+  dgamma: Float32Array;
+  dbeta: Float32Array;
+}
+
+/**
+ * The SIMD kernels over JavaScript arrays (see the file comment): they fill the given outputs and return
+ * false where the module has no kernel for the layout (channels without centring).
+ */
+export interface CpuSimdKernels {
+  forward(layout: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, out: CpuForwardArrays): boolean;
+  backward(layout: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, out: CpuBackwardArrays): boolean;
+  /** Bytes the arena holds now (it keeps its largest size between calls). */
+  arenaBytes(): number;
+}
+
+let cpuKernels: CpuSimdKernels | null | undefined;
+
+/** The chunked SIMD kernels for the cpu backend, or null when switched off or (not yet) available. */
+export function simdForCpuBackend(): CpuSimdKernels | null {
+  if (!simdKernelsEnabled()) return null;
+  if (cpuKernels) return cpuKernels;
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const k = instantiateSimd(memory);
+  // Null while a browser compiles the module asynchronously: ask again on the next call.
+  if (k) cpuKernels = chunkedKernels(k, memory);
+  return k ? cpuKernels! : null;
+}
+
+/**
+ * How a layout splits into independent units (a row, or one batch element's [S, C] slab) and how many units
+ * go through the arena together.
+ */
+function chunking(l: NormLayout): { unitFloats: number; unitStats: number; units: number; perChunk: number } {
+  const unitFloats = l.kind === 'rows' ? l.width : l.inner * l.width;
+  const unitStats = l.kind === 'rows' ? 1 : l.width / l.group;
+  return { unitFloats, unitStats, units: l.outer, perChunk: Math.max(1, Math.floor(CPU_CHUNK_FLOATS / unitFloats)) };
+}
+
+function chunkedKernels(k: NormExports, memory: WebAssembly.Memory): CpuSimdKernels {
+  const align = (bytes: number) => (bytes + 15) & ~15;
+  /** Lays out arrays of `sizes` floats one after another, growing the arena to fit; returns their byte offsets. */
+  const reserve = (sizes: number[]): { at: number[]; heap: Float32Array } => {
+    const at: number[] = [];
+    let end = 0;
+    for (const s of sizes) {
+      at.push(end);
+      end = align(end + 4 * s);
+    }
+    const need = end - memory.buffer.byteLength;
+    if (need > 0) memory.grow(Math.ceil(need / 65536));
+    return { at, heap: new Float32Array(memory.buffer) };
+  };
+  const scratchFloats = (l: NormLayout) => (l.kind === 'channels' ? Math.ceil(k.channelsScratchBytes(l.width) / 4) : 0);
+  /** Copies `length` floats from the arena at byte offset `from` into `to` at `toIndex`. */
+  const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
+  return {
+    arenaBytes: () => memory.buffer.byteLength,
+    forward(l, eps, x, gamma, beta, o) {
+      if (l.kind === 'channels' && !l.center) return false;
+      const { unitFloats, unitStats, units, perChunk } = chunking(l);
+      const w = l.width;
+      const cs = perChunk * unitStats;
+      const { at, heap } = reserve([perChunk * unitFloats, w, w, cs, cs, cs, cs, scratchFloats(l)]);
+      const [X, G, B, M, R, PM, PV, S] = at;
+      if (gamma) heap.set(gamma, G >> 2);
+      if (beta) heap.set(beta, B >> 2);
+      for (let u = 0; u < units; u += perChunk) {
+        const count = Math.min(perChunk, units - u);
+        const floats = count * unitFloats;
+        const stats = count * unitStats;
+        heap.set(x.subarray(u * unitFloats, u * unitFloats + floats), X >> 2);
+        if (l.kind === 'rows') k.rowsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, count, w, eps, l.center ? 1 : 0);
+        else k.channelsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, count, l.inner, w, l.group, eps, S);
+        out(heap, X, floats, o.y, u * unitFloats);
+        out(heap, M, stats, o.mean, u * unitStats);
+        out(heap, R, stats, o.rstd, u * unitStats);
+        out(heap, PM, stats, o.plainMean, u * unitStats);
+        out(heap, PV, stats, o.variance, u * unitStats);
+      }
+      return true;
+    },
+    backward(l, x, dy, gamma, mean, rstd, o) {
+      if (l.kind === 'channels' && !l.center) return false;
+      const { unitFloats, unitStats, units, perChunk } = chunking(l);
+      const w = l.width;
+      const cs = perChunk * unitStats;
+      const chunkFloats = perChunk * unitFloats;
+      const { at, heap } = reserve([chunkFloats, chunkFloats, w, cs, cs, w, w, scratchFloats(l)]);
+      const [X, DY, G, M, R, DG, DB, S] = at;
+      if (gamma) heap.set(gamma, G >> 2);
+      // The kernels zero dgamma and dbeta on every call: the chunks' sums are added here, in float64.
+      const dg = new Float64Array(w);
+      const db = new Float64Array(w);
+      for (let u = 0; u < units; u += perChunk) {
+        const count = Math.min(perChunk, units - u);
+        const first = u * unitFloats;
+        const floats = count * unitFloats;
+        const stats = count * unitStats;
+        heap.set(x.subarray(first, first + floats), X >> 2);
+        heap.set(dy.subarray(first, first + floats), DY >> 2);
+        heap.set(mean.subarray(u * unitStats, u * unitStats + stats), M >> 2);
+        heap.set(rstd.subarray(u * unitStats, u * unitStats + stats), R >> 2);
+        if (l.kind === 'rows') k.rowsBackward(X, DY, gamma ? G : 0, M, R, DY, DG, DB, count, w, l.center ? 1 : 0);
+        else k.channelsBackward(X, DY, gamma ? G : 0, M, R, DY, DG, DB, count, l.inner, w, l.group, S);
+        out(heap, DY, floats, o.dx, first);
+        for (let i = 0, g = DG >> 2, b = DB >> 2; i < w; i++) {
+          dg[i] += heap[g + i];
+          db[i] += heap[b + i];
+        }
+      }
+      o.dgamma.set(dg);
+      o.dbeta.set(db);
+      return true;
+    },
+  };
+}
+
 /** normkit's fused kernels on the cpu backend (see the file comment). */
 export const cpuNormKernels: NormKernels<CpuBackendLike> = {
   forward({ inputs: { x, gamma, beta }, attrs: a, backend }): NormForwardOutputs {
     const read = (t: tf.TensorInfo) => cpuValues(backend, t);
     const stats = statCount(a);
+    const xv = read(x);
+    const g = a.hasGamma ? read(gamma) : null;
+    const b = a.hasBeta ? read(beta) : null;
+    const o: CpuForwardArrays = { y: new Float32Array(xv.length), mean: new Float32Array(stats), rstd: new Float32Array(stats), plainMean: new Float32Array(stats), variance: new Float32Array(stats) };
+    if (!simdForCpuBackend()?.forward(a, a.epsilon, xv, g, b, o)) normForward(a, a.epsilon, xv, g, b, o.y, o.mean, o.rstd, { mean: o.plainMean, variance: o.variance });
     const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
-    const r = simdForCpuBackend()?.forward(a, a.epsilon, read(x), a.hasGamma ? read(gamma) : null, a.hasBeta ? read(beta) : null, stats);
-    if (r) return [make(x.shape, r.y), make([stats], r.mean), make([stats], r.rstd), make([stats], r.plainMean), make([stats], r.variance)];
-    const y = new Float32Array(read(x).length);
-    const [mean, rstd, plainMean, variance] = Array.from({ length: 4 }, () => new Float32Array(stats));
-    normForward(a, a.epsilon, read(x), a.hasGamma ? read(gamma) : null, a.hasBeta ? read(beta) : null, y, mean, rstd, { mean: plainMean, variance });
-    return [make(x.shape, y), make([stats], mean), make([stats], rstd), make([stats], plainMean), make([stats], variance)];
+    return [make(x.shape, o.y), make([stats], o.mean), make([stats], o.rstd), make([stats], o.plainMean), make([stats], o.variance)];
   },
 
   backward({ inputs: { x, dy, gamma, mean, rstd }, attrs: a, backend }): NormBackwardOutputs {
     const read = (t: tf.TensorInfo) => cpuValues(backend, t);
-    const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
-    const r = simdForCpuBackend()?.backward(a, read(x), read(dy), a.hasGamma ? read(gamma) : null, read(mean), read(rstd), a.hasGamma, a.hasBeta);
-    if (r) return [make(x.shape, r.dx), make([r.dgamma.length], r.dgamma), make([r.dbeta.length], r.dbeta)];
-    const dx = new Float32Array(read(x).length);
+    const xv = read(x);
+    const g = a.hasGamma ? read(gamma) : null;
     // Parameter gradients are accumulated at full width; an absent parameter gets an empty gradient.
-    const dg = new Float32Array(a.width);
-    const db = new Float32Array(a.width);
-    normBackward(a, read(x), read(dy), a.hasGamma ? read(gamma) : null, read(mean), read(rstd), dx, dg, db);
-    return [make(x.shape, dx), a.hasGamma ? make([a.width], dg) : make([0], new Float32Array(0)), a.hasBeta ? make([a.width], db) : make([0], new Float32Array(0))];
+    const o: CpuBackwardArrays = { dx: new Float32Array(xv.length), dgamma: new Float32Array(a.width), dbeta: new Float32Array(a.width) };
+    if (!simdForCpuBackend()?.backward(a, xv, read(dy), g, read(mean), read(rstd), o)) normBackward(a, xv, read(dy), g, read(mean), read(rstd), o.dx, o.dgamma, o.dbeta);
+    const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
+    const param = (wanted: boolean, values: Float32Array) => (wanted ? make([a.width], values) : make([0], new Float32Array(0)));
+    return [make(x.shape, o.dx), param(a.hasGamma, o.dgamma), param(a.hasBeta, o.dbeta)];
   },
 };
