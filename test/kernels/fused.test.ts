@@ -5,7 +5,7 @@ import * as nk from '../../src/index.js';
 import { fusedKernelAvailable } from '../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../src/kernels/fused.js';
 import { setSimdKernels, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
-import { simdForCpuBackend } from '../../src/kernels/backends/cpu.js';
+import { CPU_CHUNK_FLOATS, simdForCpuBackend } from '../../src/kernels/backends/cpu.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
@@ -188,6 +188,68 @@ const METHODS: MethodCase[] = [
   },
 ];
 
+/**
+ * Larger cases, checked against the reference only. The cpu backend runs the SIMD module in chunks of CPU_CHUNK_FLOATS (32768)
+ * floats of whole slices: 70 rows of 1000 go through as 32 + 32 + 6 rows; a row of 40000 floats is larger than
+ * a chunk and goes alone.
+ */
+const CHUNKED_METHODS: MethodCase[] = [
+  {
+    name: 'layerNorm [70, 1000] (several cpu chunks, the last one partial)',
+    kernel: FUSED_KERNELS.layerNorm,
+    shape: [70, 1000],
+    refShape: [70, 1000],
+    axes: [1],
+    paramAxes: [1],
+    paramShape: [1000],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.layerNorm(x, { gamma, beta }),
+  },
+  {
+    name: 'rmsNorm [2, 40000] (rows longer than a cpu chunk)',
+    kernel: FUSED_KERNELS.rmsNorm,
+    shape: [2, 40000],
+    refShape: [2, 40000],
+    axes: [1],
+    paramAxes: [1],
+    paramShape: [40000],
+    center: false,
+    eps: 1e-6,
+    hasBeta: false,
+    op: (x, gamma) => nk.rmsNorm(x, { gamma }),
+  },
+  {
+    // Per batch element a slab of 8 * 8 * 16 = 1024 floats: 32 slabs a chunk, so 32 + 8.
+    name: 'groupNorm [40, 8, 8, 16] with 4 groups (several cpu chunks)',
+    kernel: FUSED_KERNELS.groupNorm,
+    shape: [40, 8, 8, 16],
+    refShape: [40, 8, 8, 4, 4],
+    axes: [1, 2, 4],
+    paramAxes: [3, 4],
+    paramShape: [16],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
+  },
+  {
+    // Slabs of 20 * 20 * 90 = 36000 floats, larger than a chunk: one per chunk.
+    name: 'instanceNorm [3, 20, 20, 90] (slabs larger than a cpu chunk)',
+    kernel: FUSED_KERNELS.instanceNorm,
+    shape: [3, 20, 20, 90],
+    refShape: [3, 20, 20, 90],
+    axes: [1, 2],
+    paramAxes: [3],
+    paramShape: [90],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.instanceNorm(x, { gamma, beta }),
+  },
+];
+
 const widthOf = (m: MethodCase) => size(m.paramAxes.map((a) => m.refShape[a]));
 
 /** Runs `fn` in a tfjs scope that disposes every tensor it made, returning its plain (non-tensor) result. */
@@ -248,6 +310,20 @@ function compare(actual: Outputs, expected: Outputs | ReturnType<typeof referenc
   if (hasBeta) assertClose(actual.dbeta, expected.dbeta, gradTol, `${what} dbeta`);
 }
 
+function matchesReference(m: MethodCase): void {
+  const n = size(m.shape);
+  const w = widthOf(m);
+  const xv = randn(n, 2, 0.5, 2);
+  const gv = randn(w, 3, 1, 0.5);
+  const bv = randn(w, 4);
+  const dyv = randn(n, 5);
+  const fused = withFused(true, () => run(m, xv, gv, bv, dyv));
+  const composite = withFused(false, () => run(m, xv, gv, bv, dyv));
+  const ref = reference(m, xv, gv, m.hasBeta ? bv : undefined, dyv);
+  compare(fused, ref, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs float64', m.hasBeta);
+  compare(fused, composite, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs composite', m.hasBeta);
+}
+
 function suite(backend: string, simd: boolean) {
   describe(`fused kernels (${simd ? 'SIMD module' : 'scalar JavaScript'})`, () => {
     let previousSimd = true;
@@ -280,19 +356,7 @@ function suite(backend: string, simd: boolean) {
         x.dispose();
       });
 
-      it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => {
-        const n = size(m.shape);
-        const w = widthOf(m);
-        const xv = randn(n, 2, 0.5, 2);
-        const gv = randn(w, 3, 1, 0.5);
-        const bv = randn(w, 4);
-        const dyv = randn(n, 5);
-        const fused = withFused(true, () => run(m, xv, gv, bv, dyv));
-        const composite = withFused(false, () => run(m, xv, gv, bv, dyv));
-        const ref = reference(m, xv, gv, m.hasBeta ? bv : undefined, dyv);
-        compare(fused, ref, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs float64', m.hasBeta);
-        compare(fused, composite, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs composite', m.hasBeta);
-      });
+      it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => matchesReference(m));
 
       it(`${m.name}: without gamma and beta`, () => {
         const n = size(m.shape);
@@ -380,6 +444,14 @@ function suite(backend: string, simd: boolean) {
       tf.dispose(inputs);
     });
 
+    for (const m of CHUNKED_METHODS) {
+      it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => matchesReference(m));
+    }
+
+    it('the larger cases span the cpu chunks their comments count', () => {
+      assert.equal(CPU_CHUNK_FLOATS, 32768);
+    });
+
     it('layerNorm over an axis of length 1 gives beta and a zero gradient', () => {
       withFused(true, () =>
         tf.tidy(() => {
@@ -406,9 +478,10 @@ function gradients(m: MethodCase, x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.
     : tf.grads((a: tf.Tensor, p: tf.Tensor) => tf.sum(m.op(a, p)))([x, g]);
 }
 
+/** Bytes of WebAssembly memory the kernels use on the active backend: the wasm heap, or the cpu kernels' arena. */
 function wasmHeapBytes(): number {
   const b = tf.backend() as unknown as { wasm?: { HEAPF32: Float32Array } };
-  return b.wasm ? b.wasm.HEAPF32.byteLength : 0;
+  return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCpuBackend()?.arenaBytes() ?? 0);
 }
 
 forEachBackend((backend) => {
