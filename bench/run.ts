@@ -5,7 +5,7 @@
  * Options: --quick (one shape per method, fewer runs, no model-level figures), --backends cpu,wasm,
  * --model-backends wasm (default: wasm only; one Transformer step takes minutes on the cpu backend),
  * --baseline all|first (default all; first = measure the slow tfjs baselines only on each method's first
- * shape, for a loaded machine), --no-models, --no-torch, --out <dir> (default bench/results).
+ * shape, for a loaded machine), --no-models, --no-memory, --no-torch, --out <dir> (default bench/results).
  *
  * Every figure is the median of at least 5 runs after warm-up, with min and max; every ratio is computed
  * inside this one process run (the copy roofline is measured here, per size), because the machine is shared
@@ -15,7 +15,6 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 // The backends the bench measures: normkit imports none itself.
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
@@ -23,6 +22,8 @@ import * as nk from '../src/index.js';
 import { copyRoofline, gbps, timeIt, type Timing } from './timing.js';
 import { cpuEngineComparison, type EngineComparison } from './engines.js';
 import { modelSteps, type ModelStepResult } from './models.js';
+import { BASELINE, baselineOp, normkitGrads, normkitOp, type Case, type Method } from './ops.js';
+import { memoryPeaks, type MemoryRow } from './memory.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -36,14 +37,6 @@ const OUT = option('--out', 'bench/results');
 const RUNS = QUICK ? 7 : 15;
 const BASELINE_FIRST_ONLY = option('--baseline', 'all') === 'first';
 const WARMUP = 2;
-
-type Method = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm';
-
-interface Case {
-  method: Method;
-  shape: number[];
-  groups?: number;
-}
 
 const ROW_SHAPES = [
   [4096, 1024],
@@ -59,14 +52,6 @@ const ALL_CASES: Case[] = [
   { method: 'instanceNorm', shape: NHWC },
 ];
 const CASES = ALL_CASES.filter((c, i, all) => !QUICK || all.findIndex((d) => d.method === c.method) === i);
-
-const BASELINE: Record<Method, string> = {
-  layerNorm: 'tf.layers.layerNormalization',
-  rmsNorm: 'tfjs ops composite',
-  batchNorm: 'tf.layers.batchNormalization (training)',
-  groupNorm: 'tfjs ops composite',
-  instanceNorm: 'tfjs ops composite',
-};
 
 interface Row {
   backend: string;
@@ -92,52 +77,6 @@ interface Row {
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** The op under test with normkit's current fused setting: returns y (all other outputs disposed). */
-function normkitOp(c: Case, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
-  switch (c.method) {
-    case 'layerNorm':
-      return nk.layerNorm(x, { gamma, beta });
-    case 'rmsNorm':
-      return nk.rmsNorm(x, { gamma });
-    case 'groupNorm':
-      return nk.groupNorm(x, { groups: c.groups ?? 32, gamma, beta });
-    case 'instanceNorm':
-      return nk.instanceNorm(x, { gamma, beta });
-    case 'batchNorm': {
-      const c0 = x.shape[x.shape.length - 1];
-      return tf.tidy(() => nk.batchNorm(x, { training: true, movingMean: tf.zeros([c0]), movingVariance: tf.ones([c0]), gamma, beta }).y);
-    }
-  }
-}
-
-/** tfjs's own: the tfjs-layers layer where tfjs has one, else normkit's composite of tfjs ops. */
-function baselineOp(c: Case): { forward: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor; dispose: () => void } {
-  if (c.method === 'layerNorm' || c.method === 'batchNorm') {
-    const layer = c.method === 'layerNorm' ? tfl.layers.layerNormalization({ axis: -1, epsilon: 1e-5 }) : tfl.layers.batchNormalization({ axis: -1 });
-    return {
-      forward: (x) => layer.apply(x, { training: true }) as tf.Tensor,
-      dispose: () => {
-        if (layer.built) layer.dispose();
-      },
-    };
-  }
-  return {
-    forward: (x, g, b) => {
-      nk.setFusedKernels(false);
-      try {
-        return normkitOp(c, x, g, b);
-      } finally {
-        nk.setFusedKernels(true);
-      }
-    },
-    dispose: () => undefined,
-  };
-}
-
-function usesBeta(c: Case): boolean {
-  return c.method !== 'rmsNorm';
-}
-
 function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (floats: number) => number, log: (s: string) => void): Row[] {
   const n = size(c.shape);
   const width = c.shape[c.shape.length - 1];
@@ -150,24 +89,9 @@ function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (f
   nk.setFusedKernels(true);
 
   const fwd = () => normkitOp(c, x, gamma, beta).dispose();
-  // Gradients of x, gamma and beta given the upstream gradient dy (no extra loss ops in the timing).
-  const fwdBwd = () =>
-    tf.dispose(
-      usesBeta(c)
-        ? tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => normkitOp(c, a, g, b))([x, gamma, beta], dy)
-        : tf.grads((a: tf.Tensor, g: tf.Tensor) => normkitOp(c, a, g, beta))([x, gamma], dy),
-    );
-  const isLayer = c.method === 'layerNorm' || c.method === 'batchNorm';
+  const fwdBwd = () => tf.dispose(normkitGrads(c, x, gamma, beta, dy));
   const baseFwd = () => base.forward(x, gamma, beta).dispose();
-  // The tfjs layers own their weights: gradients of x only (favours the baseline).
-  const baseFwdBwd = () =>
-    tf.dispose(
-      isLayer
-        ? tf.grads((a: tf.Tensor) => base.forward(a, gamma, beta))([x], dy)
-        : usesBeta(c)
-          ? tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => base.forward(a, g, b))([x, gamma, beta], dy)
-          : tf.grads((a: tf.Tensor, g: tf.Tensor) => base.forward(a, g, beta))([x, gamma], dy),
-    );
+  const baseFwdBwd = () => tf.dispose(base.grads(x, gamma, beta, dy));
 
   // The roofline is measured next to the kernel it judges: on a shared machine the load drifts over minutes.
   const copyBw = copyGbps(n);
@@ -266,6 +190,18 @@ function markdown(report: Report): string {
     }
     lines.push('');
   }
+  if (report.memory.length) {
+    lines.push('## Memory: peak extra memory during the call, as a multiple of the input size');
+    lines.push('');
+    lines.push("tfjs = peak of tf.memory().numBytes during the call (tf.profile) minus the bytes live before it; wasm = the cpu kernels' arena (held between calls) or the wasm heap's growth during the call. Forward+backward = gradients given dy, so x and dy themselves are not counted.");
+    lines.push('');
+    lines.push('| backend | method | shape | pass | implementation | total | tfjs | wasm |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const m of report.memory) {
+      lines.push(`| ${m.backend} | ${m.method} | [${m.shape.join(', ')}] | ${m.pass} | ${m.impl} | ${m.total.toFixed(2)}x | ${m.tfjsPeak.toFixed(2)}x | ${m.wasmExtra.toFixed(2)}x |`);
+    }
+    lines.push('');
+  }
   if (report.models.length) {
     lines.push('## Model level: one training step (forward, backward, optimizer)');
     lines.push('');
@@ -297,6 +233,7 @@ interface Report {
   torchNote: string;
   torchVersion?: string;
   engines: EngineComparison[];
+  memory: MemoryRow[];
   models: ModelStepResult[];
   notes: string[];
 }
@@ -333,6 +270,14 @@ async function main(): Promise<void> {
       }
     }
   }
+  // Memory ratios do not depend on the size: one shape per method, small enough for tfjs's layers.
+  const memory = flag('--no-memory')
+    ? []
+    : await memoryPeaks(
+        CASES.filter((c, i, all) => all.findIndex((d) => d.method === c.method) === i).map((c) => (c.shape.length === 2 ? { ...c, shape: [1024, 1024] } : c)),
+        BACKENDS,
+        log,
+      );
   await nk.useBackend('cpu');
   const engines = cpuEngineComparison(QUICK, RUNS);
   const models: ModelStepResult[] = [];
@@ -361,6 +306,7 @@ async function main(): Promise<void> {
     torchNote: torch.note,
     torchVersion: torch.version,
     engines,
+    memory,
     models,
     notes,
   };

@@ -10,7 +10,8 @@
  * own input element and its slice's statistics), copy the results out into the outputs. A chunk stays in the
  * cache from copy-in to copy-out, so the copies cost a fraction of streaming whole tensors through memory, and
  * the arena holds one chunk, not the tensor. A slice larger than a chunk (BatchNorm's slices span the whole
- * batch) goes through alone, and the arena grows to fit it. Where the module is unavailable or switched off
+ * batch) goes through alone, in a memory made for that call and dropped after it, so the arena kept between
+ * calls stays small. Where the module is unavailable or switched off
  * the scalar kernels of norm-math.ts run on the arrays directly.
  */
 import type * as tf from '@tensorflow/tfjs-core';
@@ -70,9 +71,14 @@ export interface CpuBackwardArrays {
 export interface CpuSimdKernels {
   forward(layout: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, out: CpuForwardArrays): boolean;
   backward(layout: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, out: CpuBackwardArrays): boolean;
-  /** Bytes the arena holds now (it keeps its largest size between calls). */
+  /** Bytes the arena kept between calls holds now (at most {@link CPU_ARENA_KEEP_BYTES}). */
   arenaBytes(): number;
+  /** Bytes of WebAssembly memory the latest call used: the kept arena, or the memory made for that call. */
+  lastCallBytes(): number;
 }
+
+/** The largest arena kept between calls; a call that needs more gets a memory of its own. */
+export const CPU_ARENA_KEEP_BYTES = 1 << 20;
 
 let cpuKernels: CpuSimdKernels | null | undefined;
 
@@ -97,31 +103,46 @@ function chunking(l: NormLayout): { unitFloats: number; unitStats: number; units
   return { unitFloats, unitStats, units: l.outer, perChunk: Math.max(1, Math.floor(CPU_CHUNK_FLOATS / unitFloats)) };
 }
 
-function chunkedKernels(k: NormExports, memory: WebAssembly.Memory): CpuSimdKernels {
+function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdKernels {
   const align = (bytes: number) => (bytes + 15) & ~15;
-  /** Lays out arrays of `sizes` floats one after another, growing the arena to fit; returns their byte offsets. */
-  const reserve = (sizes: number[]): { at: number[]; heap: Float32Array } => {
+  let lastCallBytes = 0;
+  /**
+   * Lays out arrays of `sizes` floats one after another in the kept arena (grown to fit) or, past
+   * CPU_ARENA_KEEP_BYTES, in a memory made for this call; returns the kernels, their byte offsets and a view.
+   */
+  const reserve = (sizes: number[]): { k: NormExports; at: number[]; heap: Float32Array } | null => {
     const at: number[] = [];
     let end = 0;
     for (const s of sizes) {
       at.push(end);
       end = align(end + 4 * s);
     }
-    const need = end - memory.buffer.byteLength;
-    if (need > 0) memory.grow(Math.ceil(need / 65536));
-    return { at, heap: new Float32Array(memory.buffer) };
+    const pages = Math.ceil(end / 65536);
+    let k: NormExports | null = kept;
+    let m = memory;
+    if (end <= CPU_ARENA_KEEP_BYTES) {
+      if (pages * 65536 > memory.buffer.byteLength) memory.grow(pages - memory.buffer.byteLength / 65536);
+    } else {
+      m = new WebAssembly.Memory({ initial: pages });
+      k = instantiateSimd(m);
+    }
+    lastCallBytes = m.buffer.byteLength;
+    return k ? { k, at, heap: new Float32Array(m.buffer) } : null;
   };
-  const scratchFloats = (l: NormLayout) => (l.kind === 'channels' ? Math.ceil(k.channelsScratchBytes(l.width) / 4) : 0);
+  const scratchFloats = (l: NormLayout) => (l.kind === 'channels' ? Math.ceil(kept.channelsScratchBytes(l.width) / 4) : 0);
   /** Copies `length` floats from the arena at byte offset `from` into `to` at `toIndex`. */
   const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
   return {
     arenaBytes: () => memory.buffer.byteLength,
+    lastCallBytes: () => lastCallBytes,
     forward(l, eps, x, gamma, beta, o) {
       if (l.kind === 'channels' && !l.center) return false;
       const { unitFloats, unitStats, units, perChunk } = chunking(l);
       const w = l.width;
       const cs = perChunk * unitStats;
-      const { at, heap } = reserve([perChunk * unitFloats, w, w, cs, cs, cs, cs, scratchFloats(l)]);
+      const arena = reserve([perChunk * unitFloats, w, w, cs, cs, cs, cs, scratchFloats(l)]);
+      if (!arena) return false;
+      const { k, at, heap } = arena;
       const [X, G, B, M, R, PM, PV, S] = at;
       if (gamma) heap.set(gamma, G >> 2);
       if (beta) heap.set(beta, B >> 2);
@@ -146,7 +167,9 @@ function chunkedKernels(k: NormExports, memory: WebAssembly.Memory): CpuSimdKern
       const w = l.width;
       const cs = perChunk * unitStats;
       const chunkFloats = perChunk * unitFloats;
-      const { at, heap } = reserve([chunkFloats, chunkFloats, w, cs, cs, w, w, scratchFloats(l)]);
+      const arena = reserve([chunkFloats, chunkFloats, w, cs, cs, w, w, scratchFloats(l)]);
+      if (!arena) return false;
+      const { k, at, heap } = arena;
       const [X, DY, G, M, R, DG, DB, S] = at;
       if (gamma) heap.set(gamma, G >> 2);
       // The kernels zero dgamma and dbeta on every call: the chunks' sums are added here, in float64.
