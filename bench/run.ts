@@ -4,6 +4,7 @@
  *
  * Options: --quick (one shape per method, fewer runs, no model-level figures), --backends cpu,wasm,
  * --model-backends wasm (default: wasm only; one Transformer step takes minutes on the cpu backend),
+ * --model-runs 5 (timed steps per model variant),
  * --baseline all|first (default all; first = measure the slow tfjs baselines only on each method's first
  * shape, for a loaded machine), --no-models, --no-memory, --no-torch, --out <dir> (default bench/results).
  *
@@ -205,10 +206,14 @@ function markdown(report: Report): string {
   if (report.models.length) {
     lines.push('## Model level: one training step (forward, backward, optimizer)');
     lines.push('');
-    lines.push('| backend | model | normalization | step ms | speedup |');
-    lines.push('|---|---|---|---|---|');
+    lines.push('Time in normalization = step time minus the step with an identity layer in place of each normalization layer (medians; under load the difference carries the noise of both).');
+    lines.push('');
+    lines.push('| backend | model | normalization | step ms | speedup | in normalization ms | share of step |');
+    lines.push('|---|---|---|---|---|---|---|');
     for (const m of report.models) {
-      lines.push(`| ${m.backend} | ${m.model} | ${m.variant} | ${fmt(m.timing, 0)} | ${m.speedup ? m.speedup.toFixed(2) + 'x' : '(baseline)'} |`);
+      const norm = m.normMs === undefined ? 'n/a' : m.normMs.toFixed(0);
+      const share = m.normShare === undefined ? 'n/a' : `${(100 * m.normShare).toFixed(0)} %`;
+      lines.push(`| ${m.backend} | ${m.model} | ${m.variant} | ${fmt(m.timing, 0)} | ${m.speedup ? m.speedup.toFixed(2) + 'x' : 'n/a'} | ${norm} | ${share} |`);
     }
     lines.push('');
   }
@@ -286,7 +291,7 @@ async function main(): Promise<void> {
   if (QUICK || flag('--no-models')) notes.push('Model-level figures skipped (--quick or --no-models).');
   else {
     const modelBackends = option('--model-backends', 'wasm').split(',');
-    const m = await modelSteps(modelBackends, log);
+    const m = await modelSteps(modelBackends, log, Number(option('--model-runs', '5')));
     if (!modelBackends.includes('cpu')) {
       notes.push('Model-level figures on the cpu backend are not run by default (--model-backends cpu,wasm): one Pre-LN Transformer training step takes over two minutes there (138 s measured once while writing the bench), dominated by the matmuls of tfjs-backend-cpu.');
     }

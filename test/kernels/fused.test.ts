@@ -235,6 +235,40 @@ const CHUNKED_METHODS: MethodCase[] = [
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
   },
   {
+    // One slab of 400 positions * 90 channels = 36000 floats: statistics over chunks of 364 positions.
+    name: 'batchNorm (training) [4, 100, 90] (a slab larger than a cpu chunk)',
+    kernel: FUSED_KERNELS.batchNorm,
+    shape: [4, 100, 90],
+    refShape: [4, 100, 90],
+    axes: [0, 1],
+    paramAxes: [2],
+    paramShape: [90],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => {
+      const movingMean = tf.zeros([90]);
+      const movingVariance = tf.ones([90]);
+      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
+      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
+      return r.y;
+    },
+  },
+  {
+    // Slabs of 30 * 30 * 40 = 36000 floats in chunks of 819 positions, groups of 10 channels.
+    name: 'groupNorm [2, 30, 30, 40] with 4 groups (slabs larger than a cpu chunk)',
+    kernel: FUSED_KERNELS.groupNorm,
+    shape: [2, 30, 30, 40],
+    refShape: [2, 30, 30, 4, 10],
+    axes: [1, 2, 4],
+    paramAxes: [3, 4],
+    paramShape: [40],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
+  },
+  {
     // Slabs of 20 * 20 * 90 = 36000 floats, larger than a chunk: one per chunk.
     name: 'instanceNorm [3, 20, 20, 90] (slabs larger than a cpu chunk)',
     kernel: FUSED_KERNELS.instanceNorm,
@@ -324,6 +358,18 @@ function matchesReference(m: MethodCase): void {
   compare(fused, composite, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs composite', m.hasBeta);
 }
 
+function exactOnOffset(m: MethodCase): void {
+  const n = size(m.shape);
+  const xv = randn(n, 8, 1e4, 1e-2);
+  const dyv = randn(n, 9);
+  const ones = new Float32Array(widthOf(m)).fill(1);
+  const zeros = new Float32Array(widthOf(m));
+  const fused = withFused(true, () => run(m, xv, ones, zeros, dyv));
+  const ref = reference(m, xv, ones, m.hasBeta ? zeros : undefined, dyv);
+  assertClose(fused.y, ref.y, { atol: 1e-4, rtol: 1e-4 }, 'y');
+  assertClose(fused.dx, ref.dx, { atol: 1e-2, rtol: 1e-3 }, 'dx');
+}
+
 function suite(backend: string, simd: boolean) {
   describe(`fused kernels (${simd ? 'SIMD module' : 'scalar JavaScript'})`, () => {
     let previousSimd = true;
@@ -374,17 +420,7 @@ function suite(backend: string, simd: boolean) {
         assertClose(out.dx, refNormalizeBackward(xv, dyv, m.refShape, m.axes, m.eps, { center: m.center, paramAxes: m.paramAxes }).dx, { atol: 1e-4, rtol: 1e-4 }, 'dx');
       });
 
-      it(`${m.name}: exact on a large common offset (mean 1e4, std 1e-2)`, () => {
-        const n = size(m.shape);
-        const xv = randn(n, 8, 1e4, 1e-2);
-        const dyv = randn(n, 9);
-        const ones = new Float32Array(widthOf(m)).fill(1);
-        const zeros = new Float32Array(widthOf(m));
-        const fused = withFused(true, () => run(m, xv, ones, zeros, dyv));
-        const ref = reference(m, xv, ones, m.hasBeta ? zeros : undefined, dyv);
-        assertClose(fused.y, ref.y, { atol: 1e-4, rtol: 1e-4 }, 'y');
-        assertClose(fused.dx, ref.dx, { atol: 1e-2, rtol: 1e-3 }, 'dx');
-      });
+      it(`${m.name}: exact on a large common offset (mean 1e4, std 1e-2)`, () => exactOnOffset(m));
 
       it(`${m.name}: constant slices give beta and finite gradients`, () => {
         const n = size(m.shape);
@@ -446,6 +482,7 @@ function suite(backend: string, simd: boolean) {
 
     for (const m of CHUNKED_METHODS) {
       it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => matchesReference(m));
+      it(`${m.name}: exact on a large common offset (mean 1e4, std 1e-2)`, () => exactOnOffset(m));
     }
 
     it('the larger cases span the cpu chunks their comments count', () => {

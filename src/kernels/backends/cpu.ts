@@ -9,9 +9,9 @@
  * x (and dy) in, run the kernel on it in place (y over x, dx over dy: every output element depends only on its
  * own input element and its slice's statistics), copy the results out into the outputs. A chunk stays in the
  * cache from copy-in to copy-out, so the copies cost a fraction of streaming whole tensors through memory, and
- * the arena holds one chunk, not the tensor. A slice larger than a chunk (BatchNorm's slices span the whole
- * batch) goes through alone, in a memory made for that call and dropped after it, so the arena kept between
- * calls stays small. Where the module is unavailable or switched off
+ * the arena holds one chunk, not the tensor. A channels slab larger than a chunk (BatchNorm's spans the whole
+ * batch) gets its statistics from the module chunk by chunk and its element-wise pass in JavaScript (see
+ * slabForward); a row larger than the kept arena goes through a memory made for that call. Where the module is unavailable or switched off
  * the scalar kernels of norm-math.ts run on the arrays directly.
  */
 import type * as tf from '@tensorflow/tfjs-core';
@@ -132,11 +132,147 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
   const scratchFloats = (l: NormLayout) => (l.kind === 'channels' ? Math.ceil(kept.channelsScratchBytes(l.width) / 4) : 0);
   /** Copies `length` floats from the arena at byte offset `from` into `to` at `toIndex`. */
   const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
+  /**
+   * Channels slabs larger than a chunk ([S, C] of one batch element: BatchNorm's spans the batch). Pass one
+   * runs the module on chunks of positions for each chunk's statistics: its mean m_i relative to its own shift
+   * k_i (the chunk's first value of the group) and its variance v_i. They combine in float64 relative to the
+   * slab's shift k (its first value): with d_i = (k_i - k) + m_i and n_i values per chunk, the slab's
+   * m = sum(n_i d_i) / N and var = sum(n_i (v_i + d_i^2)) / N - m^2 (the chunk-variance decomposition; the
+   * shift keeps d_i of the order of the spread). Pass two is element-wise and runs in JavaScript (float64
+   * arithmetic) straight from x into y: y = (x - (k + m)) * rstd * gamma + beta.
+   */
+  const slabForward = (l: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, o: CpuForwardArrays): boolean => {
+    const { outer: batches, inner: positions, width: C, group: K } = l;
+    const groups = C / K;
+    const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
+    const arena = reserve([step * C, groups, groups, groups, groups, scratchFloats(l)]);
+    if (!arena) return false;
+    const { k, at, heap } = arena;
+    const [X, M, R, PM, PV, S] = at;
+    const t1 = new Float64Array(groups);
+    const t2 = new Float64Array(groups);
+    const centre = new Float64Array(C);
+    const scale = new Float64Array(C);
+    const bias = new Float64Array(C);
+    for (let b = 0; b < batches; b++) {
+      const base = b * positions * C;
+      t1.fill(0);
+      t2.fill(0);
+      for (let p = 0; p < positions; p += step) {
+        const count = Math.min(step, positions - p);
+        const first = base + p * C;
+        heap.set(x.subarray(first, first + count * C), X >> 2);
+        k.channelsForward(X, X, 0, 0, M, R, PM, PV, 1, count, C, K, eps, S);
+        for (let g = 0; g < groups; g++) {
+          const d = x[first + g * K] - x[base + g * K] + heap[(M >> 2) + g];
+          t1[g] += count * d;
+          t2[g] += count * (heap[(PV >> 2) + g] + d * d);
+        }
+      }
+      for (let g = 0; g < groups; g++) {
+        const m = t1[g] / positions;
+        const variance = Math.max(t2[g] / positions - m * m, 0);
+        const rs = 1 / Math.sqrt(variance + eps);
+        const s = b * groups + g;
+        o.mean[s] = m;
+        o.rstd[s] = rs;
+        o.plainMean[s] = x[base + g * K] + m;
+        o.variance[s] = variance;
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          centre[c] = x[base + g * K] + m;
+          scale[c] = gamma ? rs * gamma[c] : rs;
+          bias[c] = beta ? beta[c] : 0;
+        }
+      }
+      const y = o.y;
+      for (let p = 0, q = base; p < positions; p++, q += C) {
+        for (let c = 0; c < C; c++) y[q + c] = (x[q + c] - centre[c]) * scale[c] + bias[c];
+      }
+    }
+    return true;
+  };
+
+  /**
+   * Backward of {@link slabForward}'s case. Pass one runs the module's backward on chunks of positions with
+   * each chunk's mean re-expressed relative to its own shift, for its sums of dy and dy * xhat per channel
+   * (its dx is not used); pass two computes dx in JavaScript from those sums:
+   * dx = rstd * (gamma dy - mean(gamma dy) - xhat * mean(gamma dy xhat)), the means over the group's slice.
+   */
+  const slabBackward = (l: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, o: CpuBackwardArrays): boolean => {
+    const { outer: batches, inner: positions, width: C, group: K } = l;
+    const groups = C / K;
+    const count = positions * K;
+    const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
+    const arena = reserve([step * C, step * C, groups, groups, C, C, scratchFloats(l)]);
+    if (!arena) return false;
+    const { k, at, heap } = arena;
+    const [X, DY, M, R, DG, DB, S] = at;
+    const sumDy = new Float64Array(C);
+    const sumDyXh = new Float64Array(C);
+    const dg = new Float64Array(C);
+    const db = new Float64Array(C);
+    const centre = new Float64Array(C);
+    const rsC = new Float64Array(C);
+    const a = new Float64Array(C);
+    const cst = new Float64Array(C);
+    const coefX = new Float64Array(C);
+    for (let b = 0; b < batches; b++) {
+      const base = b * positions * C;
+      sumDy.fill(0);
+      sumDyXh.fill(0);
+      for (let g = 0; g < groups; g++) heap[(R >> 2) + g] = rstd[b * groups + g];
+      for (let p = 0; p < positions; p += step) {
+        const n = Math.min(step, positions - p);
+        const first = base + p * C;
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        heap.set(dy.subarray(first, first + n * C), DY >> 2);
+        for (let g = 0; g < groups; g++) heap[(M >> 2) + g] = x[base + g * K] - x[first + g * K] + mean[b * groups + g];
+        k.channelsBackward(X, DY, 0, M, R, DY, DG, DB, 1, n, C, K, S);
+        for (let c = 0; c < C; c++) {
+          sumDyXh[c] += heap[(DG >> 2) + c];
+          sumDy[c] += heap[(DB >> 2) + c];
+        }
+      }
+      for (let g = 0; g < groups; g++) {
+        const rs = rstd[b * groups + g];
+        let sg = 0;
+        let sgx = 0;
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          const gm = gamma ? gamma[c] : 1;
+          sg += gm * sumDy[c];
+          sgx += gm * sumDyXh[c];
+          dg[c] += sumDyXh[c];
+          db[c] += sumDy[c];
+        }
+        // dx = dy * a - cst - (x - centre) * rs * coefX, per channel.
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          centre[c] = x[base + g * K] + mean[b * groups + g];
+          rsC[c] = rs;
+          a[c] = gamma ? rs * gamma[c] : rs;
+          cst[c] = count === 1 ? 0 : (rs * sg) / count;
+          coefX[c] = count === 1 ? 0 : (rs * sgx) / count;
+        }
+      }
+      const dx = o.dx;
+      // A slice of one element normalizes to a constant: its dx is exactly 0.
+      if (count === 1) dx.fill(0, base, base + positions * C);
+      else {
+        for (let p = 0, q = base; p < positions; p++, q += C) {
+          for (let c = 0; c < C; c++) dx[q + c] = dy[q + c] * a[c] - cst[c] - (x[q + c] - centre[c]) * rsC[c] * coefX[c];
+        }
+      }
+    }
+    o.dgamma.set(dg);
+    o.dbeta.set(db);
+    return true;
+  };
+
   return {
     arenaBytes: () => memory.buffer.byteLength,
     lastCallBytes: () => lastCallBytes,
     forward(l, eps, x, gamma, beta, o) {
       if (l.kind === 'channels' && !l.center) return false;
+      if (l.kind === 'channels' && l.inner * l.width > CPU_CHUNK_FLOATS) return slabForward(l, eps, x, gamma, beta, o);
       const { unitFloats, unitStats, units, perChunk } = chunking(l);
       const w = l.width;
       const cs = perChunk * unitStats;
@@ -163,6 +299,7 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
     },
     backward(l, x, dy, gamma, mean, rstd, o) {
       if (l.kind === 'channels' && !l.center) return false;
+      if (l.kind === 'channels' && l.inner * l.width > CPU_CHUNK_FLOATS) return slabBackward(l, x, dy, gamma, mean, rstd, o);
       const { unitFloats, unitStats, units, perChunk } = chunking(l);
       const w = l.width;
       const cs = perChunk * unitStats;
