@@ -10,8 +10,8 @@
  * own input element and its slice's statistics), copy the results out into the outputs. A chunk stays in the
  * cache from copy-in to copy-out, so the copies cost a fraction of streaming whole tensors through memory, and
  * the arena holds one chunk, not the tensor. A channels slab larger than a chunk (BatchNorm's spans the whole
- * batch) gets its statistics from the module chunk by chunk and its element-wise pass in JavaScript (see
- * slabForward); a row larger than the kept arena goes through a memory made for that call. Where the module is unavailable or switched off
+ * batch) goes through the module chunk by chunk in two passes (see slabForward and slabBackward); a row
+ * larger than the kept arena goes through whole in a memory made for that call and dropped after it. Where the module is unavailable or switched off
  * the scalar kernels of norm-math.ts run on the arrays directly.
  */
 import type * as tf from '@tensorflow/tfjs-core';
@@ -133,69 +133,76 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
   /** Copies `length` floats from the arena at byte offset `from` into `to` at `toIndex`. */
   const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
   /**
-   * Channels slabs larger than a chunk ([S, C] of one batch element: BatchNorm's spans the batch). Pass one
-   * runs the module on chunks of positions for each chunk's statistics: its mean m_i relative to its own shift
-   * k_i (the chunk's first value of the group) and its variance v_i. They combine in float64 relative to the
-   * slab's shift k (its first value): with d_i = (k_i - k) + m_i and n_i values per chunk, the slab's
-   * m = sum(n_i d_i) / N and var = sum(n_i (v_i + d_i^2)) / N - m^2 (the chunk-variance decomposition; the
-   * shift keeps d_i of the order of the spread). Pass two is element-wise and runs in JavaScript (float64
-   * arithmetic) straight from x into y: y = (x - (k + m)) * rstd * gamma + beta.
+   * Forward of a channels slab larger than a chunk ([S, C] of one batch element: BatchNorm's spans the
+   * batch), in chunks of positions, twice. Pass one runs the module on each chunk for its statistics: mean
+   * c_i and rstd r_i per group (its output is discarded). They combine in float64 relative to the slab's shift
+   * k (its first value): with d_i = c_i - k and n_i positions per chunk, m = sum(n_i d_i) / N and
+   * var = sum(n_i (v_i + d_i^2)) / N - m^2 (the shift keeps d_i of the order of the spread). Pass two runs the
+   * module on each chunk again, which normalizes it by its own statistics, with parameters that turn that into
+   * the slab's: (x - c_i) r_i gamma' + beta' = (x - mu) rstd gamma + beta for gamma' = gamma rstd / r_i and
+   * beta' = beta + (c_i - mu) rstd gamma, mu = k + m.
    */
   const slabForward = (l: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, o: CpuForwardArrays): boolean => {
     const { outer: batches, inner: positions, width: C, group: K } = l;
     const groups = C / K;
     const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
-    const arena = reserve([step * C, groups, groups, groups, groups, scratchFloats(l)]);
+    const chunks = Math.ceil(positions / step);
+    const arena = reserve([step * C, C, C, groups, groups, groups, groups, scratchFloats(l)]);
     if (!arena) return false;
     const { k, at, heap } = arena;
-    const [X, M, R, PM, PV, S] = at;
-    const t1 = new Float64Array(groups);
-    const t2 = new Float64Array(groups);
-    const centre = new Float64Array(C);
-    const scale = new Float64Array(C);
-    const bias = new Float64Array(C);
+    const [X, G, B, M, R, PM, PV, S] = at;
+    // Per chunk and group: the chunk's mean relative to the slab's shift, and its rstd.
+    const chunkMean = new Float64Array(chunks * groups);
+    const chunkRstd = new Float64Array(chunks * groups);
     for (let b = 0; b < batches; b++) {
       const base = b * positions * C;
-      t1.fill(0);
-      t2.fill(0);
-      for (let p = 0; p < positions; p += step) {
-        const count = Math.min(step, positions - p);
+      const t1 = new Float64Array(groups);
+      const t2 = new Float64Array(groups);
+      for (let i = 0, p = 0; p < positions; i++, p += step) {
+        const n = Math.min(step, positions - p);
         const first = base + p * C;
-        heap.set(x.subarray(first, first + count * C), X >> 2);
-        k.channelsForward(X, X, 0, 0, M, R, PM, PV, 1, count, C, K, eps, S);
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        k.channelsForward(X, X, 0, 0, M, R, PM, PV, 1, n, C, K, eps, S);
         for (let g = 0; g < groups; g++) {
           const d = x[first + g * K] - x[base + g * K] + heap[(M >> 2) + g];
-          t1[g] += count * d;
-          t2[g] += count * (heap[(PV >> 2) + g] + d * d);
+          chunkMean[i * groups + g] = d;
+          chunkRstd[i * groups + g] = heap[(R >> 2) + g];
+          t1[g] += n * d;
+          t2[g] += n * (heap[(PV >> 2) + g] + d * d);
         }
       }
       for (let g = 0; g < groups; g++) {
         const m = t1[g] / positions;
         const variance = Math.max(t2[g] / positions - m * m, 0);
-        const rs = 1 / Math.sqrt(variance + eps);
         const s = b * groups + g;
         o.mean[s] = m;
-        o.rstd[s] = rs;
+        o.rstd[s] = 1 / Math.sqrt(variance + eps);
         o.plainMean[s] = x[base + g * K] + m;
         o.variance[s] = variance;
-        for (let c = g * K; c < (g + 1) * K; c++) {
-          centre[c] = x[base + g * K] + m;
-          scale[c] = gamma ? rs * gamma[c] : rs;
-          bias[c] = beta ? beta[c] : 0;
-        }
       }
-      const y = o.y;
-      for (let p = 0, q = base; p < positions; p++, q += C) {
-        for (let c = 0; c < C; c++) y[q + c] = (x[q + c] - centre[c]) * scale[c] + bias[c];
+      for (let i = 0, p = 0; p < positions; i++, p += step) {
+        const n = Math.min(step, positions - p);
+        const first = base + p * C;
+        for (let c = 0; c < C; c++) {
+          const g = (c - (c % K)) / K;
+          const rs = o.rstd[b * groups + g];
+          const gm = gamma ? gamma[c] : 1;
+          heap[(G >> 2) + c] = (gm * rs) / chunkRstd[i * groups + g];
+          heap[(B >> 2) + c] = (beta ? beta[c] : 0) + (chunkMean[i * groups + g] - o.mean[b * groups + g]) * rs * gm;
+        }
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        k.channelsForward(X, X, G, B, M, R, PM, PV, 1, n, C, K, eps, S);
+        out(heap, X, n * C, o.y, first);
       }
     }
     return true;
   };
 
   /**
-   * Backward of {@link slabForward}'s case. Pass one runs the module's backward on chunks of positions with
-   * each chunk's mean re-expressed relative to its own shift, for its sums of dy and dy * xhat per channel
-   * (its dx is not used); pass two computes dx in JavaScript from those sums:
+   * Backward of a channels slab larger than a chunk. Pass one runs the module's backward on chunks of
+   * positions with the slab's mean re-expressed relative to each chunk's shift, for the chunk's sums of dy and
+   * dy * xhat per channel (its dx is not used); pass two computes dx in JavaScript (float64) from those sums,
+   * which measured faster than copying the whole slab through a memory made for the call:
    * dx = rstd * (gamma dy - mean(gamma dy) - xhat * mean(gamma dy xhat)), the means over the group's slice.
    */
   const slabBackward = (l: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, o: CpuBackwardArrays): boolean => {
