@@ -189,9 +189,9 @@ const METHODS: MethodCase[] = [
 ];
 
 /**
- * Larger cases, checked against the reference only. The cpu backend runs the SIMD module in chunks of CPU_CHUNK_FLOATS (32768)
- * floats of whole slices: 70 rows of 1000 go through as 32 + 32 + 6 rows; a row of 40000 floats is larger than
- * a chunk and goes alone.
+ * Larger cases, checked against the reference only. The cpu backend runs the SIMD module in chunks of CPU_CHUNK_FLOATS (65536)
+ * floats of whole slices: 70 rows of 1000 go through as 65 + 5 rows; a row of 140000 floats is larger than a
+ * chunk and than the arena kept between calls (1 MiB), so it goes alone through a memory made for the call.
  */
 const CHUNKED_METHODS: MethodCase[] = [
   {
@@ -208,24 +208,24 @@ const CHUNKED_METHODS: MethodCase[] = [
     op: (x, gamma, beta) => nk.layerNorm(x, { gamma, beta }),
   },
   {
-    name: 'rmsNorm [2, 40000] (rows longer than a cpu chunk)',
+    name: 'rmsNorm [2, 140000] (rows longer than a cpu chunk and its kept arena)',
     kernel: FUSED_KERNELS.rmsNorm,
-    shape: [2, 40000],
-    refShape: [2, 40000],
+    shape: [2, 140000],
+    refShape: [2, 140000],
     axes: [1],
     paramAxes: [1],
-    paramShape: [40000],
+    paramShape: [140000],
     center: false,
     eps: 1e-6,
     hasBeta: false,
     op: (x, gamma) => nk.rmsNorm(x, { gamma }),
   },
   {
-    // Per batch element a slab of 8 * 8 * 16 = 1024 floats: 32 slabs a chunk, so 32 + 8.
-    name: 'groupNorm [40, 8, 8, 16] with 4 groups (several cpu chunks)',
+    // Per batch element a slab of 8 * 8 * 16 = 1024 floats: 64 slabs a chunk, so 64 + 16.
+    name: 'groupNorm [80, 8, 8, 16] with 4 groups (several cpu chunks)',
     kernel: FUSED_KERNELS.groupNorm,
-    shape: [40, 8, 8, 16],
-    refShape: [40, 8, 8, 4, 4],
+    shape: [80, 8, 8, 16],
+    refShape: [80, 8, 8, 4, 4],
     axes: [1, 2, 4],
     paramAxes: [3, 4],
     paramShape: [16],
@@ -235,11 +235,11 @@ const CHUNKED_METHODS: MethodCase[] = [
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
   },
   {
-    // One slab of 400 positions * 90 channels = 36000 floats: statistics over chunks of 364 positions.
-    name: 'batchNorm (training) [4, 100, 90] (a slab larger than a cpu chunk)',
+    // One slab of 800 positions * 90 channels = 72000 floats: chunks of 728 + 72 positions.
+    name: 'batchNorm (training) [4, 200, 90] (a slab larger than a cpu chunk)',
     kernel: FUSED_KERNELS.batchNorm,
-    shape: [4, 100, 90],
-    refShape: [4, 100, 90],
+    shape: [4, 200, 90],
+    refShape: [4, 200, 90],
     axes: [0, 1],
     paramAxes: [2],
     paramShape: [90],
@@ -255,11 +255,11 @@ const CHUNKED_METHODS: MethodCase[] = [
     },
   },
   {
-    // Slabs of 30 * 30 * 40 = 36000 floats in chunks of 819 positions, groups of 10 channels.
-    name: 'groupNorm [2, 30, 30, 40] with 4 groups (slabs larger than a cpu chunk)',
+    // Slabs of 45 * 40 * 40 = 72000 floats in chunks of 1638 + 162 positions, groups of 10 channels.
+    name: 'groupNorm [2, 45, 40, 40] with 4 groups (slabs larger than a cpu chunk)',
     kernel: FUSED_KERNELS.groupNorm,
-    shape: [2, 30, 30, 40],
-    refShape: [2, 30, 30, 4, 10],
+    shape: [2, 45, 40, 40],
+    refShape: [2, 45, 40, 4, 10],
     axes: [1, 2, 4],
     paramAxes: [3, 4],
     paramShape: [40],
@@ -269,8 +269,8 @@ const CHUNKED_METHODS: MethodCase[] = [
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
   },
   {
-    // Slabs of 20 * 20 * 90 = 36000 floats, larger than a chunk: one per chunk.
-    name: 'instanceNorm [3, 20, 20, 90] (slabs larger than a cpu chunk)',
+    // Slabs of 20 * 20 * 90 = 36000 floats, more than half a chunk: one per chunk.
+    name: 'instanceNorm [3, 20, 20, 90] (one slab per cpu chunk)',
     kernel: FUSED_KERNELS.instanceNorm,
     shape: [3, 20, 20, 90],
     refShape: [3, 20, 20, 90],
@@ -486,7 +486,7 @@ function suite(backend: string, simd: boolean) {
     }
 
     it('the larger cases span the cpu chunks their comments count', () => {
-      assert.equal(CPU_CHUNK_FLOATS, 32768);
+      assert.equal(CPU_CHUNK_FLOATS, 65536);
     });
 
     it('layerNorm over an axis of length 1 gives beta and a zero gradient', () => {

@@ -43,10 +43,10 @@ export function cpuValues(backend: CpuBackendLike, t: tf.TensorInfo): Float32Arr
 }
 
 /**
- * Floats of x per chunk: 128 KiB, so a backward chunk (x and dy, 256 KiB) stays in a core's L2 cache between
- * copy-in, kernel and copy-out.
+ * Floats of x per chunk: 256 KiB, so a backward chunk (x and dy, 512 KiB) stays in a core's L2 cache between
+ * copy-in, kernel and copy-out, and a [32, 32, 64] feature map of one image is one chunk.
  */
-export const CPU_CHUNK_FLOATS = 1 << 15;
+export const CPU_CHUNK_FLOATS = 1 << 16;
 
 /** Forward outputs of {@link CpuSimdKernels}. */
 export interface CpuForwardArrays {
