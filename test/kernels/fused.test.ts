@@ -32,6 +32,30 @@ interface MethodCase {
   op: (x: tf.Tensor, gamma?: tf.Tensor, beta?: tf.Tensor) => tf.Tensor;
 }
 
+/** BatchNorm in training mode over [N, S, C] (slices over N and S); `note` is added to the case's name. */
+function batchNormCase(shape: [number, number, number], note = ''): MethodCase {
+  const c = shape[2];
+  return {
+    name: `batchNorm (training) [${shape.join(', ')}]${note ? ' ' + note : ''}`,
+    kernel: FUSED_KERNELS.batchNorm,
+    shape,
+    refShape: shape,
+    axes: [0, 1],
+    paramAxes: [2],
+    paramShape: [c],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => {
+      const movingMean = tf.zeros([c]);
+      const movingVariance = tf.ones([c]);
+      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
+      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
+      return r.y;
+    },
+  };
+}
+
 const METHODS: MethodCase[] = [
   {
     name: 'layerNorm [6, 33]',
@@ -98,45 +122,9 @@ const METHODS: MethodCase[] = [
     hasBeta: true,
     op: (x, gamma, beta) => nk.instanceNorm(x, { gamma, beta }),
   },
-  {
-    name: 'batchNorm (training) [4, 3, 6]',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [4, 3, 6],
-    refShape: [4, 3, 6],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [6],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([6]);
-      const movingVariance = tf.ones([6]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
-  {
-    // An odd number of positions (the SIMD backward's pairs of positions leave one), channels a multiple of 4.
-    name: 'batchNorm (training) [5, 9, 8]',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [5, 9, 8],
-    refShape: [5, 9, 8],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [8],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([8]);
-      const movingVariance = tf.ones([8]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
+  batchNormCase([4, 3, 6]),
+  // An odd number of positions (the SIMD backward's pairs of positions leave one), channels a multiple of 4.
+  batchNormCase([5, 9, 8]),
   {
     name: 'groupNorm [2, 7, 6, 8] with 2 groups',
     kernel: FUSED_KERNELS.groupNorm,
@@ -150,27 +138,9 @@ const METHODS: MethodCase[] = [
     hasBeta: true,
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 2, gamma, beta }),
   },
-  {
-    // 135 positions of 70 channels: several of the SIMD forward's position chunks (4096 / 70 = 58 positions),
-    // an odd count, and 2 channels past the last multiple of 4 (scalar tail).
-    name: 'batchNorm (training) [3, 45, 70]',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [3, 45, 70],
-    refShape: [3, 45, 70],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [70],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([70]);
-      const movingVariance = tf.ones([70]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
+  // 135 positions of 70 channels: several of the SIMD forward's position chunks (4096 / 70 = 58 positions),
+  // an odd count, and 2 channels past the last multiple of 4 (scalar tail).
+  batchNormCase([3, 45, 70]),
   {
     // As above per batch element (135 positions, 70 channels), with groups of 10 channels that straddle the
     // vector / scalar-tail boundary.
@@ -234,26 +204,8 @@ const CHUNKED_METHODS: MethodCase[] = [
     hasBeta: true,
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
   },
-  {
-    // One slab of 800 positions * 90 channels = 72000 floats: chunks of 728 + 72 positions.
-    name: 'batchNorm (training) [4, 200, 90] (a slab larger than a cpu chunk)',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [4, 200, 90],
-    refShape: [4, 200, 90],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [90],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([90]);
-      const movingVariance = tf.ones([90]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
+  // One slab of 800 positions * 90 channels = 72000 floats: chunks of 728 + 72 positions.
+  batchNormCase([4, 200, 90], '(a slab larger than a cpu chunk)'),
   {
     // Slabs of 45 * 40 * 40 = 72000 floats in chunks of 1638 + 162 positions, groups of 10 channels.
     name: 'groupNorm [2, 45, 40, 40] with 4 groups (slabs larger than a cpu chunk)',
