@@ -5,8 +5,10 @@
  * BatchNormalization versus tf.layers.batchNormalization. The tfjs layers are plugged in through a
  * bench-only registry entry, so the two models differ only in the normalization layer. A third variant puts an
  * identity layer in the normalization's place: the difference between a step and that step is the time the
- * step spends in normalization (forward, backward and the optimizer's update of gamma and beta).
+ * step spends in normalization (forward, backward and the optimizer's update of gamma and beta). PyTorch runs
+ * the same two models, with their norm and with an identity, on one thread (bench/torch_models.py).
  */
+import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../src/index.js';
@@ -100,7 +102,7 @@ function cnn(norm: string) {
  * Times the steps on each backend: `runs` runs (default 5) after one warm-up. Returns rows and notes (a backend whose single
  * step would take too long for the shared machine is reported as skipped, with the measured time).
  */
-export async function modelSteps(backends: string[], log: (s: string) => void, runs = 5): Promise<{ results: ModelStepResult[]; notes: string[] }> {
+export async function modelSteps(backends: string[], log: (s: string) => void, runs = 5, python?: string): Promise<{ results: ModelStepResult[]; notes: string[] }> {
   registerTfjsNorms();
   const results: ModelStepResult[] = [];
   const notes: string[] = [];
@@ -123,5 +125,37 @@ export async function modelSteps(backends: string[], log: (s: string) => void, r
       );
     }
   }
+  if (python) results.push(...torchModelSteps(python, runs, log, notes));
+  else notes.push('PyTorch model steps skipped: no python that imports torch (or --no-torch).');
   return { results, notes };
+}
+
+const TORCH_MODELS: Record<string, string> = {
+  transformer: 'Pre-LN Transformer d=256 L=4 T=128 B=16',
+  cnn: 'CNN 2 residual stages [32, 64], 32x32x16 input, batch 32',
+};
+
+/** The same models' steps in PyTorch on one thread, with the norm and with an identity in its place. */
+function torchModelSteps(python: string, runs: number, log: (s: string) => void, notes: string[]): ModelStepResult[] {
+  log('PyTorch model steps (1 thread)...');
+  const r = spawnSync(python, ['bench/torch_models.py', String(runs)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  if (r.status !== 0) {
+    notes.push(`PyTorch model steps skipped: bench/torch_models.py failed (${r.stderr.trim().split('\n').pop()}).`);
+    return [];
+  }
+  const parsed = JSON.parse(r.stdout) as { torch: string; results: Array<{ model: string; variant: string; timing: Timing }> };
+  const rows: ModelStepResult[] = [];
+  for (const model of Object.keys(TORCH_MODELS)) {
+    const none = parsed.results.find((q) => q.model === model && q.variant === 'identity');
+    for (const q of parsed.results.filter((p) => p.model === model)) {
+      const row: ModelStepResult = { backend: `PyTorch ${parsed.torch}, 1 thread`, model: TORCH_MODELS[model], variant: q.variant === 'identity' ? 'identity in place of the normalization' : `torch.nn.${q.variant}`, timing: q.timing };
+      if (none && q !== none) {
+        row.normMs = q.timing.median - none.timing.median;
+        row.normShare = row.normMs / q.timing.median;
+      }
+      rows.push(row);
+      log(`  PyTorch ${TORCH_MODELS[model]} ${q.variant}: ${q.timing.median.toFixed(0)} ms`);
+    }
+  }
+  return rows;
 }

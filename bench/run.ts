@@ -138,10 +138,14 @@ interface TorchResult {
   forwardBackward: Timing;
 }
 
+/** A python that can import torch: the Debian package installs into the system python, and a python3 earlier on PATH (pyenv, venv) may lack it. */
+function torchPython(): string | undefined {
+  return ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+}
+
 function runTorch(cases: Case[], log: (s: string) => void): { version?: string; results: TorchResult[]; note: string } {
   if (flag('--no-torch')) return { results: [], note: 'PyTorch skipped (--no-torch).' };
-  // The Debian package installs into the system python; a python3 earlier on PATH (pyenv, venv) may lack it.
-  const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+  const python = torchPython();
   if (!python) {
     return { results: [], note: 'PyTorch CPU skipped: neither python3 nor /usr/bin/python3 can import torch (install the Debian package python3-torch to include it).' };
   }
@@ -291,7 +295,7 @@ async function main(): Promise<void> {
   if (QUICK || flag('--no-models')) notes.push('Model-level figures skipped (--quick or --no-models).');
   else {
     const modelBackends = option('--model-backends', 'wasm').split(',');
-    const m = await modelSteps(modelBackends, log, Number(option('--model-runs', '5')));
+    const m = await modelSteps(modelBackends, log, Number(option('--model-runs', '5')), flag('--no-torch') ? undefined : torchPython());
     if (!modelBackends.includes('cpu')) {
       notes.push('Model-level figures on the cpu backend are not run by default (--model-backends cpu,wasm): one Pre-LN Transformer training step takes over two minutes there (138 s measured once while writing the bench), dominated by the matmuls of tfjs-backend-cpu.');
     }
