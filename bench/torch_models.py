@@ -9,13 +9,13 @@ and an Adam update, on torch.set_num_threads(1). Prints JSON: median, min, max m
 warm-up step, per model and variant.
 """
 import json
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_bench import timed
 
 
 class Block(nn.Module):
@@ -98,13 +98,7 @@ def time_steps(model, batch, loss_fn, runs):
         loss_fn(model(batch)).backward()
         opt.step()
 
-    step()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return {"median": statistics.median(times), "min": min(times), "max": max(times), "runs": runs}
+    return timed(step, runs, 1)
 
 
 def main():
