@@ -82,7 +82,16 @@ export const CPU_ARENA_KEEP_BYTES = 1 << 20;
 
 let cpuKernels: CpuSimdKernels | null | undefined;
 
-/** The chunked SIMD kernels for the cpu backend, or null when switched off or (not yet) available. */
+/**
+ * The chunked SIMD kernels for the cpu backend, or null when switched off or (not yet) available. They compute
+ * what norm-math.ts's normForward / normBackward compute, on the same arrays.
+ *
+ * @example
+ * const k = simdForCpuBackend();
+ * const layout = { kind: 'rows', outer: 2, inner: 1, width: 3, group: 3, center: true } as const;
+ * const out = { y: new Float32Array(6), mean: new Float32Array(2), rstd: new Float32Array(2), plainMean: new Float32Array(2), variance: new Float32Array(2) };
+ * k?.forward(layout, 1e-5, Float32Array.of(1, 2, 3, 4, 5, 6), null, null, out); // out.y ~ [-1.22, 0, 1.22, -1.22, 0, 1.22]
+ */
 export function simdForCpuBackend(): CpuSimdKernels | null {
   if (!simdKernelsEnabled()) return null;
   if (cpuKernels) return cpuKernels;
