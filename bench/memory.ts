@@ -38,13 +38,14 @@ function wasmBytes(): number {
   return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCpuBackend()?.lastCallBytes() ?? 0);
 }
 
-async function peak(fn: () => tf.Tensor | tf.Tensor[], inputBytes: number): Promise<{ tfjsPeak: number; wasmExtra: number }> {
+/** `normkitCall`: on cpu, whether the call runs normkit's kernels (whose arena is then counted). */
+async function peak(fn: () => tf.Tensor | tf.Tensor[], inputBytes: number, normkitCall: boolean): Promise<{ tfjsPeak: number; wasmExtra: number }> {
   tf.dispose(fn());
   const before = tf.memory().numBytes;
   const heapBefore = wasmBytes();
   const info = await tf.profile(fn);
   tf.dispose(info.result as tf.Tensor | tf.Tensor[]);
-  const held = tf.getBackend() === 'cpu' ? wasmBytes() : wasmBytes() - heapBefore;
+  const held = tf.getBackend() === 'cpu' ? (normkitCall ? wasmBytes() : 0) : wasmBytes() - heapBefore;
   return { tfjsPeak: (info.peakBytes - before) / inputBytes, wasmExtra: held / inputBytes };
 }
 
@@ -73,7 +74,7 @@ export async function memoryPeaks(cases: Case[], backends: string[], log: (s: st
           ['forward', fwd],
           ['forward+backward', fwdBwd],
         ] as const) {
-          const p = await peak(fn, inputBytes);
+          const p = await peak(fn, inputBytes, impl === 'normkit');
           const row: MemoryRow = { backend, method: c.method, shape: c.shape, pass, impl, ...p, total: p.tfjsPeak + p.wasmExtra };
           rows.push(row);
           log(`  ${backend} ${c.method} [${c.shape}] ${pass} ${impl}: ${row.total.toFixed(2)}x input (tfjs ${row.tfjsPeak.toFixed(2)}x, wasm ${row.wasmExtra.toFixed(2)}x)`);
