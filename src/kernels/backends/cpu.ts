@@ -18,7 +18,7 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
 import type { NormBackwardOutputs, NormForwardOutputs, NormKernels } from '../contract.js';
 import { normBackward, normForward, statCount, type NormLayout } from '../norm-math.js';
-import { instantiateSimd, simdKernelsEnabled, type NormExports } from '../simd.js';
+import { instantiateSimd, simdKernelsEnabled, simdModule, type NormExports } from '../simd.js';
 
 /** What normkit uses of tfjs's cpu backend. */
 export interface CpuBackendLike {
@@ -94,12 +94,13 @@ let cpuKernels: CpuSimdKernels | null | undefined;
  */
 export function simdForCpuBackend(): CpuSimdKernels | null {
   if (!simdKernelsEnabled()) return null;
-  if (cpuKernels) return cpuKernels;
+  if (cpuKernels !== undefined) return cpuKernels;
+  // Null while a browser compiles the module asynchronously: ask again on the next call.
+  if (simdModule() === null) return null;
   const memory = new WebAssembly.Memory({ initial: 1 });
   const k = instantiateSimd(memory);
-  // Null while a browser compiles the module asynchronously: ask again on the next call.
-  if (k) cpuKernels = chunkedKernels(k, memory);
-  return k ? cpuKernels! : null;
+  cpuKernels = k ? chunkedKernels(k, memory) : null;
+  return cpuKernels;
 }
 
 /**
