@@ -1,7 +1,8 @@
 /**
  * On tfjs's cpu backend tensors live in JavaScript Float32Arrays, so the SIMD module can only be used after
- * copying x (and dy) into its own memory and the results out again. This measures whether that pays against
- * the scalar JavaScript kernels (float64 accumulators), which is what the cpu adapter uses.
+ * copying x (and dy) into its own memory and the results out again. This measures whole-tensor copies around
+ * the module against the scalar JavaScript kernels (float64 accumulators); the cpu adapter itself copies in
+ * cache-sized chunks (backends/cpu.ts), which the kernel rows of the bench time.
  */
 import { normBackward, normForward, type NormLayout } from '../src/kernels/norm-math.js';
 import { instantiateSimd } from '../src/kernels/simd.js';

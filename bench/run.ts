@@ -4,9 +4,10 @@
  *
  * Options: --quick (one shape per method, fewer runs, no model-level figures), --backends cpu,wasm,
  * --model-backends wasm (default: wasm only; one Transformer step takes minutes on the cpu backend),
+ * --model-runs 5 (timed steps per model variant),
  * --baseline all|first|none (default all; first = measure the slow tfjs baselines only on each method's
- * first shape, for a loaded machine; none = not at all), --methods layerNorm,groupNorm,... (default: all), --no-models, --no-torch,
- * --out <dir> (default bench/results).
+ * first shape, for a loaded machine; none = not at all), --methods layerNorm,groupNorm,... (default: all),
+ * --no-models, --no-memory, --no-torch, --out <dir> (default bench/results).
  *
  * Every figure is the median of at least 5 runs after warm-up, with min and max; every ratio is computed
  * inside this one process run (the copy roofline is measured here, per size), because the machine is shared
@@ -15,7 +16,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 // The backends the bench measures: normkit imports none itself.
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
@@ -23,7 +23,9 @@ import * as nk from '../src/index.js';
 import { copyRoofline, gbps, timeIt, type Timing } from './timing.js';
 import { cpuEngineComparison, type EngineComparison } from './engines.js';
 import { modelSteps, type ModelStepResult } from './models.js';
-import { TorchServer } from './torch.js';
+import { TorchServer, torchPython } from './torch.js';
+import { BASELINE, baselineOp, normkitGrads, normkitOp, type Case, type Method } from './ops.js';
+import { memoryPeaks, type MemoryRow } from './memory.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
@@ -41,14 +43,6 @@ const WARMUP = 2;
 /** Interleaved rounds against PyTorch, and runs per round on each side. */
 const TORCH_ROUNDS = QUICK ? 3 : 7;
 const TORCH_PER_ROUND = QUICK ? 3 : 5;
-
-type Method = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm';
-
-interface Case {
-  method: Method;
-  shape: number[];
-  groups?: number;
-}
 
 // [rows, D]: transformer activations ([B*T, D], a few MB each) and one long row.
 const ROW_SHAPES = [
@@ -79,14 +73,6 @@ const CASES = ALL_CASES.filter((c) => METHODS.length === 0 || METHODS.includes(c
   (c, i, all) => !QUICK || all.findIndex((d) => caseKey(d) === caseKey(c)) === i,
 );
 
-const BASELINE: Record<Method, string> = {
-  layerNorm: 'tf.layers.layerNormalization',
-  rmsNorm: 'tfjs ops composite',
-  batchNorm: 'tf.layers.batchNormalization (training)',
-  groupNorm: 'tfjs ops composite',
-  instanceNorm: 'tfjs ops composite',
-};
-
 interface Row {
   backend: string;
   method: Method;
@@ -114,52 +100,6 @@ interface Row {
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** The op under test with normkit's current fused setting: returns y (all other outputs disposed). */
-function normkitOp(c: Case, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
-  switch (c.method) {
-    case 'layerNorm':
-      return nk.layerNorm(x, { gamma, beta });
-    case 'rmsNorm':
-      return nk.rmsNorm(x, { gamma });
-    case 'groupNorm':
-      return nk.groupNorm(x, { groups: c.groups ?? 32, gamma, beta });
-    case 'instanceNorm':
-      return nk.instanceNorm(x, { gamma, beta });
-    case 'batchNorm': {
-      const c0 = x.shape[x.shape.length - 1];
-      return tf.tidy(() => nk.batchNorm(x, { training: true, movingMean: tf.zeros([c0]), movingVariance: tf.ones([c0]), gamma, beta }).y);
-    }
-  }
-}
-
-/** tfjs's own: the tfjs-layers layer where tfjs has one, else normkit's composite of tfjs ops. */
-function baselineOp(c: Case): { forward: (x: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.Tensor; dispose: () => void } {
-  if (c.method === 'layerNorm' || c.method === 'batchNorm') {
-    const layer = c.method === 'layerNorm' ? tfl.layers.layerNormalization({ axis: -1, epsilon: 1e-5 }) : tfl.layers.batchNormalization({ axis: -1 });
-    return {
-      forward: (x) => layer.apply(x, { training: true }) as tf.Tensor,
-      dispose: () => {
-        if (layer.built) layer.dispose();
-      },
-    };
-  }
-  return {
-    forward: (x, g, b) => {
-      nk.setFusedKernels(false);
-      try {
-        return normkitOp(c, x, g, b);
-      } finally {
-        nk.setFusedKernels(true);
-      }
-    },
-    dispose: () => undefined,
-  };
-}
-
-function usesBeta(c: Case): boolean {
-  return c.method !== 'rmsNorm';
-}
-
 async function benchCase(backend: string, c: Case, withBaseline: boolean, copyGbps: (floats: number) => number, torch: TorchServer | null, log: (s: string) => void): Promise<Row[]> {
   const n = size(c.shape);
   const width = c.shape[c.shape.length - 1];
@@ -172,24 +112,9 @@ async function benchCase(backend: string, c: Case, withBaseline: boolean, copyGb
   nk.setFusedKernels(true);
 
   const fwd = () => normkitOp(c, x, gamma, beta).dispose();
-  // Gradients of x, gamma and beta given the upstream gradient dy (no extra loss ops in the timing).
-  const fwdBwd = () =>
-    tf.dispose(
-      usesBeta(c)
-        ? tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => normkitOp(c, a, g, b))([x, gamma, beta], dy)
-        : tf.grads((a: tf.Tensor, g: tf.Tensor) => normkitOp(c, a, g, beta))([x, gamma], dy),
-    );
-  const isLayer = c.method === 'layerNorm' || c.method === 'batchNorm';
+  const fwdBwd = () => tf.dispose(normkitGrads(c, x, gamma, beta, dy));
   const baseFwd = () => base.forward(x, gamma, beta).dispose();
-  // The tfjs layers own their weights: gradients of x only (favours the baseline).
-  const baseFwdBwd = () =>
-    tf.dispose(
-      isLayer
-        ? tf.grads((a: tf.Tensor) => base.forward(a, gamma, beta))([x], dy)
-        : usesBeta(c)
-          ? tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => base.forward(a, g, b))([x, gamma, beta], dy)
-          : tf.grads((a: tf.Tensor, g: tf.Tensor) => base.forward(a, g, beta))([x, gamma], dy),
-    );
+  const baseFwdBwd = () => tf.dispose(base.grads(x, gamma, beta, dy));
 
   // The roofline is measured next to the kernel it judges: on a shared machine the load drifts over minutes.
   const copyBw = copyGbps(n);
@@ -282,13 +207,29 @@ function markdown(report: Report): string {
     }
     lines.push('');
   }
+  if (report.memory.length) {
+    lines.push('## Memory: peak extra memory during the call, as a multiple of the input size');
+    lines.push('');
+    lines.push("tfjs = peak of tf.memory().numBytes during the call (tf.profile) minus the bytes live before it; wasm = the cpu kernels' arena (held between calls) or the wasm heap's growth during the call. Forward+backward = gradients given dy, so x and dy themselves are not counted.");
+    lines.push('');
+    lines.push('| backend | method | shape | pass | implementation | total | tfjs | wasm |');
+    lines.push('|---|---|---|---|---|---|---|---|');
+    for (const m of report.memory) {
+      lines.push(`| ${m.backend} | ${m.method} | [${m.shape.join(', ')}] | ${m.pass} | ${m.impl} | ${m.total.toFixed(2)}x | ${m.tfjsPeak.toFixed(2)}x | ${m.wasmExtra.toFixed(2)}x |`);
+    }
+    lines.push('');
+  }
   if (report.models.length) {
     lines.push('## Model level: one training step (forward, backward, optimizer)');
     lines.push('');
-    lines.push('| backend | model | normalization | step ms | speedup |');
-    lines.push('|---|---|---|---|---|');
+    lines.push('Time in normalization = step time minus the step with an identity layer in place of each normalization layer (medians; under load the difference carries the noise of both).');
+    lines.push('');
+    lines.push('| backend | model | normalization | step ms | speedup | in normalization ms | share of step |');
+    lines.push('|---|---|---|---|---|---|---|');
     for (const m of report.models) {
-      lines.push(`| ${m.backend} | ${m.model} | ${m.variant} | ${fmt(m.timing, 0)} | ${m.speedup ? m.speedup.toFixed(2) + 'x' : '(baseline)'} |`);
+      const norm = m.normMs === undefined ? 'n/a' : m.normMs.toFixed(0);
+      const share = m.normShare === undefined ? 'n/a' : `${(100 * m.normShare).toFixed(0)} %`;
+      lines.push(`| ${m.backend} | ${m.model} | ${m.variant} | ${fmt(m.timing, 0)} | ${m.speedup ? m.speedup.toFixed(2) + 'x' : 'n/a'} | ${norm} | ${share} |`);
     }
     lines.push('');
   }
@@ -313,6 +254,7 @@ interface Report {
   torchNote: string;
   torchVersion?: string;
   engines: EngineComparison[];
+  memory: MemoryRow[];
   models: ModelStepResult[];
   notes: string[];
 }
@@ -336,6 +278,14 @@ async function main(): Promise<void> {
     }
   }
   torch.server?.close();
+  // Memory ratios do not depend on the size: one shape per method, small enough for tfjs's layers.
+  const memory = flag('--no-memory')
+    ? []
+    : await memoryPeaks(
+        CASES.filter((c, i, all) => all.findIndex((d) => d.method === c.method) === i).map((c) => (c.shape.length === 2 ? { ...c, shape: [1024, 1024] } : c)),
+        BACKENDS,
+        log,
+      );
   await nk.useBackend('cpu');
   const engines = cpuEngineComparison(QUICK, RUNS);
   const models: ModelStepResult[] = [];
@@ -345,7 +295,7 @@ async function main(): Promise<void> {
   if (QUICK || flag('--no-models')) notes.push('Model-level figures skipped (--quick or --no-models).');
   else {
     const modelBackends = option('--model-backends', 'wasm').split(',');
-    const m = await modelSteps(modelBackends, log);
+    const m = await modelSteps(modelBackends, log, Number(option('--model-runs', '5')), flag('--no-torch') ? undefined : torchPython());
     if (!modelBackends.includes('cpu')) {
       notes.push('Model-level figures on the cpu backend are not run by default (--model-backends cpu,wasm): one Pre-LN Transformer training step takes over two minutes there (138 s measured once while writing the bench), dominated by the matmuls of tfjs-backend-cpu.');
     }
@@ -365,6 +315,7 @@ async function main(): Promise<void> {
     torchNote: torch.note,
     torchVersion: torch.server?.version,
     engines,
+    memory,
     models,
     notes,
   };

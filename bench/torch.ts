@@ -38,6 +38,11 @@ const median = (v: number[]) => {
 const summary = (times: number[]): Timing => ({ median: median(times), min: Math.min(...times), max: Math.max(...times), runs: times.length });
 
 /** The persistent PyTorch child: one request line out, one answer line back. */
+/** A python that can import torch: the Debian package installs into the system python, and a python3 earlier on PATH (pyenv, venv) may lack it. */
+export function torchPython(): string | undefined {
+  return ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+}
+
 export class TorchServer {
   private readonly answers: string[] = [];
   private readonly waiting: Array<(line: string) => void> = [];
@@ -79,7 +84,7 @@ export class TorchServer {
    * string, when it cannot start.
    */
   static async start(): Promise<TorchServer | string> {
-    const python = ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0);
+    const python = torchPython();
     if (!python) return 'neither python3 nor /usr/bin/python3 can import torch (install the Debian package python3-torch to include it)';
     const server = new TorchServer(spawn(python, ['bench/torch_bench.py', '--serve'], { stdio: ['pipe', 'pipe', 'pipe'] }), python);
     const hello = JSON.parse(await server.next()) as { torch?: string; error?: string };

@@ -4,7 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { fusedKernelAvailable } from '../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../src/kernels/fused.js';
-import { setSimdKernels, simdForCpuBackend, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
+import { setSimdKernels, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
+import { CPU_CHUNK_FLOATS, simdForCpuBackend } from '../../src/kernels/backends/cpu.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
@@ -29,6 +30,30 @@ interface MethodCase {
   eps: number;
   hasBeta: boolean;
   op: (x: tf.Tensor, gamma?: tf.Tensor, beta?: tf.Tensor) => tf.Tensor;
+}
+
+/** BatchNorm in training mode over [N, S, C] (slices over N and S); `note` is added to the case's name. */
+function batchNormCase(shape: [number, number, number], note = ''): MethodCase {
+  const c = shape[2];
+  return {
+    name: `batchNorm (training) [${shape.join(', ')}]${note ? ' ' + note : ''}`,
+    kernel: FUSED_KERNELS.batchNorm,
+    shape,
+    refShape: shape,
+    axes: [0, 1],
+    paramAxes: [2],
+    paramShape: [c],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => {
+      const movingMean = tf.zeros([c]);
+      const movingVariance = tf.ones([c]);
+      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
+      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
+      return r.y;
+    },
+  };
 }
 
 const METHODS: MethodCase[] = [
@@ -97,45 +122,9 @@ const METHODS: MethodCase[] = [
     hasBeta: true,
     op: (x, gamma, beta) => nk.instanceNorm(x, { gamma, beta }),
   },
-  {
-    name: 'batchNorm (training) [4, 3, 6]',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [4, 3, 6],
-    refShape: [4, 3, 6],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [6],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([6]);
-      const movingVariance = tf.ones([6]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
-  {
-    // An odd number of positions (the SIMD backward's pairs of positions leave one), channels a multiple of 4.
-    name: 'batchNorm (training) [5, 9, 8]',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [5, 9, 8],
-    refShape: [5, 9, 8],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [8],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([8]);
-      const movingVariance = tf.ones([8]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
+  batchNormCase([4, 3, 6]),
+  // An odd number of positions (the SIMD backward's pairs of positions leave one), channels a multiple of 4.
+  batchNormCase([5, 9, 8]),
   {
     name: 'groupNorm [2, 7, 6, 8] with 2 groups',
     kernel: FUSED_KERNELS.groupNorm,
@@ -149,27 +138,9 @@ const METHODS: MethodCase[] = [
     hasBeta: true,
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 2, gamma, beta }),
   },
-  {
-    // 135 positions of 70 channels: several of the SIMD forward's position chunks (4096 / 70 = 58 positions),
-    // an odd count, and 2 channels past the last multiple of 4 (scalar tail).
-    name: 'batchNorm (training) [3, 45, 70]',
-    kernel: FUSED_KERNELS.batchNorm,
-    shape: [3, 45, 70],
-    refShape: [3, 45, 70],
-    axes: [0, 1],
-    paramAxes: [2],
-    paramShape: [70],
-    center: true,
-    eps: 1e-5,
-    hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([70]);
-      const movingVariance = tf.ones([70]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
-  },
+  // 135 positions of 70 channels: several of the SIMD forward's position chunks (4096 / 70 = 58 positions),
+  // an odd count, and 2 channels past the last multiple of 4 (scalar tail).
+  batchNormCase([3, 45, 70]),
   {
     // As above per batch element (135 positions, 70 channels), with groups of 10 channels that straddle the
     // vector / scalar-tail boundary.
@@ -184,6 +155,84 @@ const METHODS: MethodCase[] = [
     eps: 1e-5,
     hasBeta: true,
     op: (x, gamma, beta) => nk.groupNorm(x, { groups: 7, gamma, beta }),
+  },
+];
+
+/**
+ * Larger cases, checked against the reference only. The cpu backend runs the SIMD module in chunks of CPU_CHUNK_FLOATS (65536)
+ * floats of whole slices: 70 rows of 1000 go through as 65 + 5 rows; a row of 140000 floats is larger than a
+ * chunk and than the arena kept between calls (1 MiB), so it goes alone through a memory made for the call.
+ */
+const CHUNKED_METHODS: MethodCase[] = [
+  {
+    name: 'layerNorm [70, 1000] (several cpu chunks, the last one partial)',
+    kernel: FUSED_KERNELS.layerNorm,
+    shape: [70, 1000],
+    refShape: [70, 1000],
+    axes: [1],
+    paramAxes: [1],
+    paramShape: [1000],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.layerNorm(x, { gamma, beta }),
+  },
+  {
+    name: 'rmsNorm [2, 140000] (rows longer than a cpu chunk and its kept arena)',
+    kernel: FUSED_KERNELS.rmsNorm,
+    shape: [2, 140000],
+    refShape: [2, 140000],
+    axes: [1],
+    paramAxes: [1],
+    paramShape: [140000],
+    center: false,
+    eps: 1e-6,
+    hasBeta: false,
+    op: (x, gamma) => nk.rmsNorm(x, { gamma }),
+  },
+  {
+    // Per batch element a slab of 8 * 8 * 16 = 1024 floats: 64 slabs a chunk, so 64 + 16.
+    name: 'groupNorm [80, 8, 8, 16] with 4 groups (several cpu chunks)',
+    kernel: FUSED_KERNELS.groupNorm,
+    shape: [80, 8, 8, 16],
+    refShape: [80, 8, 8, 4, 4],
+    axes: [1, 2, 4],
+    paramAxes: [3, 4],
+    paramShape: [16],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
+  },
+  // One slab of 800 positions * 90 channels = 72000 floats: chunks of 728 + 72 positions.
+  batchNormCase([4, 200, 90], '(a slab larger than a cpu chunk)'),
+  {
+    // Slabs of 45 * 40 * 40 = 72000 floats in chunks of 1638 + 162 positions, groups of 10 channels.
+    name: 'groupNorm [2, 45, 40, 40] with 4 groups (slabs larger than a cpu chunk)',
+    kernel: FUSED_KERNELS.groupNorm,
+    shape: [2, 45, 40, 40],
+    refShape: [2, 45, 40, 4, 10],
+    axes: [1, 2, 4],
+    paramAxes: [3, 4],
+    paramShape: [40],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.groupNorm(x, { groups: 4, gamma, beta }),
+  },
+  {
+    // Slabs of 20 * 20 * 90 = 36000 floats, more than half a chunk: one per chunk.
+    name: 'instanceNorm [3, 20, 20, 90] (one slab per cpu chunk)',
+    kernel: FUSED_KERNELS.instanceNorm,
+    shape: [3, 20, 20, 90],
+    refShape: [3, 20, 20, 90],
+    axes: [1, 2],
+    paramAxes: [3],
+    paramShape: [90],
+    center: true,
+    eps: 1e-5,
+    hasBeta: true,
+    op: (x, gamma, beta) => nk.instanceNorm(x, { gamma, beta }),
   },
 ];
 
@@ -247,6 +296,32 @@ function compare(actual: Outputs, expected: Outputs | ReturnType<typeof referenc
   if (hasBeta) assertClose(actual.dbeta, expected.dbeta, gradTol, `${what} dbeta`);
 }
 
+function matchesReference(m: MethodCase): void {
+  const n = size(m.shape);
+  const w = widthOf(m);
+  const xv = randn(n, 2, 0.5, 2);
+  const gv = randn(w, 3, 1, 0.5);
+  const bv = randn(w, 4);
+  const dyv = randn(n, 5);
+  const fused = withFused(true, () => run(m, xv, gv, bv, dyv));
+  const composite = withFused(false, () => run(m, xv, gv, bv, dyv));
+  const ref = reference(m, xv, gv, m.hasBeta ? bv : undefined, dyv);
+  compare(fused, ref, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs float64', m.hasBeta);
+  compare(fused, composite, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs composite', m.hasBeta);
+}
+
+function exactOnOffset(m: MethodCase): void {
+  const n = size(m.shape);
+  const xv = randn(n, 8, 1e4, 1e-2);
+  const dyv = randn(n, 9);
+  const ones = new Float32Array(widthOf(m)).fill(1);
+  const zeros = new Float32Array(widthOf(m));
+  const fused = withFused(true, () => run(m, xv, ones, zeros, dyv));
+  const ref = reference(m, xv, ones, m.hasBeta ? zeros : undefined, dyv);
+  assertClose(fused.y, ref.y, { atol: 1e-4, rtol: 1e-4 }, 'y');
+  assertClose(fused.dx, ref.dx, { atol: 1e-2, rtol: 1e-3 }, 'dx');
+}
+
 function suite(backend: string, simd: boolean) {
   describe(`fused kernels (${simd ? 'SIMD module' : 'scalar JavaScript'})`, () => {
     let previousSimd = true;
@@ -279,19 +354,7 @@ function suite(backend: string, simd: boolean) {
         x.dispose();
       });
 
-      it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => {
-        const n = size(m.shape);
-        const w = widthOf(m);
-        const xv = randn(n, 2, 0.5, 2);
-        const gv = randn(w, 3, 1, 0.5);
-        const bv = randn(w, 4);
-        const dyv = randn(n, 5);
-        const fused = withFused(true, () => run(m, xv, gv, bv, dyv));
-        const composite = withFused(false, () => run(m, xv, gv, bv, dyv));
-        const ref = reference(m, xv, gv, m.hasBeta ? bv : undefined, dyv);
-        compare(fused, ref, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs float64', m.hasBeta);
-        compare(fused, composite, { atol: 2e-5, rtol: 2e-5 }, { atol: 1e-4, rtol: 1e-4 }, 'fused vs composite', m.hasBeta);
-      });
+      it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => matchesReference(m));
 
       it(`${m.name}: without gamma and beta`, () => {
         const n = size(m.shape);
@@ -309,17 +372,7 @@ function suite(backend: string, simd: boolean) {
         assertClose(out.dx, refNormalizeBackward(xv, dyv, m.refShape, m.axes, m.eps, { center: m.center, paramAxes: m.paramAxes }).dx, { atol: 1e-4, rtol: 1e-4 }, 'dx');
       });
 
-      it(`${m.name}: exact on a large common offset (mean 1e4, std 1e-2)`, () => {
-        const n = size(m.shape);
-        const xv = randn(n, 8, 1e4, 1e-2);
-        const dyv = randn(n, 9);
-        const ones = new Float32Array(widthOf(m)).fill(1);
-        const zeros = new Float32Array(widthOf(m));
-        const fused = withFused(true, () => run(m, xv, ones, zeros, dyv));
-        const ref = reference(m, xv, ones, m.hasBeta ? zeros : undefined, dyv);
-        assertClose(fused.y, ref.y, { atol: 1e-4, rtol: 1e-4 }, 'y');
-        assertClose(fused.dx, ref.dx, { atol: 1e-2, rtol: 1e-3 }, 'dx');
-      });
+      it(`${m.name}: exact on a large common offset (mean 1e4, std 1e-2)`, () => exactOnOffset(m));
 
       it(`${m.name}: constant slices give beta and finite gradients`, () => {
         const n = size(m.shape);
@@ -379,6 +432,15 @@ function suite(backend: string, simd: boolean) {
       tf.dispose(inputs);
     });
 
+    for (const m of CHUNKED_METHODS) {
+      it(`${m.name}: forward and gradients match the float64 reference and the composite path`, () => matchesReference(m));
+      it(`${m.name}: exact on a large common offset (mean 1e4, std 1e-2)`, () => exactOnOffset(m));
+    }
+
+    it('the larger cases span the cpu chunks their comments count', () => {
+      assert.equal(CPU_CHUNK_FLOATS, 65536);
+    });
+
     it('layerNorm over an axis of length 1 gives beta and a zero gradient', () => {
       withFused(true, () =>
         tf.tidy(() => {
@@ -405,9 +467,10 @@ function gradients(m: MethodCase, x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.
     : tf.grads((a: tf.Tensor, p: tf.Tensor) => tf.sum(m.op(a, p)))([x, g]);
 }
 
+/** Bytes of WebAssembly memory the kernels use on the active backend: the wasm heap, or the cpu kernels' arena. */
 function wasmHeapBytes(): number {
   const b = tf.backend() as unknown as { wasm?: { HEAPF32: Float32Array } };
-  return b.wasm ? b.wasm.HEAPF32.byteLength : 0;
+  return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCpuBackend()?.arenaBytes() ?? 0);
 }
 
 forEachBackend((backend) => {

@@ -1,15 +1,24 @@
 /**
  * Fused normalization kernels for tfjs's `cpu` backend, and the one place normkit reaches that backend's
- * memory: tensors are JavaScript typed arrays (`data.get(dataId).values`); outputs are new Float32Arrays handed
- * to `makeTensorInfo`. The SIMD module runs in its own memory with a copy in and a copy out, which measured
- * faster than the scalar JavaScript path of norm-math.ts (docs/performance.md); the scalar path runs where the
- * module is unavailable.
+ * memory: tensors are JavaScript typed arrays, read in place (`data.get(dataId).values`); each output is one
+ * new Float32Array, written once and handed to `makeTensorInfo`, which stores it as the tensor's values (no
+ * further copy).
+ *
+ * The SIMD module (simd.ts) cannot read JavaScript arrays, so it runs in a small memory of its own (the
+ * "arena", kept between calls) and the work goes through it in chunks of independent slices: copy a chunk of
+ * x (and dy) in, run the kernel on it in place (y over x, dx over dy: every output element depends only on its
+ * own input element and its slice's statistics), copy the results out into the outputs. A chunk stays in the
+ * cache from copy-in to copy-out, so the copies cost a fraction of streaming whole tensors through memory, and
+ * the arena holds one chunk, not the tensor. A channels slab larger than a chunk (BatchNorm's spans the whole
+ * batch) goes through the module chunk by chunk in two passes (see slabForward and slabBackward); a row
+ * larger than the kept arena goes through whole in a memory made for that call and dropped after it. Where the module is unavailable or switched off
+ * the scalar kernels of norm-math.ts run on the arrays directly.
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
 import type { NormBackwardOutputs, NormForwardOutputs, NormKernels } from '../contract.js';
-import { normBackward, normForward, statCount } from '../norm-math.js';
-import { simdForCpuBackend } from '../simd.js';
+import { normBackward, normForward, statCount, type NormLayout } from '../norm-math.js';
+import { instantiateSimd, simdKernelsEnabled, simdModule, type NormExports } from '../simd.js';
 
 /** What normkit uses of tfjs's cpu backend. */
 export interface CpuBackendLike {
@@ -33,30 +42,340 @@ export function cpuValues(backend: CpuBackendLike, t: tf.TensorInfo): Float32Arr
   return values;
 }
 
+/**
+ * Floats of x per chunk: 256 KiB, so a backward chunk (x and dy, 512 KiB) stays in a core's L2 cache between
+ * copy-in, kernel and copy-out, and a [32, 32, 64] feature map of one image is one chunk.
+ */
+export const CPU_CHUNK_FLOATS = 1 << 16;
+
+/** Forward outputs of {@link CpuSimdKernels}. */
+export interface CpuForwardArrays {
+  y: Float32Array;
+  mean: Float32Array;
+  rstd: Float32Array;
+  plainMean: Float32Array;
+  variance: Float32Array;
+}
+
+/** Backward outputs of {@link CpuSimdKernels}; dgamma and dbeta have `width` elements. */
+export interface CpuBackwardArrays {
+  dx: Float32Array;
+  dgamma: Float32Array;
+  dbeta: Float32Array;
+}
+
+/**
+ * The SIMD kernels over JavaScript arrays (see the file comment): they fill the given outputs and return
+ * false where the module has no kernel for the layout (channels without centring).
+ */
+export interface CpuSimdKernels {
+  forward(layout: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, out: CpuForwardArrays): boolean;
+  backward(layout: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, out: CpuBackwardArrays): boolean;
+  /** Bytes the arena kept between calls holds now (at most {@link CPU_ARENA_KEEP_BYTES}). */
+  arenaBytes(): number;
+  /** Bytes of WebAssembly memory the latest call used: the kept arena, or the memory made for that call. */
+  lastCallBytes(): number;
+}
+
+/** The largest arena kept between calls; a call that needs more gets a memory of its own. */
+export const CPU_ARENA_KEEP_BYTES = 1 << 20;
+
+let cpuKernels: CpuSimdKernels | null | undefined;
+
+/**
+ * The chunked SIMD kernels for the cpu backend, or null when switched off or (not yet) available. They compute
+ * what norm-math.ts's normForward / normBackward compute, on the same arrays.
+ *
+ * @example
+ * const k = simdForCpuBackend();
+ * const layout = { kind: 'rows', outer: 2, inner: 1, width: 3, channelsPerGroup: 3, center: true } as const;
+ * const out = { y: new Float32Array(6), mean: new Float32Array(2), rstd: new Float32Array(2), plainMean: new Float32Array(2), variance: new Float32Array(2) };
+ * k?.forward(layout, 1e-5, Float32Array.of(1, 2, 3, 4, 5, 6), null, null, out); // out.y ~ [-1.22, 0, 1.22, -1.22, 0, 1.22]
+ */
+export function simdForCpuBackend(): CpuSimdKernels | null {
+  if (!simdKernelsEnabled()) return null;
+  if (cpuKernels !== undefined) return cpuKernels;
+  // Null while a browser compiles the module asynchronously: ask again on the next call.
+  if (simdModule() === null) return null;
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const k = instantiateSimd(memory);
+  cpuKernels = k ? chunkedKernels(k, memory) : null;
+  return cpuKernels;
+}
+
+/**
+ * How a layout splits into independent units (a row, or one batch element's [S, C] slab) and how many units
+ * go through the arena together.
+ */
+function chunking(l: NormLayout): { unitFloats: number; unitStats: number; units: number; perChunk: number } {
+  const unitFloats = l.kind === 'rows' ? l.width : l.inner * l.width;
+  const unitStats = l.kind === 'rows' ? 1 : l.width / l.channelsPerGroup;
+  return { unitFloats, unitStats, units: l.outer, perChunk: Math.max(1, Math.floor(CPU_CHUNK_FLOATS / unitFloats)) };
+}
+
+function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdKernels {
+  const align = (bytes: number) => (bytes + 15) & ~15;
+  let lastCallBytes = 0;
+  /**
+   * Lays out arrays of `sizes` floats one after another in the kept arena (grown to fit) or, past
+   * CPU_ARENA_KEEP_BYTES, in a memory made for this call; returns the kernels, their byte offsets and a view.
+   */
+  const reserve = (sizes: number[]): { k: NormExports; at: number[]; heap: Float32Array } | null => {
+    const at: number[] = [];
+    let end = 0;
+    for (const s of sizes) {
+      at.push(end);
+      end = align(end + 4 * s);
+    }
+    const pages = Math.ceil(end / 65536);
+    let k: NormExports | null = kept;
+    let m = memory;
+    if (end <= CPU_ARENA_KEEP_BYTES) {
+      if (pages * 65536 > memory.buffer.byteLength) memory.grow(pages - memory.buffer.byteLength / 65536);
+    } else {
+      m = new WebAssembly.Memory({ initial: pages });
+      k = instantiateSimd(m);
+    }
+    lastCallBytes = m.buffer.byteLength;
+    return k ? { k, at, heap: new Float32Array(m.buffer) } : null;
+  };
+  const scratchFloats = (l: NormLayout) => (l.kind === 'channels' ? Math.ceil(kept.channelsScratchBytes(l.width) / 4) : 0);
+  /** Copies `length` floats from the arena at byte offset `from` into `to` at `toIndex`. */
+  const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
+  /**
+   * Forward of a channels slab larger than a chunk ([S, C] of one batch element: BatchNorm's spans the
+   * batch), in chunks of positions, twice. Pass one runs the module on each chunk for its statistics: mean
+   * c_i and rstd r_i per group (its output is discarded). They combine in float64 relative to the slab's shift
+   * k (its first value): with d_i = c_i - k and n_i positions per chunk, m = sum(n_i d_i) / N and
+   * var = sum(n_i (v_i + d_i^2)) / N - m^2 (the shift keeps d_i of the order of the spread). Pass two runs the
+   * module on each chunk again, which normalizes it by its own statistics, with parameters that turn that into
+   * the slab's: (x - c_i) r_i gamma' + beta' = (x - mu) rstd gamma + beta for gamma' = gamma rstd / r_i and
+   * beta' = beta + (c_i - mu) rstd gamma, mu = k + m.
+   */
+  const slabForward = (l: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, o: CpuForwardArrays): boolean => {
+    const { outer: batches, inner: positions, width: C, channelsPerGroup: K } = l;
+    const groups = C / K;
+    const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
+    const chunks = Math.ceil(positions / step);
+    const arena = reserve([step * C, C, C, groups, groups, groups, groups, scratchFloats(l)]);
+    if (!arena) return false;
+    const { k, at, heap } = arena;
+    const [X, G, B, M, R, PM, PV, S] = at;
+    // Per chunk and group: the chunk's mean relative to the slab's shift, and its rstd.
+    const chunkMean = new Float64Array(chunks * groups);
+    const chunkRstd = new Float64Array(chunks * groups);
+    for (let b = 0; b < batches; b++) {
+      const base = b * positions * C;
+      const t1 = new Float64Array(groups);
+      const t2 = new Float64Array(groups);
+      for (let i = 0, p = 0; p < positions; i++, p += step) {
+        const n = Math.min(step, positions - p);
+        const first = base + p * C;
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        k.channelsForward(X, X, 0, 0, M, R, PM, PV, 1, n, C, K, eps, S);
+        for (let g = 0; g < groups; g++) {
+          const d = x[first + g * K] - x[base + g * K] + heap[(M >> 2) + g];
+          chunkMean[i * groups + g] = d;
+          chunkRstd[i * groups + g] = heap[(R >> 2) + g];
+          t1[g] += n * d;
+          t2[g] += n * (heap[(PV >> 2) + g] + d * d);
+        }
+      }
+      for (let g = 0; g < groups; g++) {
+        const m = t1[g] / positions;
+        const variance = Math.max(t2[g] / positions - m * m, 0);
+        const s = b * groups + g;
+        o.mean[s] = m;
+        o.rstd[s] = 1 / Math.sqrt(variance + eps);
+        o.plainMean[s] = x[base + g * K] + m;
+        o.variance[s] = variance;
+      }
+      for (let i = 0, p = 0; p < positions; i++, p += step) {
+        const n = Math.min(step, positions - p);
+        const first = base + p * C;
+        for (let c = 0; c < C; c++) {
+          const g = (c - (c % K)) / K;
+          const rs = o.rstd[b * groups + g];
+          const gm = gamma ? gamma[c] : 1;
+          heap[(G >> 2) + c] = (gm * rs) / chunkRstd[i * groups + g];
+          heap[(B >> 2) + c] = (beta ? beta[c] : 0) + (chunkMean[i * groups + g] - o.mean[b * groups + g]) * rs * gm;
+        }
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        k.channelsForward(X, X, G, B, M, R, PM, PV, 1, n, C, K, eps, S);
+        out(heap, X, n * C, o.y, first);
+      }
+    }
+    return true;
+  };
+
+  /**
+   * Backward of a channels slab larger than a chunk. Pass one runs the module's backward on chunks of
+   * positions with the slab's mean re-expressed relative to each chunk's shift, for the chunk's sums of dy and
+   * dy * xhat per channel (its dx is not used); pass two computes dx in JavaScript (float64) from those sums,
+   * which measured faster than copying the whole slab through a memory made for the call:
+   * dx = rstd * (gamma dy - mean(gamma dy) - xhat * mean(gamma dy xhat)), the means over the group's slice.
+   */
+  const slabBackward = (l: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, o: CpuBackwardArrays): boolean => {
+    const { outer: batches, inner: positions, width: C, channelsPerGroup: K } = l;
+    const groups = C / K;
+    const count = positions * K;
+    const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
+    const arena = reserve([step * C, step * C, groups, groups, C, C, scratchFloats(l)]);
+    if (!arena) return false;
+    const { k, at, heap } = arena;
+    const [X, DY, M, R, DG, DB, S] = at;
+    const sumDy = new Float64Array(C);
+    const sumDyXh = new Float64Array(C);
+    const dg = new Float64Array(C);
+    const db = new Float64Array(C);
+    const centre = new Float64Array(C);
+    const rsC = new Float64Array(C);
+    const a = new Float64Array(C);
+    const cst = new Float64Array(C);
+    const coefX = new Float64Array(C);
+    for (let b = 0; b < batches; b++) {
+      const base = b * positions * C;
+      sumDy.fill(0);
+      sumDyXh.fill(0);
+      for (let g = 0; g < groups; g++) heap[(R >> 2) + g] = rstd[b * groups + g];
+      for (let p = 0; p < positions; p += step) {
+        const n = Math.min(step, positions - p);
+        const first = base + p * C;
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        heap.set(dy.subarray(first, first + n * C), DY >> 2);
+        for (let g = 0; g < groups; g++) heap[(M >> 2) + g] = x[base + g * K] - x[first + g * K] + mean[b * groups + g];
+        k.channelsBackward(X, DY, 0, M, R, DY, DG, DB, 1, n, C, K, S);
+        for (let c = 0; c < C; c++) {
+          sumDyXh[c] += heap[(DG >> 2) + c];
+          sumDy[c] += heap[(DB >> 2) + c];
+        }
+      }
+      for (let g = 0; g < groups; g++) {
+        const rs = rstd[b * groups + g];
+        let sg = 0;
+        let sgx = 0;
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          const gm = gamma ? gamma[c] : 1;
+          sg += gm * sumDy[c];
+          sgx += gm * sumDyXh[c];
+          dg[c] += sumDyXh[c];
+          db[c] += sumDy[c];
+        }
+        // dx = dy * a - cst - (x - centre) * rs * coefX, per channel.
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          centre[c] = x[base + g * K] + mean[b * groups + g];
+          rsC[c] = rs;
+          a[c] = gamma ? rs * gamma[c] : rs;
+          cst[c] = count === 1 ? 0 : (rs * sg) / count;
+          coefX[c] = count === 1 ? 0 : (rs * sgx) / count;
+        }
+      }
+      const dx = o.dx;
+      // A slice of one element normalizes to a constant: its dx is exactly 0.
+      if (count === 1) dx.fill(0, base, base + positions * C);
+      else {
+        for (let p = 0, q = base; p < positions; p++, q += C) {
+          for (let c = 0; c < C; c++) dx[q + c] = dy[q + c] * a[c] - cst[c] - (x[q + c] - centre[c]) * rsC[c] * coefX[c];
+        }
+      }
+    }
+    o.dgamma.set(dg);
+    o.dbeta.set(db);
+    return true;
+  };
+
+  return {
+    arenaBytes: () => memory.buffer.byteLength,
+    lastCallBytes: () => lastCallBytes,
+    forward(l, eps, x, gamma, beta, o) {
+      if (l.kind === 'channels' && !l.center) return false;
+      if (l.kind === 'channels' && l.inner * l.width > CPU_CHUNK_FLOATS) return slabForward(l, eps, x, gamma, beta, o);
+      const { unitFloats, unitStats, units, perChunk } = chunking(l);
+      const w = l.width;
+      const cs = perChunk * unitStats;
+      const arena = reserve([perChunk * unitFloats, w, w, cs, cs, cs, cs, scratchFloats(l)]);
+      if (!arena) return false;
+      const { k, at, heap } = arena;
+      const [X, G, B, M, R, PM, PV, S] = at;
+      if (gamma) heap.set(gamma, G >> 2);
+      if (beta) heap.set(beta, B >> 2);
+      for (let u = 0; u < units; u += perChunk) {
+        const count = Math.min(perChunk, units - u);
+        const floats = count * unitFloats;
+        const stats = count * unitStats;
+        heap.set(x.subarray(u * unitFloats, u * unitFloats + floats), X >> 2);
+        if (l.kind === 'rows') k.rowsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, count, w, eps, l.center ? 1 : 0);
+        else k.channelsForward(X, X, gamma ? G : 0, beta ? B : 0, M, R, PM, PV, count, l.inner, w, l.channelsPerGroup, eps, S);
+        out(heap, X, floats, o.y, u * unitFloats);
+        out(heap, M, stats, o.mean, u * unitStats);
+        out(heap, R, stats, o.rstd, u * unitStats);
+        out(heap, PM, stats, o.plainMean, u * unitStats);
+        out(heap, PV, stats, o.variance, u * unitStats);
+      }
+      return true;
+    },
+    backward(l, x, dy, gamma, mean, rstd, o) {
+      if (l.kind === 'channels' && !l.center) return false;
+      if (l.kind === 'channels' && l.inner * l.width > CPU_CHUNK_FLOATS) return slabBackward(l, x, dy, gamma, mean, rstd, o);
+      const { unitFloats, unitStats, units, perChunk } = chunking(l);
+      const w = l.width;
+      const cs = perChunk * unitStats;
+      const chunkFloats = perChunk * unitFloats;
+      const arena = reserve([chunkFloats, chunkFloats, w, cs, cs, w, w, scratchFloats(l)]);
+      if (!arena) return false;
+      const { k, at, heap } = arena;
+      const [X, DY, G, M, R, DG, DB, S] = at;
+      if (gamma) heap.set(gamma, G >> 2);
+      // The kernels zero dgamma and dbeta on every call: the chunks' sums are added here, in float64.
+      const dg = new Float64Array(w);
+      const db = new Float64Array(w);
+      for (let u = 0; u < units; u += perChunk) {
+        const count = Math.min(perChunk, units - u);
+        const first = u * unitFloats;
+        const floats = count * unitFloats;
+        const stats = count * unitStats;
+        heap.set(x.subarray(first, first + floats), X >> 2);
+        heap.set(dy.subarray(first, first + floats), DY >> 2);
+        heap.set(mean.subarray(u * unitStats, u * unitStats + stats), M >> 2);
+        heap.set(rstd.subarray(u * unitStats, u * unitStats + stats), R >> 2);
+        if (l.kind === 'rows') k.rowsBackward(X, DY, gamma ? G : 0, M, R, DY, DG, DB, count, w, l.center ? 1 : 0);
+        else k.channelsBackward(X, DY, gamma ? G : 0, M, R, DY, DG, DB, count, l.inner, w, l.channelsPerGroup, S);
+        out(heap, DY, floats, o.dx, first);
+        for (let i = 0, g = DG >> 2, b = DB >> 2; i < w; i++) {
+          dg[i] += heap[g + i];
+          db[i] += heap[b + i];
+        }
+      }
+      o.dgamma.set(dg);
+      o.dbeta.set(db);
+      return true;
+    },
+  };
+}
+
 /** normkit's fused kernels on the cpu backend (see the file comment). */
 export const cpuNormKernels: NormKernels<CpuBackendLike> = {
   forward({ inputs: { x, gamma, beta }, attrs: a, backend }): NormForwardOutputs {
     const read = (t: tf.TensorInfo) => cpuValues(backend, t);
     const stats = statCount(a);
+    const xv = read(x);
+    const g = a.hasGamma ? read(gamma) : null;
+    const b = a.hasBeta ? read(beta) : null;
+    const o: CpuForwardArrays = { y: new Float32Array(xv.length), mean: new Float32Array(stats), rstd: new Float32Array(stats), plainMean: new Float32Array(stats), variance: new Float32Array(stats) };
+    if (!simdForCpuBackend()?.forward(a, a.epsilon, xv, g, b, o)) normForward(a, a.epsilon, xv, g, b, o.y, o.mean, o.rstd, { mean: o.plainMean, variance: o.variance });
     const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
-    const r = simdForCpuBackend()?.forward(a, a.epsilon, read(x), a.hasGamma ? read(gamma) : null, a.hasBeta ? read(beta) : null, stats);
-    if (r) return [make(x.shape, r.y), make([stats], r.mean), make([stats], r.rstd), make([stats], r.plainMean), make([stats], r.variance)];
-    const y = new Float32Array(read(x).length);
-    const [mean, rstd, plainMean, variance] = Array.from({ length: 4 }, () => new Float32Array(stats));
-    normForward(a, a.epsilon, read(x), a.hasGamma ? read(gamma) : null, a.hasBeta ? read(beta) : null, y, mean, rstd, { mean: plainMean, variance });
-    return [make(x.shape, y), make([stats], mean), make([stats], rstd), make([stats], plainMean), make([stats], variance)];
+    return [make(x.shape, o.y), make([stats], o.mean), make([stats], o.rstd), make([stats], o.plainMean), make([stats], o.variance)];
   },
 
   backward({ inputs: { x, dy, gamma, mean, rstd }, attrs: a, backend }): NormBackwardOutputs {
     const read = (t: tf.TensorInfo) => cpuValues(backend, t);
-    const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
-    const r = simdForCpuBackend()?.backward(a, read(x), read(dy), a.hasGamma ? read(gamma) : null, read(mean), read(rstd), a.hasGamma, a.hasBeta);
-    if (r) return [make(x.shape, r.dx), make([r.dgamma.length], r.dgamma), make([r.dbeta.length], r.dbeta)];
-    const dx = new Float32Array(read(x).length);
+    const xv = read(x);
+    const g = a.hasGamma ? read(gamma) : null;
     // Parameter gradients are accumulated at full width; an absent parameter gets an empty gradient.
-    const dg = new Float32Array(a.width);
-    const db = new Float32Array(a.width);
-    normBackward(a, read(x), read(dy), a.hasGamma ? read(gamma) : null, read(mean), read(rstd), dx, dg, db);
-    return [make(x.shape, dx), a.hasGamma ? make([a.width], dg) : make([0], new Float32Array(0)), a.hasBeta ? make([a.width], db) : make([0], new Float32Array(0))];
+    const o: CpuBackwardArrays = { dx: new Float32Array(xv.length), dgamma: new Float32Array(a.width), dbeta: new Float32Array(a.width) };
+    if (!simdForCpuBackend()?.backward(a, xv, read(dy), g, read(mean), read(rstd), o)) normBackward(a, xv, read(dy), g, read(mean), read(rstd), o.dx, o.dgamma, o.dbeta);
+    const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
+    const param = (wanted: boolean, values: Float32Array) => (wanted ? make([a.width], values) : make([0], new Float32Array(0)));
+    return [make(x.shape, o.dx), param(a.hasGamma, o.dgamma), param(a.hasBeta, o.dbeta)];
   },
 };
