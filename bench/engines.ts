@@ -5,7 +5,7 @@
  * cache-sized chunks (backends/cpu.ts), which the kernel rows of the bench time.
  */
 import { normBackward, normForward, type NormLayout } from '../src/kernels/norm-math.js';
-import { instantiateSimd } from '../src/kernels/simd.js';
+import { instantiateSIMD } from '../src/kernels/simd.js';
 import { timeIt, type Timing } from './timing.js';
 
 /** One comparison row. */
@@ -69,7 +69,7 @@ export function cpuEngineComparison(quick: boolean, runs: number): EngineCompari
     // The SIMD module in its own memory: x, y, dy, dx, gamma, beta, 4 stats arrays, scratch.
     const bytes = 4 * (4 * n + 2 * w + 4 * stats) + 64 * w + 1024;
     const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
-    const k = instantiateSimd(memory);
+    const k = instantiateSIMD(memory);
     if (k) {
       const X = 0;
       const Y = X + 4 * n;

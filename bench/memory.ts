@@ -14,7 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../src/index.js';
-import { simdForCpuBackend } from '../src/kernels/backends/cpu.js';
+import { simdForCPUBackend } from '../src/kernels/backends/cpu.js';
 import { baselineOp, normkitGrads, normkitOp, type Case } from './ops.js';
 
 /** One memory row. */
@@ -35,7 +35,7 @@ export interface MemoryRow {
 
 function wasmBytes(): number {
   const b = tf.backend() as unknown as { wasm?: { HEAPF32: Float32Array } };
-  return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCpuBackend()?.lastCallBytes() ?? 0);
+  return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCPUBackend()?.lastCallBytes() ?? 0);
 }
 
 /** `normkitCall`: on cpu, whether the call runs normkit's kernels (whose arena is then counted). */

@@ -61,9 +61,9 @@ async function readFileOrThrow(path: string): Promise<Buffer> {
 
 /** The model JSON and weights file a save to `path` writes: a `.json` path names the JSON, else a folder. */
 function targetsOf(path: string): { dir: string; modelPath: string; stem: string } {
-  const isJson = path.endsWith('.json');
-  const dir = resolve(isJson ? dirname(path) : path);
-  const modelPath = isJson ? resolve(path) : join(dir, MODEL_FILE);
+  const isJSON = path.endsWith('.json');
+  const dir = resolve(isJSON ? dirname(path) : path);
+  const modelPath = isJSON ? resolve(path) : join(dir, MODEL_FILE);
   return { dir, modelPath, stem: basename(modelPath).slice(0, -'.json'.length) };
 }
 

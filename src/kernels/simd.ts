@@ -15,7 +15,7 @@ import { byteOffset, wasmMemory, type WasmBackendLike } from './backends/wasm.js
 import { NORM_WASM_BASE64 } from './wasm/norm-bytes.generated.js';
 
 /** Byte offsets in the backend's memory; 0 for an absent parameter or output that is not wanted. */
-export interface SimdKernels {
+export interface SIMDKernels {
   forward(layout: NormLayout, eps: number, x: number, gamma: number, beta: number, outs: number[]): boolean;
   backward(layout: NormLayout, x: number, dy: number, gamma: number, mean: number, rstd: number, outs: number[]): boolean;
 }
@@ -32,7 +32,7 @@ export interface NormExports {
 let simdEnabled = true;
 
 /** Turns the WebAssembly SIMD path off or on (default on); off, the wasm backend runs the scalar JavaScript kernels. */
-export function setSimdKernels(enabled: boolean): void {
+export function setSIMDKernels(enabled: boolean): void {
   simdEnabled = enabled;
 }
 
@@ -93,7 +93,7 @@ export async function simdReady(): Promise<void> {
 }
 
 /** Instantiates the module over `memory` (its only import). */
-export function instantiateSimd(memory: WebAssembly.Memory): NormExports | null {
+export function instantiateSIMD(memory: WebAssembly.Memory): NormExports | null {
   const mod = simdModule();
   if (!mod) return null;
   try {
@@ -106,20 +106,20 @@ export function instantiateSimd(memory: WebAssembly.Memory): NormExports | null 
 const instances = new WeakMap<WebAssembly.Memory, NormExports | null>();
 
 /** The SIMD kernels for one tfjs wasm backend instance, or null when switched off or unavailable. */
-export function simdForWasmBackend(backend: WasmBackendLike): SimdKernels | null {
+export function simdForWasmBackend(backend: WasmBackendLike): SIMDKernels | null {
   if (!simdEnabled) return null;
   const memory = wasmMemory(backend);
   if (memory === null) return null;
   let k = instances.get(memory);
   if (k === undefined) {
-    k = instantiateSimd(memory);
+    k = instantiateSIMD(memory);
     if (k === null && compiled === undefined) return null; // still compiling: ask again on the next call
     instances.set(memory, k);
   }
   return k ? adapter(k, backend) : null;
 }
 
-function adapter(k: NormExports, backend: WasmBackendLike): SimdKernels {
+function adapter(k: NormExports, backend: WasmBackendLike): SIMDKernels {
   // Scratch for the channels kernels lives in the backend's memory as a temporary tensor.
   const withScratch = (channels: number, fn: (offset: number) => void) => {
     const info = backend.makeOutput([Math.ceil(k.channelsScratchBytes(channels) / 4) + 4], 'float32');

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setFusedBackendCheck } from '../core/dispatch.js';
 import { readAttrs, toKernelFuncs, type NormKernelAttrs } from './contract.js';
 import { STATISTICS_KERNELS, gradKernelName } from './names.js';
-import { asCpuBackend, cpuNormKernels } from './backends/cpu.js';
+import { asCPUBackend, cpuNormKernels } from './backends/cpu.js';
 import { asWasmBackend, wasmNormKernels } from './backends/wasm.js';
 import { asWebGLBackend, webglFusedSupported, webglNormKernels } from './backends/webgl.js';
 import { asWebGPUBackend, webgpuNormKernels } from './backends/webgpu.js';
@@ -57,7 +57,7 @@ export function registerFusedKernels(): void {
   if (registered) return;
   registered = true;
   const backends: Array<[string, { forward: tf.KernelFunc; backward: tf.KernelFunc }]> = [
-    ['cpu', toKernelFuncs(cpuNormKernels, asCpuBackend)],
+    ['cpu', toKernelFuncs(cpuNormKernels, asCPUBackend)],
     ['wasm', toKernelFuncs(wasmNormKernels, asWasmBackend)],
     ['webgl', toKernelFuncs(webglNormKernels, asWebGLBackend)],
     ['webgpu', toKernelFuncs(webgpuNormKernels, asWebGPUBackend)],

@@ -56,13 +56,13 @@ interface JobProgress {
 }
 
 /** Throws unless `url` is a Redis URL (redis:// or rediss://). */
-export function checkQueueUrl(where: string, url: string): void {
+export function checkQueueURL(where: string, url: string): void {
   if (!/^rediss?:\/\/[^/\s]+/.test(url)) throw new NormkitError(where, 'queue', 'a Redis URL such as redis://HOST:PORT', url);
 }
 
 /** Opens a connection to the queue's Redis (BullMQ requires maxRetriesPerRequest: null). */
 function connectQueue(where: string, url: string): Redis {
-  checkQueueUrl(where, url);
+  checkQueueURL(where, url);
   return new Redis(url, { maxRetriesPerRequest: null });
 }
 
@@ -82,7 +82,7 @@ export class QueueExecutor implements RunExecutor {
     private readonly planHash: (experiment: string) => string,
     private readonly options: QueueOptions = {},
   ) {
-    checkQueueUrl('runLab', url);
+    checkQueueURL('runLab', url);
   }
 
   async execute(tasks: RunTask[], events: ExecutorEvents, shouldStop: () => boolean): Promise<{ interrupted: boolean }> {

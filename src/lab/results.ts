@@ -102,13 +102,13 @@ export function runFilePath(outDir: string, experiment: string, variant: string,
 }
 
 /** JSON with non-finite numbers written as null (JSON has no NaN). */
-export function toJson(value: unknown, indent?: number): string {
+export function finiteJSON(value: unknown, indent?: number): string {
   return JSON.stringify(value, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), indent);
 }
 
 /** Stores a finished run as `{record, checksum}` where checksum = sha256 of the record's JSON. */
 export function writeRunRecord(outDir: string, record: RunRecord): string {
-  const body = toJson(record);
+  const body = finiteJSON(record);
   const path = runFilePath(outDir, record.experiment, record.variant, record.seed);
   writeAtomic(path, `{"checksum":"${sha256(body)}","record":${body}}\n`);
   return path;
@@ -134,7 +134,7 @@ export function readRunRecord(outDir: string, experiment: string, variant: strin
   if (typeof parsed !== 'object' || parsed === null || typeof parsed.checksum !== 'string' || typeof parsed.record !== 'object' || parsed.record === null) {
     return { state: 'corrupt', reason: `${path} lacks a checksum or a record` };
   }
-  const body = toJson(parsed.record);
+  const body = finiteJSON(parsed.record);
   if (sha256(body) !== parsed.checksum) return { state: 'corrupt', reason: `${path} fails its checksum` };
   const record = parsed.record as RunRecord;
   if (record.schema !== RUN_FILE_SCHEMA || record.experiment !== experiment || record.variant !== variant || record.seed !== seed) {

@@ -14,7 +14,7 @@ import { DEFAULT_TEXT_PATH } from './data/text.js';
 import { planSecondsPerStep, type Experiment } from './experiment.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import {
-  metricValue, readRunRecord, sha256, toJson, writeAtomic, writeRunRecord,
+  metricValue, readRunRecord, sha256, finiteJSON, writeAtomic, writeRunRecord,
   type ExperimentResult, type LabMeta, type LabResults, type RunRecord, RUN_FILE_SCHEMA,
 } from './results.js';
 import { LabInterrupted } from './train.js';
@@ -64,7 +64,7 @@ function packageVersion(): string {
 /** The plan's fingerprint: runs made under another setup are not reused on resume. */
 function planHash(experiment: Experiment, quick: boolean, dataDir: string, textPath: string): string {
   const plan = experiment.plan(quick);
-  return sha256(toJson({ id: experiment.id, quick, setup: plan.setup, variants: plan.variants, steps: plan.steps, dataDir, textPath })).slice(0, 16);
+  return sha256(finiteJSON({ id: experiment.id, quick, setup: plan.setup, variants: plan.variants, steps: plan.steps, dataDir, textPath })).slice(0, 16);
 }
 
 /**
@@ -273,7 +273,7 @@ function collect(
 
 /** Writes results.json, summary.md and report.html for `results` into `outDir`. */
 export async function writeLabOutputs(outDir: string, results: LabResults): Promise<void> {
-  writeAtomic(join(outDir, 'results.json'), `${toJson(results, 1)}\n`);
+  writeAtomic(join(outDir, 'results.json'), `${finiteJSON(results, 1)}\n`);
   writeAtomic(join(outDir, 'summary.md'), renderSummary(results));
   writeAtomic(join(outDir, 'report.html'), await renderReport(results));
 }

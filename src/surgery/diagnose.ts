@@ -9,7 +9,7 @@ import { listNorms } from '../catalog.js';
 import { findFoldableBatchNorms } from './fold-batch-norm.js';
 
 type Layer = tfl.layers.Layer;
-type Json = Record<string, unknown>;
+type JSONObject = Record<string, unknown>;
 
 /** Thresholds above which {@link diagnoseNorms} writes a warning. */
 export interface DiagnoseOptions {
@@ -67,7 +67,7 @@ function normClassNames(): Set<string> {
  * RMSNormalization over `axis`; GroupNormalization over the non-batch axes within each of `groups`;
  * InstanceNormalization over the spatial axes. Null for layers it does not know.
  */
-function statisticLayout(className: string, config: Json, shape: number[]): { axes: number[]; groups: number; channelAxis: number } | null {
+function statisticLayout(className: string, config: JSONObject, shape: number[]): { axes: number[]; groups: number; channelAxis: number } | null {
   const rank = shape.length;
   const resolve = (a: number) => (a < 0 ? a + rank : a);
   const axisList = (v: unknown) => (Array.isArray(v) ? (v as number[]) : [v as number]).map(resolve);
@@ -185,7 +185,7 @@ function diagnoseLayer(
   t: { gapTolerance: number; deadTolerance: number; minElements: number; driftTolerance: number; ratioTolerance: number },
 ): NormDiagnosis {
   const className = layer.getClassName();
-  const config = layer.getConfig() as Json;
+  const config = layer.getConfig() as JSONObject;
   const epsilon = typeof config.epsilon === 'number' ? config.epsilon : 1e-3;
   const warnings: string[] = [];
 

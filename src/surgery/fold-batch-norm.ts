@@ -7,8 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { NormkitError } from '../core/errors.js';
 
-type Json = Record<string, unknown>;
-type NodeRef = [string, number, number, Json?];
+type JSONObject = Record<string, unknown>;
+type NodeRef = [string, number, number, JSONObject?];
 
 /** Layers a following BatchNorm can be folded into, and where their kernel keeps the output channel. */
 const FOLDABLE: Record<string, { kernelScaleShape: (kernel: number[]) => number[] }> = {
@@ -42,7 +42,7 @@ export function isBatchNormLayer(layer: tfl.layers.Layer): boolean {
 
 /** Reads a BatchNormalization layer's configuration and weights by their Keras names. */
 export function batchNormParameters(layer: tfl.layers.Layer): BatchNormParameters {
-  const config = layer.getConfig() as Json;
+  const config = layer.getConfig() as JSONObject;
   const rawAxis = config.axis as number | number[];
   const axis = Array.isArray(rawAxis) ? rawAxis[0] : rawAxis;
   const byName = new Map(layer.weights.map((w) => [w.originalName.split('/').pop() as string, w.read()]));
@@ -60,7 +60,7 @@ export interface FoldablePair {
   into: string;
 }
 
-function channelAxisOf(config: Json, className: string, rank: number): number {
+function channelAxisOf(config: JSONObject, className: string, rank: number): number {
   if (className === 'Dense') return rank - 1;
   const format = (config.data_format ?? config.dataFormat ?? 'channels_last') as string;
   return format === 'channels_first' || format === 'channelsFirst' ? 1 : rank - 1;
@@ -81,7 +81,7 @@ function layerRank(layer: tfl.layers.Layer): number | undefined {
  * else, on that layer's channel axis, each of the two layers being called once.
  */
 export function findFoldableBatchNorms(model: tfl.LayersModel): FoldablePair[] {
-  const topology = model.toJSON(undefined, false) as unknown as { class_name: string; config: Json };
+  const topology = model.toJSON(undefined, false) as unknown as { class_name: string; config: JSONObject };
   const layers = model.layers;
   const byName = new Map(layers.map((l) => [l.name, l]));
   const pairs: FoldablePair[] = [];
@@ -91,14 +91,14 @@ export function findFoldableBatchNorms(model: tfl.LayersModel): FoldablePair[] {
     if (!bn || !producer || !isBatchNormLayer(bn) || producerUses !== 1) return;
     const className = producer.getClassName();
     if (!(className in FOLDABLE)) return;
-    const config = producer.getConfig() as Json;
+    const config = producer.getConfig() as JSONObject;
     if ((config.activation ?? 'linear') !== 'linear') return;
     if (producer.inboundNodes.length !== 1 || bn.inboundNodes.length !== 1) return;
     const rank = layerRank(bn);
     if (rank === undefined) return;
     const { axis } = batchNormParameters(bn);
     const bnAxis = axis < 0 ? axis + rank : axis;
-    const pyConfig = (topologyLayer(topology, producerName)?.config ?? {}) as Json;
+    const pyConfig = (topologyLayer(topology, producerName)?.config ?? {}) as JSONObject;
     if (bnAxis !== channelAxisOf(pyConfig, className, rank)) return;
     pairs.push({ batchNorm: bnName, into: producerName });
   };
@@ -106,7 +106,7 @@ export function findFoldableBatchNorms(model: tfl.LayersModel): FoldablePair[] {
     for (let i = 1; i < layers.length; i++) consider(layers[i].name, layers[i - 1].name, 1);
   } else {
     const uses = countUses(topology.config);
-    for (const entry of topology.config.layers as Json[]) {
+    for (const entry of topology.config.layers as JSONObject[]) {
       const nodes = entry.inbound_nodes as NodeRef[][];
       if (nodes.length !== 1 || nodes[0].length !== 1) continue;
       const [producer, nodeIndex, tensorIndex] = nodes[0][0];
@@ -117,15 +117,15 @@ export function findFoldableBatchNorms(model: tfl.LayersModel): FoldablePair[] {
   return pairs;
 }
 
-function topologyLayer(topology: { class_name: string; config: Json }, name: string): Json | undefined {
-  return (topology.config.layers as Json[]).find((l) => ((l.config as Json).name ?? l.name) === name);
+function topologyLayer(topology: { class_name: string; config: JSONObject }, name: string): JSONObject | undefined {
+  return (topology.config.layers as JSONObject[]).find((l) => ((l.config as JSONObject).name ?? l.name) === name);
 }
 
 /** How many times each layer's output is consumed (by other layers or as a model output). */
-function countUses(config: Json): Map<string, number> {
+function countUses(config: JSONObject): Map<string, number> {
   const uses = new Map<string, number>();
   const bump = (name: string) => uses.set(name, (uses.get(name) ?? 0) + 1);
-  for (const entry of config.layers as Json[]) {
+  for (const entry of config.layers as JSONObject[]) {
     for (const node of entry.inbound_nodes as NodeRef[][]) for (const ref of node) bump(ref[0]);
   }
   for (const ref of config.output_layers as NodeRef[]) bump(ref[0]);
@@ -147,12 +147,12 @@ export async function foldBatchNorm(model: tfl.LayersModel): Promise<tfl.LayersM
   const pairs = findFoldableBatchNorms(model);
   const foldedBN = new Map(pairs.map((p) => [p.batchNorm, p.into]));
   const intoBN = new Map(pairs.map((p) => [p.into, p.batchNorm]));
-  const topology = JSON.parse(JSON.stringify(model.toJSON(undefined, false))) as { class_name: string; config: Json };
+  const topology = JSON.parse(JSON.stringify(model.toJSON(undefined, false))) as { class_name: string; config: JSONObject };
   const config = topology.config;
-  config.layers = (config.layers as Json[]).filter((entry) => !foldedBN.has(((entry.config as Json).name ?? entry.name) as string));
-  for (const entry of config.layers as Json[]) {
-    const name = ((entry.config as Json).name ?? entry.name) as string;
-    if (intoBN.has(name)) (entry.config as Json).use_bias = true;
+  config.layers = (config.layers as JSONObject[]).filter((entry) => !foldedBN.has(((entry.config as JSONObject).name ?? entry.name) as string));
+  for (const entry of config.layers as JSONObject[]) {
+    const name = ((entry.config as JSONObject).name ?? entry.name) as string;
+    if (intoBN.has(name)) (entry.config as JSONObject).use_bias = true;
     if (topology.class_name !== 'Sequential') {
       for (const node of entry.inbound_nodes as NodeRef[][]) for (const ref of node) ref[0] = foldedBN.get(ref[0]) ?? ref[0];
     }

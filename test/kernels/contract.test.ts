@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../src/core/errors.js';
 import { attrMap, readAttrs, toKernelFuncs, type NormKernelAttrs, type NormKernels } from '../../src/kernels/contract.js';
-import { asCpuBackend } from '../../src/kernels/backends/cpu.js';
+import { asCPUBackend } from '../../src/kernels/backends/cpu.js';
 import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { asWebGLBackend } from '../../src/kernels/backends/webgl.js';
 import { asWebGPUBackend } from '../../src/kernels/backends/webgpu.js';
@@ -47,7 +47,7 @@ describe('fused kernel contract', () => {
   });
 
   it('each backend module rejects an object that is not its backend', () => {
-    for (const narrow of [asCpuBackend, asWasmBackend, asWebGLBackend, asWebGPUBackend]) {
+    for (const narrow of [asCPUBackend, asWasmBackend, asWebGLBackend, asWebGPUBackend]) {
       assert.throws(() => narrow({}), NormkitError);
       assert.throws(() => narrow(null), NormkitError);
     }

@@ -4,8 +4,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
 import { fusedKernelAvailable } from '../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../src/kernels/fused.js';
-import { setSimdKernels, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
-import { CPU_CHUNK_FLOATS, simdForCpuBackend } from '../../src/kernels/backends/cpu.js';
+import { setSIMDKernels, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
+import { CPU_CHUNK_FLOATS, simdForCPUBackend } from '../../src/kernels/backends/cpu.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
@@ -324,15 +324,15 @@ function exactOnOffset(m: MethodCase): void {
 
 function suite(backend: string, simd: boolean) {
   describe(`fused kernels (${simd ? 'SIMD module' : 'scalar JavaScript'})`, () => {
-    let previousSimd = true;
+    let previousSIMD = true;
     before(() => {
-      previousSimd = simdKernelsEnabled();
-      setSimdKernels(simd);
+      previousSIMD = simdKernelsEnabled();
+      setSIMDKernels(simd);
     });
-    after(() => setSimdKernels(previousSimd));
+    after(() => setSIMDKernels(previousSIMD));
 
     it(simd ? 'the SIMD module is built and loaded for this backend' : 'the SIMD path is switched off', () => {
-      const kernels = backend === 'wasm' ? simdForWasmBackend(asWasmBackend(tf.backend())) : simdForCpuBackend();
+      const kernels = backend === 'wasm' ? simdForWasmBackend(asWasmBackend(tf.backend())) : simdForCPUBackend();
       assert.equal(kernels !== null, simd);
     });
 
@@ -470,7 +470,7 @@ function gradients(m: MethodCase, x: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.
 /** Bytes of WebAssembly memory the kernels use on the active backend: the wasm heap, or the cpu kernels' arena. */
 function wasmHeapBytes(): number {
   const b = tf.backend() as unknown as { wasm?: { HEAPF32: Float32Array } };
-  return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCpuBackend()?.arenaBytes() ?? 0);
+  return b.wasm ? b.wasm.HEAPF32.byteLength : (simdForCPUBackend()?.arenaBytes() ?? 0);
 }
 
 forEachBackend((backend) => {

@@ -32,7 +32,7 @@ async function runOn(backend: string, fn: () => tf.Tensor | tf.Tensor[]): Promis
 }
 
 /** Asserts that `fn` gives the same outputs on wasm as on cpu (float32 tolerance); returns the wasm outputs. */
-async function assertWasmMatchesCpu(fn: () => tf.Tensor | tf.Tensor[], what: string, tol = { rtol: 2e-5, atol: 2e-5 }): Promise<Outputs> {
+async function assertWasmMatchesCPU(fn: () => tf.Tensor | tf.Tensor[], what: string, tol = { rtol: 2e-5, atol: 2e-5 }): Promise<Outputs> {
   const cpu = await runOn('cpu', fn);
   const wasm = await runOn('wasm', fn);
   assert.equal(wasm.values.length, cpu.values.length, `${what}: output count`);
@@ -88,7 +88,7 @@ describe('wasm-gap kernels: Conv2DBackpropFilter', () => {
     it(`x [${c.x}] filter [${c.f}] strides ${JSON.stringify(c.strides)} pad ${JSON.stringify(c.pad)} ${c.dataFormat ?? 'NHWC'}`, async () => {
       const channelsFirst = c.dataFormat === 'NCHW';
       const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad, undefined, false, channelsFirst ? 'channelsFirst' : 'channelsLast');
-      await assertWasmMatchesCpu(
+      await assertWasmMatchesCPU(
         () => run('Conv2DBackpropFilter', { x: t(c.x, 1), dy: t(info.outShape, 2) }, { strides: c.strides, pad: c.pad, dataFormat: c.dataFormat ?? 'NHWC', filterShape: c.f }),
         'dW',
       );
@@ -105,7 +105,7 @@ describe('wasm-gap kernels: Conv3DBackpropFilterV2 and Conv3DBackpropInputV2', (
   for (const c of cases) {
     it(`x [${c.x}] filter [${c.f}] strides ${JSON.stringify(c.strides)} ${c.pad}`, async () => {
       const info = tf.backend_util.computeConv3DInfo(c.x as [number, number, number, number, number], c.f as [number, number, number, number, number], c.strides, 1, c.pad);
-      await assertWasmMatchesCpu(
+      await assertWasmMatchesCPU(
         () => [
           run('Conv3DBackpropFilterV2', { x: t(c.x, 3), dy: t(info.outShape, 4) }, { strides: c.strides, pad: c.pad, filterShape: c.f }),
           run('Conv3DBackpropInputV2', { dy: t(info.outShape, 4), filter: t(c.f, 5) }, { strides: c.strides, pad: c.pad, inputShape: c.x }),
@@ -126,7 +126,7 @@ describe('wasm-gap kernels: DepthwiseConv2dNativeBackpropFilter and ...BackpropI
     it(`x [${c.x}] filter [${c.f}] strides ${c.strides} pad ${JSON.stringify(c.pad)} dilations ${c.dilations}`, async () => {
       const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, c.dilations, c.pad, undefined, true);
       const attrs = { strides: c.strides, pad: c.pad, dilations: c.dilations };
-      await assertWasmMatchesCpu(
+      await assertWasmMatchesCPU(
         () => [
           run('DepthwiseConv2dNativeBackpropFilter', { x: t(c.x, 6), dy: t(info.outShape, 7) }, { ...attrs, filterShape: c.f }),
           run('DepthwiseConv2dNativeBackpropInput', { dy: t(info.outShape, 7), filter: t(c.f, 8) }, { ...attrs, inputShape: c.x }),
@@ -177,7 +177,7 @@ describe('wasm-gap kernels: max pooling', () => {
   for (const c of cases2d) {
     for (const tied of [false, true]) {
       it(`MaxPoolGrad via tf.grad(maxPool): x [${c.x}] size ${JSON.stringify(c.size)} strides ${JSON.stringify(c.strides)} ${c.pad}${tied ? ', tied values' : ''}`, async () => {
-        await assertWasmMatchesCpu(() => {
+        await assertWasmMatchesCPU(() => {
           const x = tied ? tiedTensor(c.x, 9) : t(c.x, 9);
           const w = t(tf.maxPool(x as tf.Tensor4D, c.size, c.strides, c.pad).shape, 10);
           return tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.size, c.strides, c.pad), w)))(x);
@@ -192,7 +192,7 @@ describe('wasm-gap kernels: max pooling', () => {
   for (const c of cases3d) {
     for (const tied of [false, true]) {
       it(`MaxPool3D and MaxPool3DGrad: x [${c.x}] size ${JSON.stringify(c.size)} strides ${JSON.stringify(c.strides)} ${c.pad}${tied ? ', tied values' : ''}`, async () => {
-        await assertWasmMatchesCpu(() => {
+        await assertWasmMatchesCPU(() => {
           // Shifted negative: wasm 4.22's own MaxPool3D returned 1.2e-38 for windows of negative values.
           const x = tf.sub(tied ? tiedTensor(c.x, 11) : t(c.x, 11), 3);
           const y = tf.maxPool3d(x as tf.Tensor5D, c.size, c.strides, c.pad);
@@ -206,14 +206,14 @@ describe('wasm-gap kernels: max pooling', () => {
 
 describe('wasm-gap kernels: UnsortedSegmentSum and the gradient of gather', () => {
   it('float32 and int32 sums, ids out of range dropped', async () => {
-    await assertWasmMatchesCpu(() => {
+    await assertWasmMatchesCPU(() => {
       const ids = tf.tensor1d([0, 3, 0, 2, 3, 3, -1, 5], 'int32');
       const xi = tf.tensor2d(Int32Array.from({ length: 16 }, (_, i) => i * 7 - 20), [8, 2], 'int32');
       return [tf.unsortedSegmentSum(t([8, 3, 2], 13), ids, 5), tf.cast(tf.unsortedSegmentSum(xi, ids, 4), 'float32')];
     }, 'segment sums');
   });
   it('tf.grad of gather on axis 0 (embedding) and axis 1, repeated indices', async () => {
-    await assertWasmMatchesCpu(() => {
+    await assertWasmMatchesCPU(() => {
       const idx0 = tf.tensor2d([[1, 3, 3], [9, 0, 1]], [2, 3], 'int32');
       const idx1 = tf.tensor1d([4, 0, 4, 2], 'int32');
       const w0 = t([2, 3, 4], 14);
@@ -229,14 +229,14 @@ describe('wasm-gap kernels: UnsortedSegmentSum and the gradient of gather', () =
 describe('wasm-gap kernels: gradients of the layers that use them', () => {
   it('tf.grad of conv2d (input and filter) with strides and both paddings', async () => {
     for (const pad of ['same', 'valid'] as const) {
-      await assertWasmMatchesCpu(() => {
+      await assertWasmMatchesCPU(() => {
         const w = t(pad === 'same' ? [2, 4, 4, 5] : [2, 3, 3, 5], 18);
         return tf.grads((x: tf.Tensor, f: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, pad), w)))([t([2, 7, 7, 3], 19), t([3, 3, 3, 5], 20)]);
       }, `conv2d ${pad} gradients`);
     }
   });
   it('tf.grad of conv1d, conv2dTranspose, depthwiseConv2d and separableConv2d', async () => {
-    await assertWasmMatchesCpu(() => [
+    await assertWasmMatchesCPU(() => [
       ...tf.grads((x: tf.Tensor, f: tf.Tensor) => tf.sum(tf.sin(tf.conv1d(x as tf.Tensor3D, f as tf.Tensor3D, 2, 'same'))))([t([2, 9, 3], 21), t([3, 3, 4], 22)]),
       ...tf.grads((x: tf.Tensor, f: tf.Tensor) => tf.sum(tf.sin(tf.conv2dTranspose(x as tf.Tensor4D, f as tf.Tensor4D, [2, 8, 8, 5], 2, 'same'))))([t([2, 4, 4, 3], 23), t([3, 3, 5, 3], 24)]),
       ...tf.grads((x: tf.Tensor, f: tf.Tensor) => tf.sum(tf.sin(tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same'))))([t([2, 7, 7, 3], 25), t([3, 3, 3, 2], 26)]),

@@ -201,8 +201,8 @@ forEachBackend(() => {
       assert.ok(layer instanceof nk.WeightNormalization);
       assert.ok(nk.weightNorm(tfl.layers.dense({ units: 2 })) instanceof nk.WeightNormalization);
       // A JSON-style config names the wrapped layer by its serialized form.
-      const fromJson = nk.createNorm('weight-norm', { layer: { className: 'Conv2D', config: { filters: 4, kernelSize: 3 } } }) as nk.WeightNormalization;
-      assert.equal(fromJson.layer.getClassName(), 'Conv2D');
+      const fromJSON = nk.createNorm('weight-norm', { layer: { className: 'Conv2D', config: { filters: 4, kernelSize: 3 } } }) as nk.WeightNormalization;
+      assert.equal(fromJSON.layer.getClassName(), 'Conv2D');
       assertThrowsMentioning(() => nk.createNorm('wn', { layer: { className: 'NoSuchLayer', config: {} } }), ["'layer'", 'registered class']);
     });
   });

@@ -18,25 +18,25 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
 import type { NormBackwardOutputs, NormForwardOutputs, NormKernels } from '../contract.js';
 import { normBackward, normForward, statCount, type NormLayout } from '../norm-math.js';
-import { instantiateSimd, simdKernelsEnabled, simdModule, type NormExports } from '../simd.js';
+import { instantiateSIMD, simdKernelsEnabled, simdModule, type NormExports } from '../simd.js';
 
 /** What normkit uses of tfjs's cpu backend. */
-export interface CpuBackendLike {
+export interface CPUBackendLike {
   data: { get(dataId: tf.DataId): { values?: unknown } | undefined };
   makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): tf.TensorInfo;
 }
 
-/** Narrows tfjs's backend object to {@link CpuBackendLike}, checking what normkit relies on. */
-export function asCpuBackend(backend: unknown): CpuBackendLike {
-  const b = backend as Partial<CpuBackendLike> | null;
+/** Narrows tfjs's backend object to {@link CPUBackendLike}, checking what normkit relies on. */
+export function asCPUBackend(backend: unknown): CPUBackendLike {
+  const b = backend as Partial<CPUBackendLike> | null;
   if (!b || typeof b.makeTensorInfo !== 'function' || typeof b.data?.get !== 'function') {
     throw new NormkitError('fused normalization kernel (cpu)', 'backend', 'a tfjs cpu backend', backend);
   }
-  return b as CpuBackendLike;
+  return b as CPUBackendLike;
 }
 
 /** The float32 values of a tensor on the cpu backend. */
-export function cpuValues(backend: CpuBackendLike, t: tf.TensorInfo): Float32Array {
+export function cpuValues(backend: CPUBackendLike, t: tf.TensorInfo): Float32Array {
   const values = backend.data.get(t.dataId)?.values;
   if (!(values instanceof Float32Array)) throw new NormkitError('cpu kernel', 'tensor', 'a float32 tensor that lives on the cpu backend', t);
   return values;
@@ -48,8 +48,8 @@ export function cpuValues(backend: CpuBackendLike, t: tf.TensorInfo): Float32Arr
  */
 export const CPU_CHUNK_FLOATS = 1 << 16;
 
-/** Forward outputs of {@link CpuSimdKernels}. */
-export interface CpuForwardArrays {
+/** Forward outputs of {@link CPUSIMDKernels}. */
+export interface CPUForwardArrays {
   y: Float32Array;
   mean: Float32Array;
   rstd: Float32Array;
@@ -57,8 +57,8 @@ export interface CpuForwardArrays {
   variance: Float32Array;
 }
 
-/** Backward outputs of {@link CpuSimdKernels}; dgamma and dbeta have `width` elements. */
-export interface CpuBackwardArrays {
+/** Backward outputs of {@link CPUSIMDKernels}; dgamma and dbeta have `width` elements. */
+export interface CPUBackwardArrays {
   dx: Float32Array;
   dgamma: Float32Array;
   dbeta: Float32Array;
@@ -68,9 +68,9 @@ export interface CpuBackwardArrays {
  * The SIMD kernels over JavaScript arrays (see the file comment): they fill the given outputs and return
  * false where the module has no kernel for the layout (channels without centring).
  */
-export interface CpuSimdKernels {
-  forward(layout: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, out: CpuForwardArrays): boolean;
-  backward(layout: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, out: CpuBackwardArrays): boolean;
+export interface CPUSIMDKernels {
+  forward(layout: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, out: CPUForwardArrays): boolean;
+  backward(layout: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, out: CPUBackwardArrays): boolean;
   /** Bytes the arena kept between calls holds now (at most {@link CPU_ARENA_KEEP_BYTES}). */
   arenaBytes(): number;
   /** Bytes of WebAssembly memory the latest call used: the kept arena, or the memory made for that call. */
@@ -80,25 +80,25 @@ export interface CpuSimdKernels {
 /** The largest arena kept between calls; a call that needs more gets a memory of its own. */
 export const CPU_ARENA_KEEP_BYTES = 1 << 20;
 
-let cpuKernels: CpuSimdKernels | null | undefined;
+let cpuKernels: CPUSIMDKernels | null | undefined;
 
 /**
  * The chunked SIMD kernels for the cpu backend, or null when switched off or (not yet) available. They compute
  * what norm-math.ts's normForward / normBackward compute, on the same arrays.
  *
  * @example
- * const k = simdForCpuBackend();
+ * const k = simdForCPUBackend();
  * const layout = { kind: 'rows', outer: 2, inner: 1, width: 3, channelsPerGroup: 3, center: true } as const;
  * const out = { y: new Float32Array(6), mean: new Float32Array(2), rstd: new Float32Array(2), plainMean: new Float32Array(2), variance: new Float32Array(2) };
  * k?.forward(layout, 1e-5, Float32Array.of(1, 2, 3, 4, 5, 6), null, null, out); // out.y ~ [-1.22, 0, 1.22, -1.22, 0, 1.22]
  */
-export function simdForCpuBackend(): CpuSimdKernels | null {
+export function simdForCPUBackend(): CPUSIMDKernels | null {
   if (!simdKernelsEnabled()) return null;
   if (cpuKernels !== undefined) return cpuKernels;
   // Null while a browser compiles the module asynchronously: ask again on the next call.
   if (simdModule() === null) return null;
   const memory = new WebAssembly.Memory({ initial: 1 });
-  const k = instantiateSimd(memory);
+  const k = instantiateSIMD(memory);
   cpuKernels = k ? chunkedKernels(k, memory) : null;
   return cpuKernels;
 }
@@ -113,7 +113,7 @@ function chunking(l: NormLayout): { unitFloats: number; unitStats: number; units
   return { unitFloats, unitStats, units: l.outer, perChunk: Math.max(1, Math.floor(CPU_CHUNK_FLOATS / unitFloats)) };
 }
 
-function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdKernels {
+function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDKernels {
   const align = (bytes: number) => (bytes + 15) & ~15;
   let lastCallBytes = 0;
   /**
@@ -134,7 +134,7 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
       if (pages * 65536 > memory.buffer.byteLength) memory.grow(pages - memory.buffer.byteLength / 65536);
     } else {
       m = new WebAssembly.Memory({ initial: pages });
-      k = instantiateSimd(m);
+      k = instantiateSIMD(m);
     }
     lastCallBytes = m.buffer.byteLength;
     return k ? { k, at, heap: new Float32Array(m.buffer) } : null;
@@ -152,7 +152,7 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
    * the slab's: (x - c_i) r_i gamma' + beta' = (x - mu) rstd gamma + beta for gamma' = gamma rstd / r_i and
    * beta' = beta + (c_i - mu) rstd gamma, mu = k + m.
    */
-  const slabForward = (l: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, o: CpuForwardArrays): boolean => {
+  const slabForward = (l: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, o: CPUForwardArrays): boolean => {
     const { outer: batches, inner: positions, width: C, channelsPerGroup: K } = l;
     const groups = C / K;
     const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
@@ -215,7 +215,7 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
    * which measured faster than copying the whole slab through a memory made for the call:
    * dx = rstd * (gamma dy - mean(gamma dy) - xhat * mean(gamma dy xhat)), the means over the group's slice.
    */
-  const slabBackward = (l: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, o: CpuBackwardArrays): boolean => {
+  const slabBackward = (l: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, o: CPUBackwardArrays): boolean => {
     const { outer: batches, inner: positions, width: C, channelsPerGroup: K } = l;
     const groups = C / K;
     const count = positions * K;
@@ -354,15 +354,15 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CpuSimdK
 }
 
 /** normkit's fused kernels on the cpu backend (see the file comment). */
-export const cpuNormKernels: NormKernels<CpuBackendLike> = {
+export const cpuNormKernels: NormKernels<CPUBackendLike> = {
   forward({ inputs: { x, gamma, beta }, attrs: a, backend }): NormForwardOutputs {
     const read = (t: tf.TensorInfo) => cpuValues(backend, t);
     const stats = statCount(a);
     const xv = read(x);
     const g = a.hasGamma ? read(gamma) : null;
     const b = a.hasBeta ? read(beta) : null;
-    const o: CpuForwardArrays = { y: new Float32Array(xv.length), mean: new Float32Array(stats), rstd: new Float32Array(stats), plainMean: new Float32Array(stats), variance: new Float32Array(stats) };
-    if (!simdForCpuBackend()?.forward(a, a.epsilon, xv, g, b, o)) normForward(a, a.epsilon, xv, g, b, o.y, o.mean, o.rstd, { mean: o.plainMean, variance: o.variance });
+    const o: CPUForwardArrays = { y: new Float32Array(xv.length), mean: new Float32Array(stats), rstd: new Float32Array(stats), plainMean: new Float32Array(stats), variance: new Float32Array(stats) };
+    if (!simdForCPUBackend()?.forward(a, a.epsilon, xv, g, b, o)) normForward(a, a.epsilon, xv, g, b, o.y, o.mean, o.rstd, { mean: o.plainMean, variance: o.variance });
     const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
     return [make(x.shape, o.y), make([stats], o.mean), make([stats], o.rstd), make([stats], o.plainMean), make([stats], o.variance)];
   },
@@ -372,8 +372,8 @@ export const cpuNormKernels: NormKernels<CpuBackendLike> = {
     const xv = read(x);
     const g = a.hasGamma ? read(gamma) : null;
     // Parameter gradients are accumulated at full width; an absent parameter gets an empty gradient.
-    const o: CpuBackwardArrays = { dx: new Float32Array(xv.length), dgamma: new Float32Array(a.width), dbeta: new Float32Array(a.width) };
-    if (!simdForCpuBackend()?.backward(a, xv, read(dy), g, read(mean), read(rstd), o)) normBackward(a, xv, read(dy), g, read(mean), read(rstd), o.dx, o.dgamma, o.dbeta);
+    const o: CPUBackwardArrays = { dx: new Float32Array(xv.length), dgamma: new Float32Array(a.width), dbeta: new Float32Array(a.width) };
+    if (!simdForCPUBackend()?.backward(a, xv, read(dy), g, read(mean), read(rstd), o)) normBackward(a, xv, read(dy), g, read(mean), read(rstd), o.dx, o.dgamma, o.dbeta);
     const make = (shape: number[], values: Float32Array) => backend.makeTensorInfo(shape, 'float32', values);
     const param = (wanted: boolean, values: Float32Array) => (wanted ? make([a.width], values) : make([0], new Float32Array(0)));
     return [make(x.shape, o.dx), param(a.hasGamma, o.dgamma), param(a.hasBeta, o.dbeta)];

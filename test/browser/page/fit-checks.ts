@@ -81,21 +81,21 @@ async function fit(m: FitModel, initial?: Float32Array[]): Promise<{ run: FitRun
 let cpuRuns: Map<string, Promise<{ run: FitRun; initial: Float32Array[] }>> | undefined;
 
 /** The cpu run of a model (once per page), which also fixes the initial weights every backend starts from. */
-function cpuRun(m: FitModel, enterCpu: () => Promise<void>): Promise<{ run: FitRun; initial: Float32Array[] }> {
+function cpuRun(m: FitModel, enterCPU: () => Promise<void>): Promise<{ run: FitRun; initial: Float32Array[] }> {
   cpuRuns ??= new Map();
   let p = cpuRuns.get(m.name);
   if (!p) {
-    p = enterCpu().then(() => fit(m));
+    p = enterCPU().then(() => fit(m));
     cpuRuns.set(m.name, p);
   }
   return p;
 }
 
 /** Registers `[label] model.fit <model>` checks. */
-export function registerFitChecks(label: string, backend: string, enter: () => Promise<void>, enterCpu: () => Promise<void>): void {
+export function registerFitChecks(label: string, backend: string, enter: () => Promise<void>, enterCPU: () => Promise<void>): void {
   for (const m of MODELS) {
     check(`[${label}] model.fit ${m.name}`, async () => {
-      const want = await cpuRun(m, enterCpu);
+      const want = await cpuRun(m, enterCPU);
       const losses = want.run.losses.map((l) => l.toFixed(4)).join(' -> ');
       if (backend === 'cpu') {
         if (!want.run.losses.every(Number.isFinite)) throw new Error(`non-finite loss on cpu: ${losses}`);

@@ -165,7 +165,7 @@ function backendDataIds(): number {
 }
 
 /** Registers the fused-kernel checks of `backend` ('webgl' or 'webgpu'); `enter` switches tfjs to it. */
-export function registerGpuKernelChecks(backend: 'webgl' | 'webgpu', enter: () => Promise<void>): void {
+export function registerGPUKernelChecks(backend: 'webgl' | 'webgpu', enter: () => Promise<void>): void {
   const label = `[${backend}] fused`;
 
   check(`${label}: every statistics kernel dispatches`, async () => {

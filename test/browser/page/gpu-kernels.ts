@@ -8,10 +8,10 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { publish } from './checks.js';
-import { registerGpuKernelChecks } from './gpu-kernel-checks.js';
+import { registerGPUKernelChecks } from './gpu-kernel-checks.js';
 
 for (const backend of ['webgl', 'webgpu'] as const) {
-  registerGpuKernelChecks(backend, async () => {
+  registerGPUKernelChecks(backend, async () => {
     if (tf.getBackend() === backend) return;
     if (!(await tf.setBackend(backend))) throw new Error(`tfjs backend '${backend}' did not come up in this browser`);
     await tf.ready();

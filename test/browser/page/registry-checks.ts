@@ -80,12 +80,12 @@ const shortName = (w: { name: string }) => w.name.slice(w.name.lastIndexOf('/') 
 let cpuInitial: Map<string, Promise<Float32Array[]>> | undefined;
 
 /** The cpu backend's initial weights of a layer (created once per page, copied to the other backends). */
-async function initialWeights(name: string, c: LayerCase, enterCpu: () => Promise<void>): Promise<Float32Array[]> {
+async function initialWeights(name: string, c: LayerCase, enterCPU: () => Promise<void>): Promise<Float32Array[]> {
   cpuInitial ??= new Map();
   let p = cpuInitial.get(name);
   if (!p) {
     p = (async () => {
-      await enterCpu();
+      await enterCPU();
       const layer = buildLayer(name, c);
       const values = await Promise.all(layer.getWeights().map((w) => w.data() as Promise<Float32Array>));
       layer.dispose();
@@ -136,15 +136,15 @@ async function runLayer(name: string, c: LayerCase, weights: Float32Array[]): Pr
 }
 
 /** Registers `[label] registry <name>` for every registry layer; cpu results are computed once and cached. */
-export function registerRegistryChecks(label: string, backend: string, enter: () => Promise<void>, enterCpu: () => Promise<void>): void {
+export function registerRegistryChecks(label: string, backend: string, enter: () => Promise<void>, enterCPU: () => Promise<void>): void {
   const gpu = backend === 'webgl' || backend === 'webgpu';
   const tol = gpu ? 2e-3 : 1e-4;
   for (const info of nk.listNorms()) {
     if (!info.hasLayer) continue;
     const c = CASES[info.name] ?? {};
     check(`[${label}] registry ${info.name}`, async () => {
-      const weights = await initialWeights(info.name, c, enterCpu);
-      await enterCpu();
+      const weights = await initialWeights(info.name, c, enterCPU);
+      await enterCPU();
       const want = await runLayer(info.name, c, weights);
       if (backend === 'cpu') {
         if (!want.y.every(Number.isFinite)) throw new Error(`${info.name}: non-finite output on cpu`);
