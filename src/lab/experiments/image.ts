@@ -58,7 +58,7 @@ export const bnSpeedup: Experiment = {
         { description: 'BN reaches the target accuracy in at least 2x fewer steps than no normalization (each at its best learning rate)', metric: 'steps to target', better: 'lower', kind: 'better', margin: 2, scale: 'ratio', censoredAt: steps, paired: true, variantA: bn, variantB: none },
         { description: 'BN ends with a higher test accuracy than no normalization (each at its best learning rate)', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, paired: true, variantA: bn, variantB: none },
       ],
-      secondsPerStep: Object.fromEntries(variants.map((v) => [v.id, v.id.startsWith('bn') ? (quick ? 0.15 : 0.49) : (quick ? 0.12 : 0.47)])),
+      secondsPerStep: Object.fromEntries(variants.map((v) => [v.id, v.id.startsWith('bn') ? (quick ? 0.21 : 0.686) : (quick ? 0.168 : 0.658)])),
     };
   },
   run: async (variant, seed, ctx) => {
@@ -111,8 +111,8 @@ export const microBatch: Experiment = {
       ]),
       // Per step of the plan (its longest runs): a batch-4 run at default size takes half as many steps.
       secondsPerStep: quick
-        ? ({ 'bn-b4': 0.012, 'gn-ws-b4': 0.017, 'bcn-ws-b4': 0.02 } as Record<string, number>)
-        : { 'bn-b2': 0.02, 'gn-ws-b2': 0.027, 'bcn-ws-b2': 0.03, 'bn-b4': 0.017, 'gn-ws-b4': 0.016, 'bcn-ws-b4': 0.013 },
+        ? ({ 'bn-b4': 0.0199, 'gn-ws-b4': 0.0282, 'bcn-ws-b4': 0.0332 } as Record<string, number>)
+        : { 'bn-b2': 0.0332, 'gn-ws-b2': 0.0448, 'bcn-ws-b2': 0.0498, 'bn-b4': 0.0282, 'gn-ws-b4': 0.0266, 'bcn-ws-b4': 0.0216 },
     };
   },
   run: async (variant, seed, ctx) => {
@@ -150,7 +150,7 @@ export const bnOnly: Experiment = {
       checks: [
         { description: 'Training only BN\'s affine parameters beats training as many random other parameters', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.02, paired: true, variantA: 'bn-affine', variantB: 'random-k' },
       ],
-      secondsPerStep: quick ? 0.05 : 0.08,
+      secondsPerStep: quick ? 0.0725 : 0.116,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -234,9 +234,8 @@ export const adamp: Experiment = {
     return {
       variants: [{ id: 'adam', label: 'Adam' }, { id: 'adamp', label: 'AdamP' }],
       steps,
-      // The quick suite's 10 minutes: 3 seeds there (its effects are large); 5 at default size.
-      seeds: quick ? 3 : 5,
-      secondsPerStep: quick ? 0.064 : 0.09,
+      seeds: 5,
+      secondsPerStep: quick ? 0.1 : 0.141,
       regime: 'The paper: full ImageNet schedules (ResNet, cosine decay, weight decay), where the norm growth of scale-invariant weights under Adam shrinks their effective step and AdamP\'s gains are +0.5-1 %. Here: a short run without weight decay, which tests the mechanism (norm growth, effective step) but has no power for the accuracy gain of a full schedule.',
       setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN after every conv (so every conv kernel is scale-invariant); Adam vs AdamP (delta 0.1, wd ratio 0.1), learning rate 0.003, no weight decay; batch 32; ${steps} steps; kernel norms measured after every step.`,
       checks: [
@@ -319,7 +318,7 @@ export const sgdp: Experiment = {
         ...mechanismChecks('sgdp', 'SGDP', 'sgd', 'SGD'),
         { description: 'SGDP ends with a higher test accuracy than SGD', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'sgdp', variantB: 'sgd' },
       ],
-      secondsPerStep: quick ? 0.064 : 0.09,
+      secondsPerStep: quick ? 0.1 : 0.141,
     };
   },
   run: async (variant, seed, ctx) => {
