@@ -312,6 +312,23 @@ forEachBackend(() => {
       layer.dispose();
     });
 
+    it('masks task ids outside [0, current task] out of the balance instead of reading them back', () => {
+      const layer = new nk.AdaB2N({ numTasks: 3 });
+      tf.dispose(layer.apply([tf.zeros([6, 2]), tf.zeros([6])]) as tf.Tensor);
+      layer.endTask();
+      const xv = randn(12, 90, 0.5, 2);
+      // Samples 4 and 5 carry a future task and a negative id: the balance is that of samples 0 to 3 alone.
+      const ref = refAdaB2N(xv.slice(0, 8), 4, 1, 2, { taskIds: [0, 1, 1, 0], logits: [0, 0, 0], currentTask: 1, ms: [0, 0], vs: [1, 1], eta: 0.1, eps: 1e-5 });
+      tf.tidy(() => {
+        const y = layer.apply([tf.tensor(xv, [6, 2]), tf.tensor1d([0, 1, 1, 0, 2, -1])], { training: true }) as tf.Tensor;
+        assertClose(f64(tf.slice(y, [0, 0], [4, 2])), ref.y, { atol: 2e-5, rtol: 2e-5 }, 'y of the samples with valid ids');
+        assert.ok(f64(y).every(Number.isFinite), 'every sample is normalized');
+      });
+      assertClose(f64(layer.getWeights()[3]), ref.newMean, { atol: 1e-5, rtol: 1e-5 }, 'moving_mean');
+      assertClose(f64(layer.getWeights()[4]), ref.newVariance, { atol: 1e-5, rtol: 1e-5 }, 'moving_variance');
+      layer.dispose();
+    });
+
     it('its state (step counter, task, running statistics) round trips through save and load: the next training step is the same', async () => {
       const layer = new nk.AdaB2N({ numTasks: 3, kappa: 0.4, momentum: 0.2, lossWeight: 0.5, lossFromTask: 1 });
       const xIn = tfl.input({ shape: [2] });
