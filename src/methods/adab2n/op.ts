@@ -144,7 +144,7 @@ export function adaB2N(x: tf.Tensor, options: AdaB2NOptions): AdaB2NResult {
     const mu = tf.reshape(mean, [channels]);
     const v = tf.reshape(variance, [channels]);
     const newMean = tf.add(options.movingMean, tf.mul(tf.sub(stopGradient(mu), options.movingMean), eta));
-    const newVariance = tf.add(tf.mul(options.movingVariance, tf.sub(1, eta)), tf.mul(stopGradient(v), eta));
+    const newVariance = tf.add(tf.mul(options.movingVariance, typeof eta === 'number' ? 1 - eta : tf.sub(1, eta)), tf.mul(stopGradient(v), eta));
     const loss = tf.add(tf.mean(tf.square(tf.sub(mu, stopGradient(newMean)))), tf.mean(tf.square(tf.sub(v, stopGradient(newVariance)))));
     return [y, newMean, newVariance, loss];
   });
