@@ -6,7 +6,9 @@ import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
 import { assertModelFitWithoutLeak } from '../helpers/layer-roundtrip.js';
+import { recordReadBacks } from '../helpers/read-back.js';
 import { runLayerTest } from '../helpers/run-layer-test.js';
+import { assertNextStepAfterSaveLoad } from '../helpers/state-roundtrip.js';
 
 interface RefParams {
   taskIds?: number[];
@@ -258,6 +260,94 @@ forEachBackend(() => {
       await assertModelFitWithoutLeak(model, [xs, idsT], ys, { shuffle: false });
       assert.ok(f64(layer.getWeights()[2]).some((w) => w !== 0), 'task logits trained');
       tf.dispose([xs, idsT, ys]);
+      model.dispose();
+    });
+
+    it('takes eta from its step counter on the device: adab2nEta of a tensor follows the reference recursion', () => {
+      for (const kappa of [0, 0.4, 1]) {
+        const expected = refEtas(200, 0.2, kappa);
+        const steps = tf.range(1, 201);
+        const got = nk.adab2nEta(steps, 0.2, kappa);
+        assertClose(f64(got), expected, { rtol: 1e-6 }, `tensor steps, kappa ${kappa}`);
+        tf.dispose([steps, got]);
+      }
+    });
+
+    it('a training step (eta, balance, running update, auxiliary loss, gradients) reads nothing back to the host', () => {
+      const layer = new nk.AdaB2N({ numTasks: 3, kappa: 0.4, momentum: 0.2, lossWeight: 0.5, lossFromTask: 1 });
+      const ids = [0, 1, 1, 0, 1];
+      const batches = Array.from({ length: 4 }, (_, k) => ({ xv: randn(10, 60 + k, k, 1 + k), dyv: randn(10, 70 + k) }));
+      const idsT = tf.tensor1d(ids);
+      tf.dispose(layer.apply([tf.zeros([5, 2]), idsT]) as tf.Tensor);
+      const etas = refEtas(4, 0.2, 0.4);
+      let ms = [0, 0];
+      let vs = [1, 1];
+      batches.forEach(({ xv, dyv }, k) => {
+        // Two steps in task 0, then two in task 1 (endTask reads the task on the host, between tasks).
+        if (k === 2) layer.endTask();
+        const task = k < 2 ? 0 : 1;
+        const ref = refAdaB2N(xv, 5, 1, 2, { taskIds: ids, logits: [0, 0, 0], currentTask: task, ms, vs, eta: etas[k], eps: 1e-5 });
+        const x = tf.tensor(xv, [5, 2]);
+        const dy = tf.tensor(dyv, [5, 2]);
+        const { result: aux, reads } = recordReadBacks(() => {
+          let auxLoss: tf.Tensor | null = null;
+          const { value, grads } = tf.variableGrads(() => {
+            const y = layer.apply([x, idsT], { training: true }) as tf.Tensor;
+            auxLoss = tf.keep(layer.calculateLosses()[0]);
+            return tf.add(tf.sum(tf.mul(y, dy)), auxLoss) as tf.Scalar;
+          }, layer.trainableWeights.map((w) => w.read() as tf.Variable));
+          tf.dispose([value, ...Object.values(grads)]);
+          return auxLoss as unknown as tf.Tensor;
+        });
+        assert.deepEqual(reads, [], `reads during training step ${k + 1}`);
+        assertClose(f64(aux), [task >= 1 ? 0.5 * ref.loss : 0], { atol: 1e-6, rtol: 1e-4 }, `aux loss at step ${k + 1}`);
+        ms = ref.newMean;
+        vs = ref.newVariance;
+        assertClose(f64(layer.getWeights()[3]), ms, { atol: 1e-5, rtol: 1e-5 }, `moving_mean at step ${k + 1}`);
+        assertClose(f64(layer.getWeights()[4]), vs, { atol: 1e-5, rtol: 1e-5 }, `moving_variance at step ${k + 1}`);
+        tf.dispose([x, dy, aux]);
+      });
+      assertClose(f64(layer.getWeights()[5]), [4], { atol: 0 }, 'num_batches_tracked');
+      idsT.dispose();
+      layer.dispose();
+    });
+
+    it('masks task ids outside [0, current task] out of the balance instead of reading them back', () => {
+      const layer = new nk.AdaB2N({ numTasks: 3 });
+      tf.dispose(layer.apply([tf.zeros([6, 2]), tf.zeros([6])]) as tf.Tensor);
+      layer.endTask();
+      const xv = randn(12, 90, 0.5, 2);
+      // Samples 4 and 5 carry a future task and a negative id: the balance is that of samples 0 to 3 alone.
+      const ref = refAdaB2N(xv.slice(0, 8), 4, 1, 2, { taskIds: [0, 1, 1, 0], logits: [0, 0, 0], currentTask: 1, ms: [0, 0], vs: [1, 1], eta: 0.1, eps: 1e-5 });
+      tf.tidy(() => {
+        const y = layer.apply([tf.tensor(xv, [6, 2]), tf.tensor1d([0, 1, 1, 0, 2, -1])], { training: true }) as tf.Tensor;
+        assertClose(f64(tf.slice(y, [0, 0], [4, 2])), ref.y, { atol: 2e-5, rtol: 2e-5 }, 'y of the samples with valid ids');
+        assert.ok(f64(y).every(Number.isFinite), 'every sample is normalized');
+      });
+      assertClose(f64(layer.getWeights()[3]), ref.newMean, { atol: 1e-5, rtol: 1e-5 }, 'moving_mean');
+      assertClose(f64(layer.getWeights()[4]), ref.newVariance, { atol: 1e-5, rtol: 1e-5 }, 'moving_variance');
+      layer.dispose();
+    });
+
+    it('its state (step counter, task, running statistics) round trips through save and load: the next training step is the same', async () => {
+      const layer = new nk.AdaB2N({ numTasks: 3, kappa: 0.4, momentum: 0.2, lossWeight: 0.5, lossFromTask: 1 });
+      const xIn = tfl.input({ shape: [2] });
+      const idsIn = tfl.input({ shape: [1] });
+      const model = tfl.model({ inputs: [xIn, idsIn], outputs: layer.apply([xIn, idsIn]) as tfl.SymbolicTensor });
+      const x = tf.tensor(randn(10, 80, 1, 2), [5, 2]);
+      const ids = tf.tensor([0, 1, 1, 0, 1], [5, 1]);
+      const step = (m: tfl.LayersModel): tf.Tensor[] => {
+        const { value, grads } = tf.variableGrads(
+          () => tf.add(tf.sum(tf.square(m.apply([x, ids], { training: true }) as tf.Tensor)), tf.addN(m.calculateLosses())) as tf.Scalar,
+          m.trainableWeights.map((v) => v.read() as tf.Variable),
+        );
+        return [value, ...Object.values(grads)];
+      };
+      tf.tidy(() => void step(model));
+      layer.endTask();
+      tf.tidy(() => void step(model));
+      await assertNextStepAfterSaveLoad(model, step);
+      tf.dispose([x, ids]);
       model.dispose();
     });
 

@@ -1,10 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { assertClose, assertNoLeak, assertThrowsMentioning, f64, finiteDifference, randn } from '../helpers/numeric.js';
+import { recordReadBacks } from '../helpers/read-back.js';
 import { runLayerTest } from '../helpers/run-layer-test.js';
+import { assertNextStepAfterSaveLoad } from '../helpers/state-roundtrip.js';
 
 // ---------- float64 reference, written from the paper (docs/unified-norm.md) and the reference code ----------
 type F64 = Float64Array<ArrayBufferLike>;
@@ -274,6 +277,52 @@ forEachBackend(() => {
       assertClose(f64(y), Float64Array.from(xv, (v, i) => v / Math.sqrt(s.runVar[i % C] + 1e-5)), { atol: 1e-5, rtol: 1e-5 }, 'inference y');
       tf.dispose([x, y]);
       layer.dispose();
+    });
+
+    it('a training step (forward, backward, state updates, outlier count) reads nothing back to the host', () => {
+      const layer = new nk.UnifiedNormalization({ windowSize: [3, 2], warmupIters: 2, outlierFiltration: true });
+      const o: RefOpts = { C, wf: 3, wb: 2, warmup: 2, filter: true, eps: 1e-5, m: 0.9, gamma: new Float64Array(C).fill(1), beta: new Float64Array(C) };
+      // Steps 1 to 6 cross the warm-up and the window fill; step 7 is a batch far from the window.
+      const batches = Array.from({ length: 7 }, (_, k) => ({ xv: randn(N, 140 + k, 0, k === 6 ? 30 : 1), dyv: randn(N, 150 + k) }));
+      const inputs = batches.map(({ xv, dyv }) => [tf.tensor(xv, shape), tf.tensor(dyv, shape)]);
+      tf.dispose(layer.apply(inputs[0][0]) as tf.Tensor);
+      let s = fresh(3, 2);
+      let skips = 0;
+      batches.forEach(({ xv, dyv }, k) => {
+        const want = refTrainStep(xv, dyv, k + 1, s, o);
+        skips += want.skip ? 1 : 0;
+        s = want.state;
+      });
+      assert.ok(skips >= 1, 'the reference filters the far batch');
+      const { reads } = recordReadBacks(() => {
+        for (const [x, dy] of inputs) {
+          const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as tf.Tensor, dy)) as tf.Scalar, layer.trainableWeights.map((w) => w.read() as tf.Variable));
+          tf.dispose([value, ...Object.values(grads)]);
+        }
+      });
+      assert.deepEqual(reads, [], 'reads during training steps');
+      const w = layer.getWeights();
+      assertClose(f64(w[2]), s.runVar, { atol: 1e-5, rtol: 1e-4 }, 'running_var');
+      assertClose(f64(w[3]), s.ema, { atol: 1e-5, rtol: 1e-4 }, 'ema_gz');
+      assert.equal(w[6].dataSync()[0], 7, 'iterations');
+      assert.equal(w[7].dataSync()[0], skips, 'skip_counter');
+      tf.dispose(inputs.flat());
+      layer.dispose();
+    });
+
+    it('its state (windows, counters) round trips through save and load: the next training step is the same', async () => {
+      const layer = new nk.UnifiedNormalization({ windowSize: [3, 2], warmupIters: 2, outlierFiltration: true });
+      const input = tfl.input({ shape: shape.slice(1) });
+      const model = tfl.model({ inputs: input, outputs: layer.apply(input) as tfl.SymbolicTensor });
+      const x = tf.tensor(randn(N, 130), shape);
+      const step = (m: tfl.LayersModel): tf.Tensor[] => {
+        const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(m.apply(x, { training: true }) as tf.Tensor)) as tf.Scalar, m.trainableWeights.map((v) => v.read() as tf.Variable));
+        return [value, ...Object.values(grads)];
+      };
+      for (let it = 1; it <= 5; it++) tf.tidy(() => void step(model));
+      await assertNextStepAfterSaveLoad(model, step);
+      x.dispose();
+      model.dispose();
     });
 
     it('is what the registry builds for "unified" and its aliases', () => {

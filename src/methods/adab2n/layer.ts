@@ -110,9 +110,9 @@ export class AdaB2N extends AffineNormLayer {
     const taskIds = Array.isArray(inputs) && inputs.length > 1 ? inputs[1] : undefined;
     const training = kwargs?.['training'] === true && this.trainable;
     const v = this.variables();
-    const step = training ? v.step.read().dataSync()[0] + 1 : 0;
-    const currentTask = this.currentTask;
     return tf.tidy(() => {
+      // The step counter and the task stay tensors: a training call reads nothing back.
+      const step = tf.add(v.step.read(), 1);
       const r = adaB2N(x, {
         training,
         movingMean: v.movingMean.read(),
@@ -120,14 +120,14 @@ export class AdaB2N extends AffineNormLayer {
         eta: training ? adab2nEta(step, this.momentum, this.kappa) : undefined,
         taskIds,
         taskLogits: v.taskLogits.read(),
-        currentTask,
+        currentTask: v.currentTask.read(),
         epsilon: this.epsilon,
         ...this.affineValues(),
       });
       if (training) {
         v.movingMean.write(r.movingMean);
         v.movingVariance.write(r.movingVariance);
-        v.step.write(tf.tensor1d([step]));
+        v.step.write(step);
         this.lastLoss?.dispose();
         this.lastLoss = tf.keep(r.statsLoss);
         this.lossFresh = true;
@@ -140,8 +140,13 @@ export class AdaB2N extends AffineNormLayer {
   private auxiliaryLoss(): tf.Scalar {
     const fresh = this.lossFresh;
     this.lossFresh = false;
-    if (!fresh || this.lastLoss === null || this.lossWeight === 0 || this.currentTask < this.lossFromTask) return tf.scalar(0);
-    return tf.mul(this.lastLoss, this.lossWeight) as tf.Scalar;
+    if (!fresh || this.lastLoss === null || this.lossWeight === 0) return tf.scalar(0);
+    const lastLoss = this.lastLoss;
+    // The task test runs on the device: the loss is taken inside the training step.
+    return tf.tidy(() => {
+      const active = tf.greaterEqual(tf.reshape(this.variables().currentTask.read(), []), this.lossFromTask);
+      return tf.where(active, tf.mul(lastLoss, this.lossWeight), tf.zerosLike(lastLoss)) as tf.Scalar;
+    });
   }
 
   private variables(): Record<'movingMean' | 'movingVariance' | 'taskLogits' | 'step' | 'currentTask', LayerVariable> {

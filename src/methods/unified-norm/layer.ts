@@ -77,7 +77,8 @@ export class UnifiedNormalization extends AffineNormLayer {
         ...(mask instanceof tf.Tensor ? { mask } : {}),
       };
       if (kwargs['training'] !== true) return unifiedNorm(singleInput(inputs), common).y;
-      const iteration = Math.round(s.iterations.read().dataSync()[0]) + 1;
+      // The counter stays a tensor and the outlier count a masked add: a training call reads nothing back.
+      const iteration = tf.add(tf.round(s.iterations.read()), 1);
       const r = unifiedNorm(singleInput(inputs), {
         ...common, training: true, iteration, emaGz: s.emaGz.read(), bufferGz: s.bufferGz.read(),
         onBackward: ({ emaGz, bufferGz }) => {
@@ -87,8 +88,8 @@ export class UnifiedNormalization extends AffineNormLayer {
       });
       s.runningVar.write(r.runningVar);
       s.bufferX2.write(r.bufferX2);
-      s.iterations.write(tf.scalar(iteration));
-      if (r.outlier) s.skipCounter.write(tf.add(s.skipCounter.read(), 1));
+      s.iterations.write(iteration);
+      s.skipCounter.write(tf.add(s.skipCounter.read(), tf.cast(r.outlier, 'float32')));
       return r.y;
     });
   }

@@ -2,7 +2,7 @@
  * Unified Normalization (Yang et al., ACM MM 2022) as a functional op with explicit state.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger } from '../../core/checks.js';
+import { checkBoolean, checkFloatTensor, checkInRange, checkInteger, checkKnownKeys, checkParam, checkPositive, checkRequiredInteger, checkScalarParam } from '../../core/checks.js';
 import { NormkitError } from '../../core/errors.js';
 import { checkTokenMask, maskedQuadraticMean, tokenMaskColumn } from '../../core/token-mask.js';
 import { exp } from '../../core/second-order.js';
@@ -14,8 +14,12 @@ export type UnifiedNormBackwardState = { emaGz: tf.Tensor; bufferGz: tf.Tensor }
 export interface UnifiedNormOptions {
   /** Training step (true) or inference (false, default). */
   training?: boolean;
-  /** 1-based training iteration (the reference code's counter after its increment). Required when training. */
-  iteration?: number;
+  /**
+   * 1-based training iteration (the reference code's counter after its increment). Required when training. A
+   * scalar tensor keeps the whole step on the device (the layer's counter); the result's `outlier` is then a
+   * bool scalar tensor instead of a boolean.
+   */
+  iteration?: number | tf.Tensor;
   /** Running second moment, shape [C] (default ones). */
   runningVar?: tf.Tensor;
   /** Running average of mean(g * z) used by the backward, shape [C] (default zeros). */
@@ -59,6 +63,12 @@ export type UnifiedNormResult = {
   outlier: boolean;
 };
 
+/** Result of {@link unifiedNorm} given `iteration` as a tensor: the outlier flag stays on the device. */
+export type UnifiedNormDeviceResult = Omit<UnifiedNormResult, 'outlier'> & {
+  /** Bool scalar: whether this training step was flagged as an outlier (false at inference). */
+  outlier: tf.Tensor;
+};
+
 const WHERE = 'unifiedNorm';
 const KNOWN = ['training', 'iteration', 'runningVar', 'emaGz', 'bufferX2', 'bufferGz', 'windowSize', 'warmupIters', 'outlierFiltration', 'epsilon', 'momentum', 'mask', 'gamma', 'beta', 'onBackward'];
 
@@ -99,15 +109,23 @@ export function unifiedWindows(where: string, windowSize: unknown): [number, num
  *   emaGz <- m * emaGz + (1 - m) * mean_gz
  *   dL/dx = (g - (outlier ? mean_gz : emaGz_new) * z) / sqrt(var + eps)
  *   dL/dgamma = sum(dy * r * z),  dL/dbeta = sum(dy).
- * The outlier decision and the branch choices are made on the host (one small read per training call).
+ * Every branch is chosen on the device (both sides computed, then selected with tf.where). With a numeric
+ * `iteration` and outlier filtration past warm-up, the boolean `outlier` of the result is read back once; with
+ * a tensor `iteration` nothing is read back.
+ *
+ * @example
+ * const r = unifiedNorm(x, { training: true, iteration: 1 });  // r.y, r.runningVar, r.bufferX2, r.outlier
  */
-export function unifiedNorm(x: tf.Tensor, options: UnifiedNormOptions = {}): UnifiedNormResult {
+export function unifiedNorm(x: tf.Tensor, options: UnifiedNormOptions & { iteration: tf.Tensor }): UnifiedNormDeviceResult;
+export function unifiedNorm(x: tf.Tensor, options?: UnifiedNormOptions): UnifiedNormResult;
+export function unifiedNorm(x: tf.Tensor, options: UnifiedNormOptions = {}): UnifiedNormResult | UnifiedNormDeviceResult {
   checkKnownKeys(WHERE, options, KNOWN);
   checkFloatTensor(WHERE, 'x', x, 2);
   const channels = x.shape[x.rank - 1];
   const training = options.training ?? false;
   checkBoolean(WHERE, 'training', training);
-  if (training) checkRequiredInteger(WHERE, 'iteration', options.iteration, 1, 'when training is true');
+  if (training && options.iteration instanceof tf.Tensor) checkScalarParam(WHERE, 'iteration', options.iteration);
+  else if (training) checkRequiredInteger(WHERE, 'iteration', options.iteration, 1, 'when training is true');
   const [wf, wb] = unifiedWindows(WHERE, options.windowSize ?? 4);
   const warmupIters = options.warmupIters ?? 4000;
   checkInteger(WHERE, 'warmupIters', warmupIters, 0);
@@ -125,72 +143,88 @@ export function unifiedNorm(x: tf.Tensor, options: UnifiedNormOptions = {}): Uni
     throw new NormkitError(WHERE, 'onBackward', 'a function', options.onBackward);
   }
 
-  return tf.tidy(() => {
+  const deviceIteration = options.iteration instanceof tf.Tensor;
+  const out = tf.tidy(() => {
     const runningVar = options.runningVar ?? tf.ones([channels]);
     const bufferX2 = options.bufferX2 ?? tf.zeros([wf, channels]);
     const gamma = options.gamma ?? tf.ones([channels]);
     const beta = options.beta ?? tf.zeros([channels]);
     if (!training) {
       const z = tf.div(x, tf.sqrt(tf.add(runningVar, epsilon)));
-      return { y: tf.add(tf.mul(z, gamma), beta), runningVar: tf.clone(runningVar), bufferX2: tf.clone(bufferX2), outlier: false };
+      return { y: tf.add(tf.mul(z, gamma), beta), runningVar: tf.clone(runningVar), bufferX2: tf.clone(bufferX2), outlier: tf.scalar(false, 'bool'), filtered: tf.scalar(false, 'bool') };
     }
-    const i = options.iteration as number;
+    const i = tf.reshape(options.iteration as number | tf.Tensor, []);
     const emaGz = options.emaGz ?? tf.zeros([channels]);
     const bufferGz = options.bufferGz ?? tf.zeros([wb, channels]);
     const x2 = maskedQuadraticMean(tf.reshape(x, [-1, channels]), tokenMaskColumn(options.mask));
+    const rowX2 = rowPick(wf, i);
+    const rowGz = rowPick(wb, i);
 
     // Forward window: insert x2, then test for an outlier against the spread of the buffer before insertion.
     const recordedVar = unbiasedVariance(tf.sqrt(bufferX2));
-    let buffer = replaceRow(bufferX2, i % wf, x2);
-    let outlier = wf <= 1;
-    if (i >= warmupIters && outlierFiltration) {
-      const am = tf.mean(buffer, 0);
-      const gm = geometricMean(buffer);
-      const flagged = tf.any(tf.greater(tf.sub(am, gm), tf.mul(recordedVar, wf))).dataSync()[0] === 1;
-      if (flagged) {
-        buffer = replaceRow(buffer, i % wf, runningVar);
-        outlier = true;
-      }
+    const inserted = replaceRow(bufferX2, rowX2, x2);
+    // filtered: an outlier found by the test, whose slot then takes runningVar; Wf = 1 flags every step without it.
+    let filtered: tf.Tensor = tf.scalar(false, 'bool');
+    if (outlierFiltration) {
+      const excess = tf.sub(tf.mean(inserted, 0), geometricMean(inserted));
+      filtered = tf.logicalAnd(tf.greaterEqual(i, warmupIters), tf.any(tf.greater(excess, tf.mul(recordedVar, wf))));
     }
-    const useBatch = i <= wf || i < warmupIters || outlier;
-    const variance = useBatch ? x2 : geometricMean(buffer);
+    const buffer = outlierFiltration ? tf.where(filtered, replaceRow(inserted, rowX2, runningVar), inserted) : inserted;
+    const outlier = wf <= 1 ? tf.scalar(true, 'bool') : filtered;
+    const useBatch = tf.logicalOr(tf.logicalOr(tf.lessEqual(i, wf), tf.less(i, warmupIters)), outlier);
+    const variance = tf.where(useBatch, x2, geometricMean(buffer));
     const std = tf.sqrt(tf.add(variance, epsilon));
-    const ratio = i <= Math.max(1000, warmupIters) || outlier
-      ? tf.onesLike(variance)
-      : tf.clipByValue(tf.div(std, tf.sqrt(tf.add(runningVar, epsilon))), 1 / 5, 5);
-    const useBatchGz = i <= wb || i < warmupIters || outlier;
+    const frozen = tf.logicalOr(tf.lessEqual(i, Math.max(1000, warmupIters)), outlier);
+    const ratio = tf.where(frozen, tf.onesLike(variance), tf.clipByValue(tf.div(std, tf.sqrt(tf.add(runningVar, epsilon))), 1 / 5, 5));
+    const useBatchGz = tf.logicalOr(tf.logicalOr(tf.lessEqual(i, wb), tf.less(i, warmupIters)), outlier);
 
     const forward = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
       const [xIn, gammaIn, betaIn] = args as tf.Tensor[];
       const save = args[3] as tf.GradSaveFunc;
       const z = tf.div(xIn, std);
-      save([z, std, gammaIn, ratio, emaGz, bufferGz]);
+      // The backward's branch flags and ring slot are saved too: the tidy around this step frees them before it runs.
+      save([z, std, gammaIn, ratio, emaGz, bufferGz, rowGz, outlier, useBatchGz]);
       return {
         value: tf.add(tf.mul(z, gammaIn), betaIn),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-          const [zS, stdS, gammaS, rS, emaS, bufS] = saved;
+          const [zS, stdS, gammaS, rS, emaS, bufS, rowS, outlierS, useBatchGzS] = saved;
           const lead = [...Array(dy.rank - 1).keys()];
           const g = tf.mul(tf.mul(dy, gammaS), rS);
           const gz = tf.mean(tf.reshape(tf.mul(g, zS), [-1, channels]), 0);
-          const nextBuf = replaceRow(bufS, i % wb, outlier ? emaS : gz);
-          const meanGz = useBatchGz ? gz : tf.mean(nextBuf, 0);
+          const nextBuf = replaceRow(bufS, rowS, tf.where(outlierS, emaS, gz));
+          const meanGz = tf.where(useBatchGzS, gz, tf.mean(nextBuf, 0));
           const nextEma = tf.add(tf.mul(emaS, momentum), tf.mul(meanGz, 1 - momentum));
           if (options.onBackward) options.onBackward({ emaGz: nextEma, bufferGz: nextBuf });
-          const dx = tf.div(tf.sub(g, tf.mul(outlier ? meanGz : nextEma, zS)), stdS);
+          const dx = tf.div(tf.sub(g, tf.mul(tf.where(outlierS, meanGz, nextEma), zS)), stdS);
           return [dx, tf.sum(tf.mul(dy, tf.mul(rS, zS)), lead), tf.sum(dy, lead)];
         },
       };
     });
     const y = forward(x, gamma, beta);
     const nextRunning = tf.add(tf.mul(runningVar, momentum), tf.mul(variance, 1 - momentum));
-    return { y, runningVar: nextRunning, bufferX2: buffer, outlier };
+    return { y, runningVar: nextRunning, bufferX2: buffer, outlier, filtered };
   });
+  const { filtered, ...rest } = out;
+  if (deviceIteration) {
+    if (filtered !== rest.outlier) filtered.dispose();
+    return rest;
+  }
+  // A numeric iteration asks for a boolean: read the flag only where the filtration test ran.
+  const i = training ? (options.iteration as number) : 0;
+  const flagged = training && outlierFiltration && i >= warmupIters && filtered.dataSync()[0] === 1;
+  tf.dispose([filtered, rest.outlier]);
+  return { ...rest, outlier: training && (wf <= 1 || flagged) };
 }
 
-/** `buffer` [W, C] with row `row` replaced by `values` [C]. */
-function replaceRow(buffer: tf.Tensor, row: number, values: tf.Tensor): tf.Tensor {
-  const w = buffer.shape[0];
-  const pick = tf.tensor2d(Array.from({ length: w }, (_, k) => (k === row ? 1 : 0)), [w, 1]);
+/** One-hot column [W, 1] picking row `iteration mod W` of a ring buffer, computed on the device. */
+function rowPick(w: number, iteration: tf.Tensor): tf.Tensor {
+  // floor((i + 0.5) / W) stays exact where a GPU divides approximately (i / W may land just below an integer).
+  const row = tf.sub(iteration, tf.mul(tf.floor(tf.div(tf.add(iteration, 0.5), w)), w));
+  return tf.reshape(tf.cast(tf.equal(tf.range(0, w), row), 'float32'), [w, 1]);
+}
+
+/** `buffer` [W, C] with the row that the one-hot column `pick` [W, 1] marks replaced by `values` [C]. */
+function replaceRow(buffer: tf.Tensor, pick: tf.Tensor, values: tf.Tensor): tf.Tensor {
   return tf.add(tf.mul(buffer, tf.sub(1, pick)), tf.mul(pick, tf.reshape(values, [1, -1])));
 }
 
