@@ -12,15 +12,9 @@ import '@tensorflow/tfjs-backend-webgpu';
 import * as nk from '../../src/index.js';
 import { check, param, publish } from '../../test/browser/page/checks.js';
 import { randn } from '../../test/helpers/random.js';
+import { normkitOp, type Case } from '../ops.js';
 
-type Method = 'layerNorm' | 'rmsNorm' | 'batchNorm' | 'groupNorm' | 'instanceNorm';
 type Variant = 'fused' | 'composite' | 'tfjs';
-
-interface Case {
-  method: Method;
-  shape: number[];
-  groups?: number;
-}
 
 const FULL = param('full', '0') === '1';
 const RUNS = Number(param('runs', '7'));
@@ -39,25 +33,6 @@ const CASES: Case[] = FULL
       { method: 'groupNorm', shape: [16, 32, 32, 32], groups: 8 },
       { method: 'instanceNorm', shape: [16, 32, 32, 32] },
     ];
-
-/** y = norm(x) with learned gamma and beta (beta absent for RMSNorm), by normkit's op. */
-function normkitOp(c: Case, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
-  switch (c.method) {
-    case 'layerNorm':
-      return nk.layerNorm(x, { gamma, beta });
-    case 'rmsNorm':
-      return nk.rmsNorm(x, { gamma });
-    case 'groupNorm':
-      return nk.groupNorm(x, { groups: c.groups ?? 32, gamma, beta });
-    case 'instanceNorm':
-      return nk.instanceNorm(x, { gamma, beta });
-    case 'batchNorm': {
-      const channels = c.shape[c.shape.length - 1];
-      const r = nk.batchNorm(x, { training: true, movingMean: tf.zeros([channels]), movingVariance: tf.ones([channels]), gamma, beta });
-      return r.y;
-    }
-  }
-}
 
 interface TfjsLayer {
   apply(x: tf.Tensor): tf.Tensor;
