@@ -157,4 +157,7 @@ forEachBackend(() => {
   });
 });
 runLayerTest(nk.BatchNormalization, { label: 'accumulateSteps, onSmallBatch', make: () => new nk.BatchNormalization({ accumulateSteps: 2, onSmallBatch: 'groupStats' }),
-  inputShape: [3, 4], trainable: 2, nonTrainable: 2, weights: [['gamma', [4]], ['beta', [4]], ['moving_mean', [4]], ['moving_variance', [4]]], supportsMasking: true });
+  inputShape: [3, 4], trainable: 2, nonTrainable: 6,
+  weights: [['gamma', [4]], ['beta', [4]], ['moving_mean', [4]], ['moving_variance', [4]], ['accumulated_mean', [4]], ['accumulated_m2', [4]], ['accumulated_count', []], ['accumulated_steps', []]],
+  // The counters return to their start after each whole accumulation cycle, so they are not checked as moving.
+  state: ['moving_mean', 'moving_variance', 'accumulated_mean', 'accumulated_m2'], exact: ['accumulated_count', 'accumulated_steps'], supportsMasking: true });
