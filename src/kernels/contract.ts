@@ -14,6 +14,26 @@ import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../core/errors.js';
 import type { NormLayout } from './norm-math.js';
 
+/**
+ * Narrows tfjs's untyped backend object to what a backend module uses of it: every name in `methods` must be a
+ * function and `holds` (the module's other requirements, such as its memory) must accept it; otherwise a
+ * NormkitError naming the backend. Example: `narrowBackend<WebGLBackendLike>(backend, 'webgl', 'a tfjs WebGL
+ * backend', ['runWebGLProgram', 'makeTensorInfo', 'disposeIntermediateTensorInfo'])`.
+ */
+export function narrowBackend<T extends object>(
+  backend: unknown,
+  backendName: string,
+  expected: string,
+  methods: ReadonlyArray<keyof T & string>,
+  holds: (b: Partial<T>) => boolean = () => true,
+): T {
+  const b = backend as Partial<T> | null;
+  if (!b || methods.some((m) => typeof b[m] !== 'function') || !holds(b)) {
+    throw new NormkitError(`fused normalization kernel (${backendName})`, 'backend', expected, backend);
+  }
+  return b as T;
+}
+
 /** Attributes of every statistics kernel: the layout, epsilon and which parameters are present. */
 export interface NormKernelAttrs extends NormLayout {
   epsilon: number;

@@ -45,6 +45,31 @@ export function sliceSize(layout: NormLayout): number {
 }
 
 /**
+ * The indexing of a layout as the GPU kernels use it: a rows layout is a channels layout with S = 1 and
+ * C = K = n. B batches of S positions of C channels in G groups of K; slice s = (b, g) holds `count` = S * K
+ * elements; `slices` = B * G statistics; `total` = B * S * C elements.
+ */
+export interface SliceGeometry {
+  B: number;
+  S: number;
+  C: number;
+  K: number;
+  G: number;
+  count: number;
+  slices: number;
+  total: number;
+}
+
+/** The {@link SliceGeometry} of a layout. */
+export function sliceGeometry(layout: NormLayout): SliceGeometry {
+  const rows = layout.kind === 'rows';
+  const S = rows ? 1 : layout.inner;
+  const C = layout.width;
+  const K = rows ? layout.width : layout.channelsPerGroup;
+  return { B: layout.outer, S, C, K, G: C / K, count: sliceSize(layout), slices: statCount(layout), total: layout.outer * S * C };
+}
+
+/**
  * Forward: y = ((x - K) - m) * rstd * gamma + beta per slice, rstd = 1 / sqrt(var + eps) (center), or
  * y = x * rstd * gamma + beta with rstd = 1 / sqrt(mean(x^2) + eps) (RMS). Writes y, the shifted means m
  * (0 for RMS) and rstd, one per slice, and in `moments` the plain mean and the biased variance (mean(x^2)

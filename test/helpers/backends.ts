@@ -3,7 +3,7 @@
  * `node --test` run counts every test on every backend.
  */
 import { before, describe } from 'node:test';
-import { useBackend } from '../../src/index.js';
+import { fusedKernelsEnabled, setFusedKernels, useBackend } from '../../src/index.js';
 
 export const BACKENDS = (process.env.NORMKIT_TEST_BACKENDS ?? 'cpu,wasm').split(',').filter((b) => b.length > 0);
 
@@ -16,5 +16,16 @@ export function forEachBackend(body: (backend: string) => void): void {
       });
       body(backend);
     });
+  }
+}
+
+/** Runs `fn` with normkit's fused kernels switched to `on`, restoring the previous setting. */
+export function withFused<T>(on: boolean, fn: () => T): T {
+  const prev = fusedKernelsEnabled();
+  setFusedKernels(on);
+  try {
+    return fn();
+  } finally {
+    setFusedKernels(prev);
   }
 }

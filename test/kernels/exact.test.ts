@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as nk from '../../src/index.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, withFused } from '../helpers/backends.js';
 import { assertClose, f64, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward, slices } from '../helpers/reference.js';
 
@@ -47,16 +47,6 @@ const METHODS: Method[] = [
   { name: 'instanceNorm [2, 3, 4, 5] channels first', shape: [2, 3, 4, 5], refShape: [2, 3, 4, 5], axes: [2, 3], paramAxes: [1], center: true, eps: 1e-5, op: (x) => nk.instanceNorm(x, { axis: 1 }) },
   { name: 'batchNorm (training) [5, 3, 8]', shape: [5, 3, 8], refShape: [5, 3, 8], axes: [0, 1], paramAxes: [2], center: true, eps: 1e-5, op: (x) => batchNormTraining(x, 1e-5) },
 ];
-
-function withFused<T>(on: boolean, fn: () => T): T {
-  const prev = nk.fusedKernelsEnabled();
-  nk.setFusedKernels(on);
-  try {
-    return fn();
-  } finally {
-    nk.setFusedKernels(prev);
-  }
-}
 
 /** y and the gradient of sum(y * dy) with respect to x, as float64 arrays (no tensor left behind). */
 function run(m: Method, xv: Float32Array, dyv: Float32Array): { y: Float64Array; dx: Float64Array } {

@@ -6,7 +6,7 @@ import { fusedKernelAvailable } from '../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../src/kernels/fused.js';
 import { setSIMDKernels, simdForWasmBackend, simdKernelsEnabled } from '../../src/kernels/simd.js';
 import { CPU_CHUNK_FLOATS, simdForCPUBackend } from '../../src/kernels/backends/cpu.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, withFused } from '../helpers/backends.js';
 import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
@@ -245,17 +245,6 @@ function scoped<T>(fn: () => T): T {
     out = fn();
   });
   return out as T;
-}
-
-/** Runs `fn` with the fused kernels switched to `on`, restoring the previous setting. */
-function withFused<T>(on: boolean, fn: () => T): T {
-  const prev = nk.fusedKernelsEnabled();
-  nk.setFusedKernels(on);
-  try {
-    return fn();
-  } finally {
-    nk.setFusedKernels(prev);
-  }
 }
 
 interface Outputs {

@@ -8,20 +8,10 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as nk from '../../src/index.js';
-import { forEachBackend } from '../helpers/backends.js';
+import { forEachBackend, withFused } from '../helpers/backends.js';
 import { f64, randn } from '../helpers/numeric.js';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-function withFused<T>(on: boolean, fn: () => T): T {
-  const prev = nk.fusedKernelsEnabled();
-  nk.setFusedKernels(on);
-  try {
-    return fn();
-  } finally {
-    nk.setFusedKernels(prev);
-  }
-}
 
 /** The first gradient of f at x + t v, as float64. */
 function gradAlong(f: (x: tf.Tensor) => tf.Scalar, x: tf.Tensor, v: tf.Tensor, t: number): Float64Array {

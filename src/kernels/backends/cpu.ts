@@ -16,7 +16,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
-import type { NormBackwardOutputs, NormForwardOutputs, NormKernels } from '../contract.js';
+import { narrowBackend, type NormBackwardOutputs, type NormForwardOutputs, type NormKernels } from '../contract.js';
 import { normBackward, normForward, statCount, type NormLayout } from '../norm-math.js';
 import { instantiateSIMD, simdKernelsEnabled, simdModule, type NormExports } from '../simd.js';
 
@@ -28,11 +28,7 @@ export interface CPUBackendLike {
 
 /** Narrows tfjs's backend object to {@link CPUBackendLike}, checking what normkit relies on. */
 export function asCPUBackend(backend: unknown): CPUBackendLike {
-  const b = backend as Partial<CPUBackendLike> | null;
-  if (!b || typeof b.makeTensorInfo !== 'function' || typeof b.data?.get !== 'function') {
-    throw new NormkitError('fused normalization kernel (cpu)', 'backend', 'a tfjs cpu backend', backend);
-  }
-  return b as CPUBackendLike;
+  return narrowBackend<CPUBackendLike>(backend, 'cpu', 'a tfjs cpu backend', ['makeTensorInfo'], (b) => typeof b.data?.get === 'function');
 }
 
 /** The float32 values of a tensor on the cpu backend. */

@@ -7,7 +7,7 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import { NormkitError } from '../../core/errors.js';
-import type { NormBackwardOutputs, NormForwardOutputs, NormKernels } from '../contract.js';
+import { narrowBackend, type NormBackwardOutputs, type NormForwardOutputs, type NormKernels } from '../contract.js';
 import { normBackward, normForward, statCount } from '../norm-math.js';
 import { simdForWasmBackend } from '../simd.js';
 
@@ -21,11 +21,7 @@ export interface WasmBackendLike {
 
 /** Narrows tfjs's backend object to {@link WasmBackendLike}, checking what normkit relies on. */
 export function asWasmBackend(backend: unknown): WasmBackendLike {
-  const b = backend as Partial<WasmBackendLike> | null;
-  if (!b || typeof b.makeOutput !== 'function' || typeof b.disposeData !== 'function' || !b.dataIdMap || !(b.wasm?.HEAPF32 instanceof Float32Array)) {
-    throw new NormkitError('fused normalization kernel (wasm)', 'backend', 'a tfjs wasm backend', backend);
-  }
-  return b as WasmBackendLike;
+  return narrowBackend<WasmBackendLike>(backend, 'wasm', 'a tfjs wasm backend', ['makeOutput', 'disposeData'], (b) => !!b.dataIdMap && b.wasm?.HEAPF32 instanceof Float32Array);
 }
 
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);

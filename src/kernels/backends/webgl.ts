@@ -17,9 +17,8 @@
  * composite path (see docs/performance.md).
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { NormkitError } from '../../core/errors.js';
-import type { NormBackwardOutputs, NormForwardOutputs, NormKernelAttrs, NormKernels } from '../contract.js';
-import { normForward, sliceSize, statCount } from '../norm-math.js';
+import { narrowBackend, type NormBackwardOutputs, type NormForwardOutputs, type NormKernels } from '../contract.js';
+import { normForward, sliceGeometry, type SliceGeometry } from '../norm-math.js';
 
 /** The parts of tfjs's GPGPUProgram that normkit's programs fill in. */
 export interface WebGLProgramSpec {
@@ -39,11 +38,7 @@ export interface WebGLBackendLike {
 
 /** Narrows tfjs's backend object to {@link WebGLBackendLike}, checking the methods normkit calls. */
 export function asWebGLBackend(backend: unknown): WebGLBackendLike {
-  const b = backend as Partial<WebGLBackendLike> | null;
-  if (!b || typeof b.runWebGLProgram !== 'function' || typeof b.makeTensorInfo !== 'function' || typeof b.disposeIntermediateTensorInfo !== 'function') {
-    throw new NormkitError('fused normalization kernel (webgl)', 'backend', 'a tfjs WebGL backend', backend);
-  }
-  return b as WebGLBackendLike;
+  return narrowBackend<WebGLBackendLike>(backend, 'webgl', 'a tfjs WebGL backend', ['runWebGLProgram', 'makeTensorInfo', 'disposeIntermediateTensorInfo']);
 }
 
 /**
@@ -61,24 +56,6 @@ export function webglFusedSupported(flags: { getNumber(name: string): number; ge
 /** Elements (first pass) or partial sums (further passes) one texel adds. */
 const BLOCK = 64;
 
-interface Geometry {
-  B: number;
-  S: number;
-  C: number;
-  K: number;
-  G: number;
-  count: number;
-  slices: number;
-  total: number;
-}
-
-function geometry(a: NormKernelAttrs): Geometry {
-  const rows = a.kind === 'rows';
-  const C = a.width;
-  const K = rows ? a.width : a.channelsPerGroup;
-  return { B: a.outer, S: rows ? 1 : a.inner, C, K, G: C / K, count: sliceSize(a), slices: statCount(a), total: a.outer * (rows ? 1 : a.inner) * C };
-}
-
 /** GLSL float literal. */
 const f = (v: number) => {
   const s = String(v);
@@ -86,7 +63,7 @@ const f = (v: number) => {
 };
 
 /** GLSL: slice geometry, and flat reads of inputs kept in their own (possibly multi-axis) shapes. */
-function common(g: Geometry, flatInputs: Array<[string, readonly number[]]>): string {
+function common(g: SliceGeometry, flatInputs: Array<[string, readonly number[]]>): string {
   const getters = flatInputs.map(([name, shape]) => {
     const cap = name.charAt(0).toUpperCase() + name.slice(1);
     if (shape.length <= 1) return `float nk${cap}(int i) { return get${cap}(i); }`;
@@ -140,7 +117,7 @@ void main() {
 }
 
 /** First pass over each slice: per (slice, tile) the sum of `term` (GLSL using x_i, shift, m, rs, gd). */
-function slicePartials(g: Geometry, names: string[], flatInputs: Array<[string, readonly number[]]>, setup: string, term: string): { program: WebGLProgramSpec; tiles: number } {
+function slicePartials(g: SliceGeometry, names: string[], flatInputs: Array<[string, readonly number[]]>, setup: string, term: string): { program: WebGLProgramSpec; tiles: number } {
   const tile = Math.min(BLOCK, Math.max(g.count, 1));
   const tiles = Math.ceil(g.count / tile);
   const code = `${common(g, flatInputs)}
@@ -163,7 +140,7 @@ void main() {
 }
 
 /** Per (channel, block of rows) the sum of `term` over rows r = b*S + p (GLSL using i, s). */
-function columnPartials(g: Geometry, names: string[], flatInputs: Array<[string, readonly number[]]>, term: string): { program: WebGLProgramSpec; tiles: number } {
+function columnPartials(g: SliceGeometry, names: string[], flatInputs: Array<[string, readonly number[]]>, term: string): { program: WebGLProgramSpec; tiles: number } {
   const rows = g.B * g.S;
   const tiles = Math.ceil(rows / BLOCK);
   const code = `${common(g, flatInputs)}
@@ -185,7 +162,7 @@ void main() {
 }
 
 /** An elementwise program over `length` outputs, `expr` in terms of the output index `o`. */
-function elementwise(g: Geometry, names: string[], flatInputs: Array<[string, readonly number[]]>, length: number, body: string): WebGLProgramSpec {
+function elementwise(g: SliceGeometry, names: string[], flatInputs: Array<[string, readonly number[]]>, length: number, body: string): WebGLProgramSpec {
   return program(names, length, `${common(g, flatInputs)}
 void main() {
   int o = getOutputCoords();
@@ -198,7 +175,7 @@ const reshaped = (t: tf.TensorInfo, shape: number[]): tf.TensorInfo => ({ dataId
 /** normkit's fused kernels on WebGL 2 (see the file comment). */
 export const webglNormKernels: NormKernels<WebGLBackendLike> = {
   forward({ inputs, attrs: a, backend }): NormForwardOutputs {
-    const g = geometry(a);
+    const g = sliceGeometry(a);
     if (g.total === 0) {
       const y = new Float32Array(0);
       const stats = Array.from({ length: 4 }, () => new Float32Array(g.slices));
@@ -251,7 +228,7 @@ export const webglNormKernels: NormKernels<WebGLBackendLike> = {
   },
 
   backward({ inputs, attrs: a, backend }): NormBackwardOutputs {
-    const g = geometry(a);
+    const g = sliceGeometry(a);
     const emptyParam = () => backend.makeTensorInfo([0], 'float32', new Float32Array(0));
     if (g.total === 0) {
       const zeros = (k: number) => backend.makeTensorInfo([k], 'float32', new Float32Array(k));

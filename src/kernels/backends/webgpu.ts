@@ -20,9 +20,8 @@
  * per workgroup, so reads of consecutive channels are coalesced.
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { NormkitError } from '../../core/errors.js';
-import type { NormBackwardOutputs, NormForwardOutputs, NormKernelAttrs, NormKernels } from '../contract.js';
-import { normForward, sliceSize, statCount } from '../norm-math.js';
+import { narrowBackend, type NormBackwardOutputs, type NormForwardOutputs, type NormKernelAttrs, type NormKernels } from '../contract.js';
+import { normForward, sliceGeometry, type SliceGeometry } from '../norm-math.js';
 
 /** The parts of tfjs's WebGPUProgram that normkit's programs fill in. */
 export interface WebGPUProgramSpec {
@@ -51,11 +50,7 @@ export interface WebGPUBackendLike {
 
 /** Narrows tfjs's backend object to {@link WebGPUBackendLike}, checking the methods normkit calls. */
 export function asWebGPUBackend(backend: unknown): WebGPUBackendLike {
-  const b = backend as Partial<WebGPUBackendLike> | null;
-  if (!b || typeof b.runWebGPUProgram !== 'function' || typeof b.makeTensorInfo !== 'function' || typeof b.disposeData !== 'function') {
-    throw new NormkitError('fused normalization kernel (webgpu)', 'backend', 'a tfjs WebGPU backend', backend);
-  }
-  return b as WebGPUBackendLike;
+  return narrowBackend<WebGPUBackendLike>(backend, 'webgpu', 'a tfjs WebGPU backend', ['runWebGPUProgram', 'makeTensorInfo', 'disposeData']);
 }
 
 /**
@@ -69,38 +64,22 @@ const MIN_TILE = 1024;
 /** Workgroups a reduction aims for, to keep a device busy when there are few slices. */
 const TARGET_WORKGROUPS = 2048;
 
-interface Geometry {
-  B: number;
-  S: number;
-  C: number;
-  K: number;
-  G: number;
-  count: number;
-  slices: number;
+interface Geometry extends SliceGeometry {
   /** Tiles per slice and elements per tile. */
   tiles: number;
   tile: number;
   /** Row tiles of the per-channel parameter reduction and rows per tile. */
   rtiles: number;
   rtile: number;
-  total: number;
 }
 
 function geometry(a: NormKernelAttrs): Geometry {
-  const rows = a.kind === 'rows';
-  const B = a.outer;
-  const S = rows ? 1 : a.inner;
-  const C = a.width;
-  const K = rows ? a.width : a.channelsPerGroup;
-  const count = sliceSize(a);
-  const slices = statCount(a);
-  const tiles = Math.max(1, Math.min(Math.ceil(count / MIN_TILE), Math.ceil(TARGET_WORKGROUPS / Math.max(slices, 1))));
-  const tile = Math.ceil(count / tiles);
-  const R = B * S;
-  const cBlocks = Math.ceil(C / 64);
+  const g = sliceGeometry(a);
+  const tiles = Math.max(1, Math.min(Math.ceil(g.count / MIN_TILE), Math.ceil(TARGET_WORKGROUPS / Math.max(g.slices, 1))));
+  const R = g.B * g.S;
+  const cBlocks = Math.ceil(g.C / 64);
   const rtiles = Math.max(1, Math.min(Math.ceil(R / 64), Math.ceil(TARGET_WORKGROUPS / Math.max(cBlocks, 1))));
-  const rtile = Math.ceil(R / rtiles);
-  return { B, S, C, K, G: C / K, count, slices, tiles, tile, rtiles, rtile, total: B * S * C };
+  return { ...g, tiles, tile: Math.ceil(g.count / tiles), rtiles, rtile: Math.ceil(R / rtiles) };
 }
 
 const UNIFORMS = 'B : i32, S : i32, C : i32, K : i32, G : i32, count : i32, slices : i32, tiles : i32, tile : i32, rtiles : i32, rtile : i32, total : i32, eps : f32,';
