@@ -158,12 +158,12 @@ const LAYERS: Array<{ name: string; config: () => Record<string, unknown>; shape
   { name: 'adab2n', config: () => ({ numTasks: 1 }), shape: [2, 3, 4, 8] },
   { name: 'alpha-bn', config: () => ({ sourceWeight: 0.5 }), shape: [2, 3, 4, 8] },
   { name: 'ln-removal', config: () => ({}), shape: [2, 3, 8] },
-  { name: 'weight-standardization', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear' }) }), shape: [3, 8] },
-  { name: 'scaled-weight-standardization', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear' }) }), shape: [3, 8] },
-  { name: 'weight-norm', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear' }) }), shape: [3, 8] },
-  { name: 'spectral-norm', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear' }) }), shape: [3, 8] },
-  { name: 'nap', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear' }) }), shape: [3, 8] },
-  { name: 'weight-compander', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear' }) }), shape: [3, 8] },
+  { name: 'weight-standardization', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }) }), shape: [3, 8] },
+  { name: 'scaled-weight-standardization', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }) }), shape: [3, 8] },
+  { name: 'weight-norm', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }) }), shape: [3, 8] },
+  { name: 'spectral-norm', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }) }), shape: [3, 8] },
+  { name: 'nap', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }) }), shape: [3, 8] },
+  { name: 'weight-compander', config: () => ({ layer: tfl.layers.dense({ units: 5, activation: 'linear', kernelInitializer: tfl.initializers.glorotUniform({ seed: 7 }) }) }), shape: [3, 8] },
 ];
 
 forEachBackend((backend) => {
