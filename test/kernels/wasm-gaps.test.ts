@@ -66,7 +66,7 @@ describe('wasm-gap kernels: registration', () => {
     // float64 tests below then check those).
     const [major, minor, patch] = version_wasm.split(/[.-]/).map((n) => parseInt(n, 10) || 0);
     const broken = major * 1e6 + minor * 1e3 + patch <= 4022000;
-    for (const name of ['MaxPoolGrad', 'MaxPool3D', 'MaxPool3DGrad', 'Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2']) {
+    for (const name of ['MaxPoolGrad', 'MaxPool3D', 'MaxPool3DGrad', 'Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2', 'BatchMatMul', 'Conv2DBackpropInput']) {
       assert.equal(status.get(name), broken ? 'replaced' : 'kept', name);
     }
     for (const name of [...status.keys(), 'Conv2D', 'Conv2DBackpropInput', 'Conv3D', 'AvgPoolGrad', 'AvgPool3DGrad', 'GatherV2', 'Softmax']) {
@@ -83,6 +83,9 @@ describe('wasm-gap kernels: Conv2DBackpropFilter', () => {
     { x: [2, 6, 6, 2], f: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
     { x: [2, 6, 6, 6], f: [3, 3, 6, 5], strides: 1, pad: 'same' },
     { x: [2, 5, 6, 5], f: [3, 2, 5, 4], strides: [2, 1], pad: 'same', dataFormat: 'NCHW' },
+    { x: [3, 8, 7, 3], f: [4, 2, 3, 5], strides: 1, pad: 'same' },
+    { x: [2, 9, 9, 2], f: [3, 3, 2, 3], strides: 3, pad: 'valid' },
+    { x: [2, 8, 8, 2], f: [3, 3, 2, 3], strides: 2, pad: 'valid' },
   ];
   for (const c of cases) {
     it(`x [${c.x}] filter [${c.f}] strides ${JSON.stringify(c.strides)} pad ${JSON.stringify(c.pad)} ${c.dataFormat ?? 'NHWC'}`, async () => {
@@ -91,6 +94,28 @@ describe('wasm-gap kernels: Conv2DBackpropFilter', () => {
       await assertWasmMatchesCPU(
         () => run('Conv2DBackpropFilter', { x: t(c.x, 1), dy: t(info.outShape, 2) }, { strides: c.strides, pad: c.pad, dataFormat: c.dataFormat ?? 'NHWC', filterShape: c.f }),
         'dW',
+      );
+    });
+  }
+});
+
+describe('wasm-gap kernels: Conv2DBackpropInput (forward-convolution form and the backend\'s own)', () => {
+  const cases: Array<{ x: number[]; f: number[]; strides: number | [number, number]; pad: Pad }> = [
+    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 1, pad: 'same' },
+    { x: [2, 6, 5, 2], f: [2, 3, 2, 3], strides: 1, pad: 'valid' },
+    { x: [3, 5, 6, 4], f: [1, 1, 4, 2], strides: 1, pad: 'same' },
+    { x: [2, 6, 6, 2], f: [3, 3, 2, 2], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+    { x: [2, 5, 5, 2], f: [3, 3, 2, 3], strides: 1, pad: [[0, 0], [3, 0], [0, 0], [0, 0]] },
+    { x: [2, 8, 7, 3], f: [4, 2, 3, 5], strides: 1, pad: 'same' },
+    { x: [2, 7, 7, 3], f: [3, 3, 3, 4], strides: 2, pad: 'same' },
+    { x: [1, 6, 7, 2], f: [3, 2, 2, 3], strides: [1, 2], pad: 'valid' },
+  ];
+  for (const c of cases) {
+    it(`x [${c.x}] filter [${c.f}] strides ${JSON.stringify(c.strides)} pad ${JSON.stringify(c.pad)}`, async () => {
+      const info = tf.backend_util.computeConv2DInfo(c.x as [number, number, number, number], c.f as [number, number, number, number], c.strides, 1, c.pad);
+      await assertWasmMatchesCPU(
+        () => run('Conv2DBackpropInput', { dy: t(info.outShape, 3), filter: t(c.f, 4) }, { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', inputShape: c.x }),
+        'dx',
       );
     });
   }
