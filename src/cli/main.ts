@@ -97,13 +97,13 @@ async function lab(args: string[]): Promise<void> {
   if (values.list) {
     for (const e of EXPERIMENTS) {
       const missing = await e.missing();
-      const tier = e.tier === 'long' ? 'long tier (--long)' : 'quick and default suites';
+      const tier = e.tier === 'long' ? 'long tier (--long)' : e.tier === 'default' ? 'default suite (too short to have power in --quick)' : 'quick and default suites';
       // Compute minutes from the plans' measured seconds per step; 2 workers share them on 2 cores.
       const minutes = (quick: boolean) => planSeconds(e.plan(quick)) / 60;
       const time = Number.isFinite(minutes(false)) ? `; about ${minutes(true).toFixed(1)} min quick, ${Math.round(minutes(false))} min at ${e.tier === 'long' ? 'long' : 'default'} size (compute on one core; halve for the wall time of 2 workers)` : '';
       process.stdout.write(`${e.id}${missing.length ? ` (pending: waits for ${missing.join(', ')})` : ''}\n  ${e.title}\n  claim: ${e.claim}\n  ${tier}${time}\n\n`);
     }
-    const total = (quick: boolean, long: boolean) => selectExperiments([], { long }).reduce((s, e) => s + planSeconds(e.plan(quick)), 0) / 60;
+    const total = (quick: boolean, long: boolean) => selectExperiments([], { long, quick }).reduce((s, e) => s + planSeconds(e.plan(quick)), 0) / 60;
     const wall = (minutes: number) => `${Math.round(minutes)} min of compute, about ${Math.round(minutes / 2)} min of wall time with 2 workers on 2 cores`;
     process.stdout.write(`suites: --quick ${wall(total(true, false))}; default ${wall(total(false, false))}; --long ${wall(total(false, true))}\n`);
     return;
@@ -118,7 +118,7 @@ async function lab(args: string[]): Promise<void> {
   let experiments;
   try {
     if (values.module.length === 0) {
-      experiments = selectExperiments(positionals, { long: values.long });
+      experiments = selectExperiments(positionals, { long: values.long, quick: values.quick });
     } else {
       // With --module: its experiments by default, and any built-in or module experiment by id.
       const known = await loadExperiments(values.module.map((m) => resolve(m)));

@@ -100,10 +100,11 @@ export interface Experiment {
   run: (variant: Variant, seed: number, ctx: RunContext) => Promise<RunOutput>;
   plots: PlotSpec[];
   /**
-   * 'long': a claim that needs long runs to have power; run only with `--long` or when named. Default: in the
-   * quick and default suites.
+   * 'long': a claim that needs long runs to have power; run only with `--long` or when named. 'default': in the
+   * default suite (and `--long`) but not in the quick one, where its runs are too short to have power. Unset: in
+   * every suite.
    */
-  tier?: 'long';
+  tier?: 'default' | 'long';
 }
 
 /**

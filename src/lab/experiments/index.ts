@@ -10,11 +10,14 @@ import { nfAGC, testTime } from './shift.js';
 export const EXPERIMENTS: readonly Experiment[] = [bnSpeedup, microBatch, placement, nfAGC, testTime, lnRMSDYT, adamp, bnOnly, sgdp, powerNorm, ngpt];
 
 /**
- * The experiments named in `ids`; when empty, the suite: every experiment outside the long tier, plus the long
- * tier with `long`. Throws listing the known ids on an unknown one.
+ * The experiments named in `ids`; when empty, the suite: with `quick`, the experiments of no tier; else those and
+ * the default tier, plus the long tier with `long`. Throws listing the known ids on an unknown one.
  */
-export function selectExperiments(ids: readonly string[], options: { long?: boolean } = {}): Experiment[] {
-  if (ids.length === 0) return EXPERIMENTS.filter((e) => options.long === true || e.tier !== 'long');
+export function selectExperiments(ids: readonly string[], options: { long?: boolean; quick?: boolean } = {}): Experiment[] {
+  if (ids.length === 0) {
+    if (options.quick === true) return EXPERIMENTS.filter((e) => e.tier === undefined);
+    return EXPERIMENTS.filter((e) => options.long === true || e.tier !== 'long');
+  }
   return ids.map((id) => {
     const found = EXPERIMENTS.find((e) => e.id === id);
     if (found === undefined) throw new Error(`normkit lab: unknown experiment '${id}'; known: ${EXPERIMENTS.map((e) => e.id).join(', ')}`);

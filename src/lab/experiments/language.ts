@@ -100,7 +100,7 @@ export const placement: Experiment = {
         { description: 'Peri-LN ends with a lower held-out loss than Post-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0.02, paired: true, variantA: 'peri', variantB: 'post' },
         { description: 'Peri-LN ends with a lower held-out loss than Pre-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'peri', variantB: 'pre' },
       ],
-      secondsPerStep: quick ? 0.322 : 0.546,
+      secondsPerStep: quick ? 0.29 : 0.49,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -155,6 +155,8 @@ export const lnRMSDYT: Experiment = {
     }, seed, ctx);
   },
   plots: [...LM_PLOTS, { curve: 'held-out loss', title: 'Held-out loss against wall time', x: 'seconds', yTitle: 'cross-entropy (nats/char)', references: [{ metric: 'unigram cross-entropy', label: 'unigram' }] }],
+  // At the quick size (80 steps) DyT is still 0.35 nats behind LN: no power for the claim there.
+  tier: 'default',
 };
 
 export const ngpt: Experiment = {

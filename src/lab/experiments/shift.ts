@@ -53,7 +53,7 @@ export const testTime: Experiment = {
         { description: 'Recalibrating BN on the shifted data beats the source statistics', metric: 'recalibrated accuracy', metricB: 'source accuracy', better: 'higher', kind: 'better', margin: 0.01, paired: true, variantA: 'bn', variantB: 'bn', labelA: 'recalibrated BN', labelB: 'source BN' },
       ],
       // Per training step, the evaluations on the shifted data included.
-      secondsPerStep: quick ? 0.27 : 0.24,
+      secondsPerStep: quick ? 0.16 : 0.145,
     };
   },
   run: async (_variant, seed, ctx) => {
@@ -138,7 +138,7 @@ export const nfAGC: Experiment = {
         { description: 'NF-ResNet with AGC beats NF-ResNet without AGC at a large learning rate', metric: 'final test accuracy', better: 'higher', kind: 'better', margin: 0.01, paired: true, variantA: 'nf-agc', variantB: 'nf' },
         { description: 'NF-ResNet with AGC is within 0.02 of the BN ResNet', metric: 'final test accuracy', better: 'higher', kind: 'no-worse', margin: 0.02, paired: true, variantA: 'nf-agc', variantB: 'bn' },
       ],
-      secondsPerStep: quick ? 0.0888 : 0.17,
+      secondsPerStep: quick ? 0.035 : 0.067,
     };
   },
   run: async (variant, seed, ctx) => {
