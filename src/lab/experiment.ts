@@ -65,8 +65,10 @@ export interface CheckSpec extends Omit<ComparisonSpec, 'labelA' | 'labelB'> {
 /** The plan of a lab run for one experiment. */
 export interface ExperimentPlan {
   variants: Variant[];
-  /** Training steps per run (for the progress display). */
+  /** Training steps per run (for the progress display and the time estimates). */
   steps: number;
+  /** Steps of the variants whose runs take another number of steps than `steps` (e.g. a larger batch). */
+  variantSteps?: Record<string, number>;
   /** Setup in words: data, model, optimizer, steps, batch size, learning rate. */
   setup: string;
   checks: CheckSpec[];
@@ -124,5 +126,10 @@ export function planSecondsPerStep(plan: ExperimentPlan, variant: string): numbe
  * @example planSeconds(placement.plan(true)) / 60   // 4 variants x 3 seeds x 80 steps x 0.26 s = 4.2 min
  */
 export function planSeconds(plan: ExperimentPlan, seeds = plan.seeds ?? 3): number {
-  return plan.variants.reduce((sum, v) => sum + seeds * plan.steps * planSecondsPerStep(plan, v.id), 0);
+  return plan.variants.reduce((sum, v) => sum + seeds * planSteps(plan, v.id) * planSecondsPerStep(plan, v.id), 0);
+}
+
+/** Training steps of `variant`'s runs in `plan`. */
+export function planSteps(plan: ExperimentPlan, variant: string): number {
+  return plan.variantSteps?.[variant] ?? plan.steps;
 }

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { LAB_BACKENDS, loadLabBackend } from './backends.js';
 import { resolveFashionMnistDir, PACKAGE_ROOT } from './data/fashion-mnist.js';
 import { DEFAULT_TEXT_PATH } from './data/text.js';
-import { planSecondsPerStep, type Experiment } from './experiment.js';
+import { planSecondsPerStep, planSteps, type Experiment } from './experiment.js';
 import { silentProgress, type ProgressSink } from './progress.js';
 import {
   metricValue, readRunRecord, sha256, finiteJSON, writeAtomic, writeRunRecord,
@@ -101,7 +101,7 @@ export async function runLab(options: LabOptions): Promise<LabResults> {
   const hashes = new Map(runnable.map((r) => [r.experiment.id, r.hash]));
   const queue = schedule(runnable.map(({ experiment }) => {
     const plan = experiment.plan(quick);
-    return { experiment: experiment.id, variants: plan.variants.map((v) => v.id), steps: plan.steps, seeds: options.seeds ?? plan.seeds ?? 3 };
+    return { experiment: experiment.id, variants: plan.variants.map((v) => v.id), steps: plan.variants.map((v) => planSteps(plan, v.id)), seeds: options.seeds ?? plan.seeds ?? 3 };
   }));
   const todo = queue.filter((r) => {
     const state = readRunRecord(options.outDir, r.experiment, r.variant, r.seed, hashes.get(r.experiment) ?? '');
@@ -183,13 +183,13 @@ function planHashOf(hashes: Map<string, string>): (experiment: string) => string
  * experiment and the ETA learns each one's cost early. Each experiment runs `seeds` seeds (its own, else the
  * given default).
  */
-export function schedule(experiments: Array<{ experiment: string; variants: string[]; steps: number; seeds?: number }>, seeds = 3): Array<Omit<RunTask, 'index'>> {
+export function schedule(experiments: Array<{ experiment: string; variants: string[]; steps: number | number[]; seeds?: number }>, seeds = 3): Array<Omit<RunTask, 'index'>> {
   const out: Array<Omit<RunTask, 'index'>> = [];
   const most = Math.max(0, ...experiments.map((e) => e.variants.length));
   const mostSeeds = Math.max(0, ...experiments.map((e) => e.seeds ?? seeds));
   for (let seed = 0; seed < mostSeeds; seed++) {
     for (let v = 0; v < most; v++) {
-      for (const e of experiments) if (v < e.variants.length && seed < (e.seeds ?? seeds)) out.push({ experiment: e.experiment, variant: e.variants[v], seed, steps: e.steps });
+      for (const e of experiments) if (v < e.variants.length && seed < (e.seeds ?? seeds)) out.push({ experiment: e.experiment, variant: e.variants[v], seed, steps: typeof e.steps === 'number' ? e.steps : e.steps[v] });
     }
   }
   return out;

@@ -151,6 +151,11 @@ export interface ComparisonSpec {
    * and is analysed as `censoredAt` (a bound: the true value is larger).
    */
   censoredAt?: number;
+  /**
+   * For a higher-is-better metric such as accuracy: a value at or below this marks a run that failed to train
+   * (a classifier at chance level), counted as a failed run like a diverged one, never averaged into the values.
+   */
+  failedAtOrBelow?: number;
 }
 
 /** A check's numbers and verdict, as shown in the report's table. */
@@ -194,13 +199,13 @@ function fmt(v: number): string {
 }
 
 /**
- * Decides a claim from per-seed values (`valuesA[i]`, `valuesB[i]` from seed i when paired). With e the effect in
+ * Decides a claim from per-seed values (`rawA[i]`, `rawB[i]` from seed i when paired). With e the effect in
  * A's favour (on the log scale for ratios), its 95 % t interval [lo, hi] and the margin m (log m for ratios):
  * - 'better':   reproduced if lo > 0 and e >= m; not reproduced if hi < m; else inconclusive.
  * - 'no-worse': reproduced if lo > -m; not reproduced if hi < -m; else inconclusive.
  * Paired: e is the mean of the per-seed differences d_i over seeds where both values exist, se = s_d / sqrt(n),
  * df = n - 1. Unpaired: Welch, se = sqrt(s_A^2/n_A + s_B^2/n_B), Welch-Satterthwaite df.
- * Failed runs (NaN without `censoredAt`) are outcomes, not values: when every run of B failed and none of A did,
+ * Failed runs (NaN without `censoredAt`, or at most `failedAtOrBelow`) are outcomes, not values: when every run of B failed and none of A did,
  * a claim in A's favour is reproduced (and the reverse refutes it); when A failed more often than B, the
  * comparison of the survivors cannot reproduce the claim. Censored values (`censoredAt`) are bounds: censoring
  * on B's side only understates A's advantage (so "reproduced" stands, "not reproduced" cannot), on A's side only
@@ -210,7 +215,11 @@ function fmt(v: number): string {
  * compareGroups({ description: 'BN faster', metric: 'steps to target', better: 'lower', kind: 'better', margin: 2,
  *   labelA: 'BN', labelB: 'none', paired: true, scale: 'ratio', censoredAt: 150 }, [40, 50, 45], [NaN, 140, NaN]);
  */
-export function compareGroups(spec: ComparisonSpec, valuesA: readonly number[], valuesB: readonly number[]): ComparisonResult {
+export function compareGroups(spec: ComparisonSpec, rawA: readonly number[], rawB: readonly number[]): ComparisonResult {
+  const floor = spec.failedAtOrBelow;
+  const outcome = (v: number) => (floor !== undefined && Number.isFinite(v) && v <= floor ? NaN : v);
+  const valuesA = rawA.map(outcome);
+  const valuesB = rawB.map(outcome);
   const ratio = spec.scale === 'ratio';
   const censor = spec.censoredAt;
   const prepare = (values: readonly number[]) => {

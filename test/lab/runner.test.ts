@@ -156,3 +156,23 @@ describe('runLab', () => {
     assert.equal(e.verdict, '1 of 1 checks reproduced');
   });
 });
+
+describe('selectExperiments: tiers', () => {
+  const ids = (list: readonly { id: string }[]) => list.map((e) => e.id);
+  it('the quick suite holds the experiments of no tier; the default adds the default tier; --long adds the long one', () => {
+    const quick = ids(nk.selectExperiments([], { quick: true }));
+    const standard = ids(nk.selectExperiments([]));
+    const long = ids(nk.selectExperiments([], { long: true }));
+    for (const e of nk.EXPERIMENTS) {
+      assert.equal(quick.includes(e.id), e.tier === undefined, `${e.id} in --quick`);
+      assert.equal(standard.includes(e.id), e.tier !== 'long', `${e.id} in the default suite`);
+      assert.ok(long.includes(e.id), `${e.id} in --long`);
+    }
+    for (const required of ['bn-speedup', 'micro-batch', 'nf-agc', 'placement']) assert.ok(quick.includes(required), `${required} in --quick`);
+    assert.ok(!quick.includes('ln-rms-dyt') && standard.includes('ln-rms-dyt'), 'ln-rms-dyt: default suite only');
+  });
+  it('an experiment named explicitly runs whatever its tier; an unknown id throws with the known ones', () => {
+    assert.deepEqual(ids(nk.selectExperiments(['ln-rms-dyt', 'ngpt'], { quick: true })), ['ln-rms-dyt', 'ngpt']);
+    assert.throws(() => nk.selectExperiments(['bn-speed']), /unknown experiment 'bn-speed'; known: bn-speedup/);
+  });
+});

@@ -117,6 +117,22 @@ describe('compareGroups', () => {
     close(r.a.mean, 0.915, 1e-12, 'mean of finite A');
   });
 
+  it('a value at or below failedAtOrBelow (a classifier at chance) is a failed run, not a value', () => {
+    // NF without AGC: two of five seeds collapsed to chance (0.1); with AGC every seed trained.
+    const a = [0.734, 0.759, 0.743, 0.697, 0.761];
+    const b = [0.629, 0.602, 0.1, 0.1, 0.656];
+    const averaged = nk.compareGroups(spec({ paired: true }), a, b);
+    const outcome = nk.compareGroups(spec({ paired: true, failedAtOrBelow: 0.12 }), a, b);
+    assert.deepEqual([averaged.failedB, outcome.failedB, outcome.failedA, outcome.n], [0, 2, 0, 3]);
+    assert.equal(averaged.verdict, 'inconclusive');
+    // the survivors: differences 0.105, 0.157, 0.105 over seeds 0, 1, 4 (hand-computed mean)
+    close(outcome.estimate, (0.105 + 0.157 + 0.105) / 3, 1e-9, 'paired mean of the survivors');
+    close(outcome.b.mean, (0.629 + 0.602 + 0.656) / 3, 1e-12, 'B mean without the collapsed runs');
+    assert.equal(outcome.verdict, 'reproduced');
+    // a value just above the floor stays a value
+    assert.equal(nk.compareGroups(spec({ failedAtOrBelow: 0.12 }), [0.5, 0.5, 0.5], [0.121, 0.13, 0.125]).failedB, 0);
+  });
+
   it('steps-to-target: a ratio with a log-scale t interval; censored B gives a lower bound (hand-computed)', () => {
     const r = nk.compareGroups(
       spec({ metric: 'steps', better: 'lower', margin: 2, scale: 'ratio', censoredAt: 150, paired: true }),

@@ -57,6 +57,13 @@ export function classifierOutput(result: TrainResult, extra: Record<string, numb
   };
 }
 
+/**
+ * A classifier whose final test accuracy is at most this learned nothing and failed to train: Fashion-MNIST has
+ * 10 balanced classes, so chance is 0.1, and 0.02 above it allows for a test set's sampling. Accuracy checks count
+ * such runs as failed (an outcome, like a diverged run), never as values.
+ */
+export const CHANCE_ACCURACY = 0.12;
+
 /** Options of {@link runClassifier}. */
 export interface ClassifierRun extends TrainHooks {
   cnn: Omit<CNNOptions, 'inputShape' | 'numClasses' | 'seed'>;

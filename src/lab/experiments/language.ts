@@ -100,7 +100,7 @@ export const placement: Experiment = {
         { description: 'Peri-LN ends with a lower held-out loss than Post-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0.02, paired: true, variantA: 'peri', variantB: 'post' },
         { description: 'Peri-LN ends with a lower held-out loss than Pre-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'peri', variantB: 'pre' },
       ],
-      secondsPerStep: 0.29,
+      secondsPerStep: quick ? 0.29 : 0.25,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -142,7 +142,7 @@ export const lnRMSDYT: Experiment = {
         { description: 'DyT\'s held-out loss is within 0.1 of LayerNorm\'s', metric: 'final held-out loss', better: 'lower', kind: 'no-worse', margin: 0.1, paired: true, variantA: 'dyt', variantB: 'ln' },
         { description: 'RMSNorm takes less wall time per step than LayerNorm', metric: 'seconds per step', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'rms', variantB: 'ln' },
       ],
-      secondsPerStep: 0.12,
+      secondsPerStep: quick ? 0.12 : 0.08,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -178,7 +178,7 @@ export const ngpt: Experiment = {
       checks: [
         { description: 'nGPT reaches a lower held-out loss than Pre-LN at equal steps', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'ngpt', variantB: 'ln' },
       ],
-      secondsPerStep: 0.12,
+      secondsPerStep: quick ? 0.12 : 0.08,
     };
   },
   run: async (variant, seed, ctx) => {
@@ -216,7 +216,7 @@ export const powerNorm: Experiment = {
         { description: 'PowerNorm ends with a lower held-out loss than BN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0.02, paired: true, variantA: 'pn', variantB: 'bn' },
         { description: 'PowerNorm ends with a lower held-out loss than LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'pn', variantB: 'ln' },
       ],
-      secondsPerStep: 0.12,
+      secondsPerStep: quick ? 0.12 : 0.08,
     };
   },
   run: async (variant, seed, ctx) => {
