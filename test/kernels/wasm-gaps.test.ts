@@ -66,7 +66,7 @@ describe('wasm-gap kernels: registration', () => {
     // float64 tests below then check those).
     const [major, minor, patch] = version_wasm.split(/[.-]/).map((n) => parseInt(n, 10) || 0);
     const broken = major * 1e6 + minor * 1e3 + patch <= 4022000;
-    for (const name of ['MaxPoolGrad', 'MaxPool3D', 'MaxPool3DGrad', 'Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2', 'BatchMatMul', 'Conv2DBackpropInput']) {
+    for (const name of ['MaxPoolGrad', 'MaxPool3D', 'MaxPool3DGrad', 'Conv3DBackpropFilterV2', 'Conv3DBackpropInputV2', 'BatchMatMul', 'Conv2DBackpropInput', 'Identity']) {
       assert.equal(status.get(name), broken ? 'replaced' : 'kept', name);
     }
     for (const name of [...status.keys(), 'Conv2D', 'Conv2DBackpropInput', 'Conv3D', 'AvgPoolGrad', 'AvgPool3DGrad', 'GatherV2', 'Softmax']) {
@@ -119,6 +119,31 @@ describe('wasm-gap kernels: Conv2DBackpropInput (forward-convolution form and th
       );
     });
   }
+});
+
+describe('wasm-gap kernels: Identity shares memory', () => {
+  it('a clone keeps its values when the original is disposed or a variable is reassigned; memory is freed with the last tensor', async () => {
+    await useBackend('wasm');
+    const before = tf.memory();
+    const x = t([3, 5], 31);
+    const expected = Float32Array.from(x.dataSync() as Float32Array);
+    const c = tf.clone(x);
+    // One data buffer for both: the clone adds a tensor, not a buffer.
+    assert.equal(tf.memory().numDataBuffers, before.numDataBuffers + 1);
+    x.dispose();
+    assertClose(c.dataSync() as Float32Array, expected, { rtol: 0, atol: 0 }, 'clone after the original was disposed');
+    const v = tf.variable(c);
+    const saved = tf.clone(v);
+    const zeros = tf.zerosLike(v);
+    v.assign(zeros);
+    assertClose(saved.dataSync() as Float32Array, expected, { rtol: 0, atol: 0 }, 'clone of a variable after assign');
+    assert.ok((v.dataSync() as Float32Array).every((e) => e === 0), 'the variable took its new value');
+    tf.dispose([c, v, saved, zeros]);
+    assert.deepEqual([tf.memory().numTensors, tf.memory().numDataBuffers, tf.memory().numBytes], [before.numTensors, before.numDataBuffers, before.numBytes], 'no tensors, buffers or bytes left');
+  });
+  it('gradients that save their inputs (tape clones) match cpu', async () => {
+    await assertWasmMatchesCPU(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.exp(a), tf.sin(b))))([t([4, 6], 32), t([4, 6], 33)]), 'grads through saved inputs');
+  });
 });
 
 describe('wasm-gap kernels: Conv3DBackpropFilterV2 and Conv3DBackpropInputV2', () => {

@@ -17,6 +17,8 @@ export interface WasmBackendLike {
   wasm: { HEAPF32: Float32Array; HEAP32: Int32Array; asm?: { memory?: unknown }; wasmMemory?: unknown };
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: tf.backend_util.BackendValues): tf.TensorInfo;
   disposeData(dataId: tf.DataId): boolean;
+  /** Counts one more tensor on `dataId` (tfjs-backend-wasm has it for Reshape; absent from older versions). */
+  incRef?(dataId: tf.DataId): void;
 }
 
 /** Narrows tfjs's backend object to {@link WasmBackendLike}, checking what normkit relies on. */

@@ -6,8 +6,8 @@
  * MaxPool3D (windows of negative values give 1.2e-38), MaxPool3DGrad, Conv3DBackpropInputV2 and
  * Conv3DBackpropFilterV2 kernels return wrong values (checked against tfjs's cpu kernels and a float64
  * reference), so those are replaced, but only up to the wasm version where that was seen; so are BatchMatMul on
- * transposed single matrices and Conv2DBackpropInput, which take slow plain loops there (see `batchMatMul` and
- * `conv2DBackpropInput` below). Conv2D's two gradients are computed as forward convolutions on the backend's own
+ * transposed single matrices and Conv2DBackpropInput, which take slow plain loops there, and Identity, which
+ * copies (see `batchMatMul`, `conv2DBackpropInput` and `identity` below). Conv2D's two gradients are computed as forward convolutions on the backend's own
  * XNNPACK Conv2D wherever the geometry allows.
  *
  * A kernel reads its inputs in place from the wasm heap (`backend.dataIdMap.get(dataId).memoryOffset` into
@@ -271,6 +271,23 @@ const batchMatMul: GapKernelFunc = ({ a, b }, backend, attrs, own) => {
 };
 
 /**
+ * Identity (`tf.clone`, and every input or output the tape saves for a gradient) sharing its input's memory, as
+ * tfjs's cpu backend does: tfjs-backend-wasm 4.22 copies the whole tensor, a full pass over memory for each saved
+ * tensor of each op in a training step (for a fused norm, x: one copy of the input per call). Tensors are
+ * immutable (a Variable's assign swaps its data, never writes it), so sharing gives the same values; the data is
+ * freed when the last tensor on it is disposed. Strings, and a backend without reference counts, keep the
+ * backend's own kernel.
+ */
+const identity: GapKernelFunc = (inputs, backend, attrs, own) => {
+  const { x } = inputs;
+  if (x.dtype === 'string' || typeof backend.incRef !== 'function') {
+    return (own as tf.KernelFunc)({ inputs, backend: backend as unknown as tf.KernelBackend, attrs }) as tf.TensorInfo;
+  }
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape: x.shape.slice(), dtype: x.dtype };
+};
+
+/**
  * The kernels: `replaceThrough` names the last tfjs-backend-wasm version whose own kernel of that name was
  * found to compute wrong values; a newer wasm backend keeps its own.
  */
@@ -286,6 +303,7 @@ const GAP_KERNELS: Array<{ kernelName: string; func: GapKernelFunc; replaceThrou
   { kernelName: 'Conv3DBackpropInputV2', func: conv3DBackpropInputV2, replaceThrough: '4.22.0' },
   { kernelName: 'BatchMatMul', func: batchMatMul, replaceThrough: '4.22.0' },
   { kernelName: 'Conv2DBackpropInput', func: conv2DBackpropInput, replaceThrough: '4.22.0' },
+  { kernelName: 'Identity', func: identity, replaceThrough: '4.22.0' },
 ];
 
 /** True when version a <= b (numeric major.minor.patch; pre-release tags ignored). */
