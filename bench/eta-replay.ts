@@ -4,27 +4,30 @@
  * and variant, runs assigned to the first free worker, the interleaved schedule) next to the previous one (one
  * global seconds-per-step average over all steps, runs one after the other in experiment order).
  *
- *   node dist/bench/eta-replay.js OUTDIR [--workers N] [--quick] [--seeds N]
+ *   node dist/bench/eta-replay.js OUTDIR [--workers N] [--default] [--seeds N]
  *
- * OUTDIR holds `runs/` of a lab invocation with the same plan. A run without a stored file gets the mean time of
+ * OUTDIR holds `runs/` of a lab invocation of the same suite (the quick one, or the default one with `--default`;
+ * each experiment's own seeds unless `--seeds`). A run without a stored file gets the mean time of
  * its experiment and variant (else of its experiment), times a seeded factor in [0.85, 1.15].
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { EXPERIMENTS } from '../src/lab/experiments/index.js';
+import { planSteps } from '../src/lab/experiment.js';
+import { selectExperiments } from '../src/lab/experiments/index.js';
 import { SuiteEta, type PlannedRun } from '../src/lab/progress.js';
 import { seededRandom } from '../src/lab/rng.js';
 import { schedule } from '../src/lab/runner.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { workers: { type: 'string', default: '2' }, quick: { type: 'boolean', default: true }, seeds: { type: 'string', default: '3' } },
+  options: { workers: { type: 'string', default: '2' }, default: { type: 'boolean', default: false }, seeds: { type: 'string' } },
 });
 const outDir = positionals[0] ?? 'lab-out';
 const workers = Number(values.workers);
-const seeds = Number(values.seeds);
-const plans = EXPERIMENTS.map((e) => ({ id: e.id, plan: e.plan(values.quick) }));
+const quick = !values.default;
+const seedsOf = (plan: { seeds?: number }) => (values.seeds === undefined ? plan.seeds ?? 3 : Number(values.seeds));
+const plans = selectExperiments([], { quick }).map((e) => ({ id: e.id, plan: e.plan(quick) }));
 
 // Measured wall time of every stored run.
 const measured = new Map<string, number[]>();
@@ -145,9 +148,9 @@ function previousEta(runs: Run[]) {
   };
 }
 
-const interleaved: Run[] = schedule(plans.map(({ id, plan }) => ({ experiment: id, variants: plan.variants.map((v) => v.id), steps: plan.steps })), seeds)
+const interleaved: Run[] = schedule(plans.map(({ id, plan }) => ({ experiment: id, variants: plan.variants.map((v) => v.id), steps: plan.variants.map((v) => planSteps(plan, v.id)), seeds: seedsOf(plan) })))
   .map((r) => ({ ...r, seconds: duration(r.experiment, r.variant, r.seed) }));
-const experimentMajor: Run[] = plans.flatMap(({ id, plan }) => plan.variants.flatMap((v) => Array.from({ length: seeds }, (_, seed) => seed).map((seed) => interleaved.find((r) => r.experiment === id && r.variant === v.id && r.seed === seed) as Run)));
+const experimentMajor: Run[] = plans.flatMap(({ id, plan }) => plan.variants.flatMap((v) => Array.from({ length: seedsOf(plan) }, (_, seed) => seed).map((seed) => interleaved.find((r) => r.experiment === id && r.variant === v.id && r.seed === seed) as Run)));
 
 const summary = (name: string, xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
