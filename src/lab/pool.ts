@@ -27,6 +27,8 @@ export type WorkerMessage =
 const WORKER_ENTRY = fileURLToPath(new URL('./pool-worker.js', import.meta.url));
 /** How often the pool polls `shouldStop` (ms). */
 const STOP_POLL_MS = 100;
+/** How long the first runs wait for every worker process to be ready. */
+const STARTUP_WAIT_MS = 20_000;
 /** Attempts per run when its worker process dies (the first try and one retry). */
 const ATTEMPTS = 2;
 
@@ -49,6 +51,8 @@ export class ProcessPool implements RunExecutor {
     const slots: Slot[] = [];
     let stopping = false;
     let finished = false;
+    let dispatching = false;
+    const startupDeadline = Date.now() + STARTUP_WAIT_MS;
 
     return new Promise((resolvePromise, reject) => {
       const finish = (error?: Error) => {
@@ -70,6 +74,13 @@ export class ProcessPool implements RunExecutor {
 
       const dispatch = () => {
         if (finished) return;
+        // The first runs wait until every worker is ready (at most STARTUP_WAIT_MS), so that they spread over all
+        // workers instead of going to whichever booted first; a worker that is slower still joins when ready.
+        if (!dispatching) {
+          const booting = slots.some((s) => s !== undefined && !s.ready && s.child.exitCode === null && s.child.signalCode === null);
+          if (booting && Date.now() < startupDeadline && !stopping) return;
+          dispatching = true;
+        }
         for (const s of slots) {
           if (stopping || !s.ready || s.task !== undefined || pending.length === 0) continue;
           const task = pending.shift() as RunTask;
@@ -140,6 +151,7 @@ export class ProcessPool implements RunExecutor {
       };
 
       const poll = setInterval(() => {
+        if (!dispatching) dispatch();
         if (stopping || !shouldStop()) return;
         stopping = true;
         for (const s of slots) if (s.child.connected) s.child.send({ type: 'stop' } satisfies ParentMessage);
