@@ -10,6 +10,7 @@ import { forEachBackend, withFused } from '../helpers/backends.js';
 import { asWasmBackend } from '../../src/kernels/backends/wasm.js';
 import { assertClose, assertNoLeak, f64, randn } from '../helpers/numeric.js';
 import { refNormalize, refNormalizeBackward } from '../helpers/reference.js';
+import { trainingBatchNorm } from '../helpers/training-ops.js';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -46,13 +47,7 @@ function batchNormCase(shape: [number, number, number], note = ''): MethodCase {
     center: true,
     eps: 1e-5,
     hasBeta: true,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([c]);
-      const movingVariance = tf.ones([c]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
+    op: trainingBatchNorm,
   };
 }
 

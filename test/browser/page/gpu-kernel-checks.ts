@@ -15,6 +15,7 @@ import { fusedKernelAvailable } from '../../../src/core/dispatch.js';
 import { FUSED_KERNELS } from '../../../src/kernels/names.js';
 import { randn } from '../../helpers/random.js';
 import { refNormalize, refNormalizeBackward } from '../../helpers/reference.js';
+import { trainingBatchNorm } from '../../helpers/training-ops.js';
 import { check, expectClose } from './checks.js';
 
 const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -57,13 +58,7 @@ function batchNormCase(shape: number[]): Case {
   return {
     name: `batchNorm (training) [${shape}]`, kernel: FUSED_KERNELS.batchNorm, shape, refShape: shape, axes: shape.slice(0, -1).map((_, i) => i), paramAxes: [shape.length - 1],
     width: c, center: true, eps: 1e-5, hasBeta: true, paramRows: size(shape) / c,
-    op: (x, gamma, beta) => {
-      const movingMean = tf.zeros([c]);
-      const movingVariance = tf.ones([c]);
-      const r = nk.batchNorm(x, { training: true, movingMean, movingVariance, epsilon: 1e-5, gamma, beta });
-      tf.dispose([movingMean, movingVariance, r.movingMean, r.movingVariance]);
-      return r.y;
-    },
+    op: trainingBatchNorm,
   };
 }
 
