@@ -256,11 +256,10 @@ const batchMatMul: GapKernelFunc = ({ a, b }, backend, attrs, own) => {
   const call = (inputs: Inputs, transposeA: boolean, transposeB: boolean) =>
     (own as tf.KernelFunc)({ inputs, backend: backend as unknown as tf.KernelBackend, attrs: { ...attrs, transposeA, transposeB } }) as tf.TensorInfo;
   if (!(attrs.transposeA || attrs.transposeB) || !single(a) || !single(b)) return call({ a, b }, attrs.transposeA, attrs.transposeB);
-  const transpose = tf.getKernel('Transpose', 'wasm') as tf.KernelConfig;
   const swapped = (t: tf.TensorInfo) => {
     const perm = t.shape.map((_, i) => i);
     [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1], perm[perm.length - 2]];
-    return transpose.kernelFunc({ inputs: { x: t }, backend: backend as unknown as tf.KernelBackend, attrs: { perm } }) as tf.TensorInfo;
+    return wasmKernel('Transpose', backend, { x: t }, { perm });
   };
   const ta = attrs.transposeA ? swapped(a) : a;
   const tb = attrs.transposeB ? swapped(b) : b;
