@@ -27,6 +27,10 @@ export interface NormExports {
   channelsScratchBytes(channels: number): number;
   channelsForward(x: number, y: number, g: number, b: number, mean: number, rstd: number, pm: number, pv: number, batches: number, positions: number, channels: number, perGroup: number, eps: number, scratch: number): void;
   channelsBackward(x: number, dy: number, g: number, mean: number, rstd: number, dx: number, dg: number, db: number, batches: number, positions: number, channels: number, perGroup: number, scratch: number): void;
+  channelsSums(x: number, positions: number, channels: number, shift: number, sums: number): void;
+  channelsApply(x: number, y: number, positions: number, channels: number, coefs: number): void;
+  channelsGradSums(x: number, dy: number, positions: number, channels: number, norm: number, sums: number): void;
+  channelsDx(x: number, dy: number, dx: number, positions: number, channels: number, coefs: number): void;
 }
 
 let simdEnabled = true;

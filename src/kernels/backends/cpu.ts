@@ -138,66 +138,66 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
   const scratchFloats = (l: NormLayout) => (l.kind === 'channels' ? Math.ceil(kept.channelsScratchBytes(l.width) / 4) : 0);
   /** Copies `length` floats from the arena at byte offset `from` into `to` at `toIndex`. */
   const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
+  /** Float64 view of `doubles` values at byte offset `at` of the arena behind `heap`. */
+  const f64At = (heap: Float32Array, at: number, doubles: number) => new Float64Array(heap.buffer, at, doubles);
+  /** The first value of each channel's group in the slab at `base`: the shift of the shifted sums. */
+  const shifts = (heap: Float32Array, at: number, x: Float32Array, base: number, C: number, K: number) => {
+    for (let c = 0; c < C; c++) heap[(at >> 2) + c] = x[base + c - (c % K)];
+  };
   /**
    * Forward of a channels slab larger than a chunk ([S, C] of one batch element: BatchNorm's spans the
-   * batch), in chunks of positions, twice. Pass one runs the module on each chunk for its statistics: mean
-   * c_i and rstd r_i per group (its output is discarded). They combine in float64 relative to the slab's shift
-   * k (its first value): with d_i = c_i - k and n_i positions per chunk, m = sum(n_i d_i) / N and
-   * var = sum(n_i (v_i + d_i^2)) / N - m^2 (the shift keeps d_i of the order of the spread). Pass two runs the
-   * module on each chunk again, which normalizes it by its own statistics, with parameters that turn that into
-   * the slab's: (x - c_i) r_i gamma' + beta' = (x - mu) rstd gamma + beta for gamma' = gamma rstd / r_i and
-   * beta' = beta + (c_i - mu) rstd gamma, mu = k + m.
+   * batch), in chunks of positions, twice, with the module's two passes: channelsSums adds each chunk's
+   * float64 sums of x and (x - shift)^2 into the slab's, the statistics follow as in the module's forward,
+   * and channelsApply writes y = (x - P) rstd gamma + beta chunk by chunk (P, the plain mean, as hi + lo).
    */
   const slabForward = (l: NormLayout, eps: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null, o: CPUForwardArrays): boolean => {
     const { outer: batches, inner: positions, width: C, channelsPerGroup: K } = l;
     const groups = C / K;
+    const count = positions * K;
     const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
-    const chunks = Math.ceil(positions / step);
-    const arena = reserve([step * C, C, C, groups, groups, groups, groups, scratchFloats(l)]);
+    const arena = reserve([step * C, 4 * C, C, 3 * C]);
     if (!arena) return false;
     const { k, at, heap } = arena;
-    const [X, G, B, M, R, PM, PV, S] = at;
-    // Per chunk and group: the chunk's mean relative to the slab's shift, and its rstd.
-    const chunkMean = new Float64Array(chunks * groups);
-    const chunkRstd = new Float64Array(chunks * groups);
+    const [X, SUMS, SHIFT, COEF] = at;
+    const sums = f64At(heap, SUMS, 2 * C);
     for (let b = 0; b < batches; b++) {
       const base = b * positions * C;
-      const t1 = new Float64Array(groups);
-      const t2 = new Float64Array(groups);
-      for (let i = 0, p = 0; p < positions; i++, p += step) {
+      sums.fill(0);
+      shifts(heap, SHIFT, x, base, C, K);
+      for (let p = 0; p < positions; p += step) {
         const n = Math.min(step, positions - p);
-        const first = base + p * C;
-        heap.set(x.subarray(first, first + n * C), X >> 2);
-        k.channelsForward(X, X, 0, 0, M, R, PM, PV, 1, n, C, K, eps, S);
-        for (let g = 0; g < groups; g++) {
-          const d = x[first + g * K] - x[base + g * K] + heap[(M >> 2) + g];
-          chunkMean[i * groups + g] = d;
-          chunkRstd[i * groups + g] = heap[(R >> 2) + g];
-          t1[g] += n * d;
-          t2[g] += n * (heap[(PV >> 2) + g] + d * d);
-        }
+        heap.set(x.subarray(base + p * C, base + (p + n) * C), X >> 2);
+        k.channelsSums(X, n, C, SHIFT, SUMS);
       }
       for (let g = 0; g < groups; g++) {
-        const m = t1[g] / positions;
-        const variance = Math.max(t2[g] / positions - m * m, 0);
+        let t1 = 0;
+        let t2 = 0;
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          t1 += sums[c];
+          t2 += sums[C + c];
+        }
+        const plain = t1 / count;
+        const m = plain - heap[(SHIFT >> 2) + g * K];
+        const variance = Math.max(t2 / count - m * m, 0);
+        const rs = 1 / Math.sqrt(variance + eps);
         const s = b * groups + g;
         o.mean[s] = m;
-        o.rstd[s] = 1 / Math.sqrt(variance + eps);
-        o.plainMean[s] = x[base + g * K] + m;
+        o.rstd[s] = rs;
+        o.plainMean[s] = plain;
         o.variance[s] = variance;
+        const hi = Math.fround(plain);
+        for (let c = g * K; c < (g + 1) * K; c++) {
+          const scale = gamma ? rs * gamma[c] : rs;
+          heap[(COEF >> 2) + c] = hi;
+          heap[(COEF >> 2) + C + c] = scale;
+          heap[(COEF >> 2) + 2 * C + c] = (beta ? beta[c] : 0) - (plain - hi) * scale;
+        }
       }
-      for (let i = 0, p = 0; p < positions; i++, p += step) {
+      for (let p = 0; p < positions; p += step) {
         const n = Math.min(step, positions - p);
         const first = base + p * C;
-        for (let c = 0; c < C; c++) {
-          const g = (c - (c % K)) / K;
-          const rs = o.rstd[b * groups + g];
-          const gm = gamma ? gamma[c] : 1;
-          heap[(G >> 2) + c] = (gm * rs) / chunkRstd[i * groups + g];
-          heap[(B >> 2) + c] = (beta ? beta[c] : 0) + (chunkMean[i * groups + g] - o.mean[b * groups + g]) * rs * gm;
-        }
         heap.set(x.subarray(first, first + n * C), X >> 2);
-        k.channelsForward(X, X, G, B, M, R, PM, PV, 1, n, C, K, eps, S);
+        k.channelsApply(X, X, n, C, COEF);
         out(heap, X, n * C, o.y, first);
       }
     }
@@ -205,46 +205,39 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
   };
 
   /**
-   * Backward of a channels slab larger than a chunk. Pass one runs the module's backward on chunks of
-   * positions with the slab's mean re-expressed relative to each chunk's shift, for the chunk's sums of dy and
-   * dy * xhat per channel (its dx is not used); pass two computes dx in JavaScript (float64) from those sums,
-   * which measured faster than copying the whole slab through a memory made for the call:
-   * dx = rstd * (gamma dy - mean(gamma dy) - xhat * mean(gamma dy xhat)), the means over the group's slice.
+   * Backward of a channels slab larger than a chunk, in chunks of positions, twice, with the module's two
+   * passes: channelsGradSums adds each chunk's float64 sums of dy and dy * xhat into the slab's, and
+   * channelsDx writes dx = rstd gamma dy - a - (x - P) bb chunk by chunk, a = rstd mean(gamma dy) and
+   * bb = rstd^2 mean(gamma dy xhat) over the group's slice (P as hi + lo, lo folded into a), as the module's
+   * backward computes them.
    */
   const slabBackward = (l: NormLayout, x: Float32Array, dy: Float32Array, gamma: Float32Array | null, mean: Float32Array, rstd: Float32Array, o: CPUBackwardArrays): boolean => {
     const { outer: batches, inner: positions, width: C, channelsPerGroup: K } = l;
     const groups = C / K;
     const count = positions * K;
     const step = Math.max(1, Math.floor(CPU_CHUNK_FLOATS / C));
-    const arena = reserve([step * C, step * C, groups, groups, C, C, scratchFloats(l)]);
+    const arena = reserve([step * C, step * C, 3 * C, 4 * C, 4 * C]);
     if (!arena) return false;
     const { k, at, heap } = arena;
-    const [X, DY, M, R, DG, DB, S] = at;
-    const sumDy = new Float64Array(C);
-    const sumDyXh = new Float64Array(C);
+    const [X, DY, NORM, SUMS, COEF] = at;
+    const sums = f64At(heap, SUMS, 2 * C);
     const dg = new Float64Array(C);
     const db = new Float64Array(C);
-    const centre = new Float64Array(C);
-    const rsC = new Float64Array(C);
-    const a = new Float64Array(C);
-    const cst = new Float64Array(C);
-    const coefX = new Float64Array(C);
     for (let b = 0; b < batches; b++) {
       const base = b * positions * C;
-      sumDy.fill(0);
-      sumDyXh.fill(0);
-      for (let g = 0; g < groups; g++) heap[(R >> 2) + g] = rstd[b * groups + g];
+      sums.fill(0);
+      shifts(heap, NORM, x, base, C, K);
+      for (let c = 0; c < C; c++) {
+        const s = b * groups + (c - (c % K)) / K;
+        heap[(NORM >> 2) + C + c] = mean[s];
+        heap[(NORM >> 2) + 2 * C + c] = rstd[s];
+      }
       for (let p = 0; p < positions; p += step) {
         const n = Math.min(step, positions - p);
         const first = base + p * C;
         heap.set(x.subarray(first, first + n * C), X >> 2);
         heap.set(dy.subarray(first, first + n * C), DY >> 2);
-        for (let g = 0; g < groups; g++) heap[(M >> 2) + g] = x[base + g * K] - x[first + g * K] + mean[b * groups + g];
-        k.channelsBackward(X, DY, 0, M, R, DY, DG, DB, 1, n, C, K, S);
-        for (let c = 0; c < C; c++) {
-          sumDyXh[c] += heap[(DG >> 2) + c];
-          sumDy[c] += heap[(DB >> 2) + c];
-        }
+        k.channelsGradSums(X, DY, n, C, NORM, SUMS);
       }
       for (let g = 0; g < groups; g++) {
         const rs = rstd[b * groups + g];
@@ -252,27 +245,34 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
         let sgx = 0;
         for (let c = g * K; c < (g + 1) * K; c++) {
           const gm = gamma ? gamma[c] : 1;
-          sg += gm * sumDy[c];
-          sgx += gm * sumDyXh[c];
-          dg[c] += sumDyXh[c];
-          db[c] += sumDy[c];
+          sg += gm * sums[c];
+          sgx += gm * sums[C + c];
+          dg[c] += sums[C + c];
+          db[c] += sums[c];
         }
-        // dx = dy * a - cst - (x - centre) * rs * coefX, per channel.
+        const plain = heap[(NORM >> 2) + g * K] + mean[b * groups + g];
+        const hi = Math.fround(plain);
+        const bb = (rs * rs * sgx) / count;
+        const a = (rs * sg) / count - (plain - hi) * bb;
         for (let c = g * K; c < (g + 1) * K; c++) {
-          centre[c] = x[base + g * K] + mean[b * groups + g];
-          rsC[c] = rs;
-          a[c] = gamma ? rs * gamma[c] : rs;
-          cst[c] = count === 1 ? 0 : (rs * sg) / count;
-          coefX[c] = count === 1 ? 0 : (rs * sgx) / count;
+          heap[(COEF >> 2) + c] = hi;
+          heap[(COEF >> 2) + C + c] = gamma ? rs * gamma[c] : rs;
+          heap[(COEF >> 2) + 2 * C + c] = a;
+          heap[(COEF >> 2) + 3 * C + c] = bb;
         }
       }
-      const dx = o.dx;
       // A slice of one element normalizes to a constant: its dx is exactly 0.
-      if (count === 1) dx.fill(0, base, base + positions * C);
-      else {
-        for (let p = 0, q = base; p < positions; p++, q += C) {
-          for (let c = 0; c < C; c++) dx[q + c] = dy[q + c] * a[c] - cst[c] - (x[q + c] - centre[c]) * rsC[c] * coefX[c];
-        }
+      if (count === 1) {
+        o.dx.fill(0, base, base + positions * C);
+        continue;
+      }
+      for (let p = 0; p < positions; p += step) {
+        const n = Math.min(step, positions - p);
+        const first = base + p * C;
+        heap.set(x.subarray(first, first + n * C), X >> 2);
+        heap.set(dy.subarray(first, first + n * C), DY >> 2);
+        k.channelsDx(X, DY, DY, n, C, COEF);
+        out(heap, DY, n * C, o.dx, first);
       }
     }
     o.dgamma.set(dg);

@@ -253,18 +253,20 @@ export function rowsBackward(
 // ------------------------------------------------------------------------------------------ channels
 //
 // Scratch layout (bytes from `scratch`, C channels): f64 acc1[C], f64 acc2[C], then f32 arrays of C:
-// forward shift, m, scale, bias, mLo (the plain float64 mean shift + m as two float32s, m + mLo); backward
-// shift, m, rs, coef, a, bb: at most 40 * C bytes.
+// forward shift, centre, scale, bias; backward shift, m, rs, then the dx coefficients centre, k, a, bb (see
+// channelsDx): at most 44 * C bytes.
 //
-// Loop order, forward and backward: the positions of one batch are walked in chunks (about 16 KiB of each
-// array read, chunkPositions), and each chunk in column strips of 4 channels: a strip's constants and
-// float32 block sums live in locals (registers) for the whole chunk, the chunk stays in L1 while its strips
-// are read, and the float64 accumulators in scratch are touched once per block. Two positions per step feed
-// two independent sets of sums. Channels past the last multiple of 4 run a scalar loop per position.
+// Statistics: the positions of one batch are walked in chunks (about 16 KiB of each array read,
+// chunkPositions), and each chunk in column strips of 4 channels: a strip's float64 accumulators and float32
+// block sums live in locals (registers) for the whole chunk, and the chunk stays in L1 while its strips are
+// read. Two positions per step feed two independent sets of sums. The element-wise passes (the forward's y,
+// the backward's dx) stream the rows in memory order with the per-channel constants read from scratch (L1):
+// measured faster than column strips there, whose scattered 16-byte writes cost more than the loads of the
+// constants. Channels past the last multiple of 4 run a scalar loop per position.
 
 /** Bytes of scratch the channels kernels need for C channels. */
 export function channelsScratchBytes(channels: i32): i32 {
-  return channels * 40;
+  return channels * 48;
 }
 
 // Positions per chunk: about `bytes` of one [positions, C] array, at least 8.
@@ -273,15 +275,15 @@ function chunkPositions(channels: i32, bytes: i32): i32 {
   return p < 8 ? 8 : p;
 }
 
-// Forward statistics of one 4-channel strip over positions [p0, p1): acc1 += sum(d), acc2 += sum(d^2),
+// Forward statistics of one 4-channel strip over positions [p0, p1): acc1 += sum(x), acc2 += sum(d^2),
 // d = x - shift (4 doubles each at a1, a2).
 function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: usize, a2: usize): void {
   let q = xc + <usize>p0 * rowBytes;
   let p = p0;
-  // x - shift for the float64 sums is taken in float64 (exact): the channels' statistics keep the mean exact to
-  // float64 rounding, which a float32 x - shift would not.
-  const sl = f64x2.promote_low_f32x4(sv);
-  const sh = promoteHigh(sv);
+  // The plain sum of x in float64: every float32 x is exact there, and with 53 bits its rounding stays far
+  // below the float32 quantization of x itself even for a large common offset; it costs two operations
+  // less per 4 elements than a float64 sum of x - shift. (A float32 x - shift rounds with a bias where x is
+  // far from the shift, which reached the mean at 1e-8 of the spread: too much for elements near the mean.)
   let s1a = v128.load(a1);
   let s1b = v128.load(a1 + 16);
   let t1a = f64x2.splat(0);
@@ -295,10 +297,10 @@ function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: 
       const xe = v128.load(q + rowBytes);
       const d = f32x4.sub(xd, sv);
       const e = f32x4.sub(xe, sv);
-      s1a = f64x2.add(s1a, f64x2.sub(f64x2.promote_low_f32x4(xd), sl));
-      s1b = f64x2.add(s1b, f64x2.sub(promoteHigh(xd), sh));
-      t1a = f64x2.add(t1a, f64x2.sub(f64x2.promote_low_f32x4(xe), sl));
-      t1b = f64x2.add(t1b, f64x2.sub(promoteHigh(xe), sh));
+      s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(xd));
+      s1b = f64x2.add(s1b, promoteHigh(xd));
+      t1a = f64x2.add(t1a, f64x2.promote_low_f32x4(xe));
+      t1b = f64x2.add(t1b, promoteHigh(xe));
       s2 = f32x4.add(s2, f32x4.mul(d, d));
       t2 = f32x4.add(t2, f32x4.mul(e, e));
       q += rowBytes << 1;
@@ -306,8 +308,8 @@ function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: 
     if (p < end) {
       const xd = v128.load(q);
       const d = f32x4.sub(xd, sv);
-      s1a = f64x2.add(s1a, f64x2.sub(f64x2.promote_low_f32x4(xd), sl));
-      s1b = f64x2.add(s1b, f64x2.sub(promoteHigh(xd), sh));
+      s1a = f64x2.add(s1a, f64x2.promote_low_f32x4(xd));
+      s1b = f64x2.add(s1b, promoteHigh(xd));
       s2 = f32x4.add(s2, f32x4.mul(d, d));
       q += rowBytes;
       p++;
@@ -316,6 +318,62 @@ function statsStrip(xc: usize, rowBytes: usize, p0: i32, p1: i32, sv: v128, a1: 
   }
   v128.store(a1, f64x2.add(s1a, t1a));
   v128.store(a1 + 16, f64x2.add(s1b, t1b));
+}
+
+/**
+ * Adds the statistics sums of one [positions, C] slab to `sums` (float64, 2C: sum(x) per channel, then
+ * sum((x - shift)^2) per channel); `shift` holds C float32 shifts. The forward's first pass; also run on chunks
+ * by the cpu backend's adapter, whose BatchNorm slab spans more than one chunk.
+ */
+export function channelsSums(x: usize, positions: i32, channels: i32, shift: usize, sums: usize): void {
+  const C = <usize>channels;
+  const acc1 = sums;
+  const acc2 = sums + (C << 3);
+  const c4 = channels & ~3;
+  const rowBytes = C << 2;
+  const chunk = chunkPositions(channels, 16384);
+  for (let p0 = 0; p0 < positions; p0 += chunk) {
+    const p1 = min(positions, p0 + chunk);
+    for (let c = 0; c < c4; c += 4) {
+      statsStrip(x + (<usize>c << 2), rowBytes, p0, p1, v128.load(shift + (<usize>c << 2)), acc1 + (<usize>c << 3), acc2 + (<usize>c << 3));
+    }
+    if (c4 < channels) {
+      for (let p = p0; p < p1; p++) {
+        const xp = x + <usize>p * rowBytes;
+        for (let c = c4; c < channels; c++) {
+          const v = <f64>load<f32>(xp + (<usize>c << 2));
+          const d = v - <f64>load<f32>(shift + (<usize>c << 2));
+          store<f64>(acc1 + (<usize>c << 3), load<f64>(acc1 + (<usize>c << 3)) + v);
+          store<f64>(acc2 + (<usize>c << 3), load<f64>(acc2 + (<usize>c << 3)) + d * d);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * y = (x - centre) * k + bias over [positions, C], per-channel coefficients as 3 float32 arrays of C at
+ * `coefs` (centre, k, bias). The forward's second pass; also run on chunks by the cpu backend's adapter.
+ */
+export function channelsApply(x: usize, y: usize, positions: i32, channels: i32, coefs: usize): void {
+  const C = <usize>channels;
+  const centreP = coefs;
+  const kP = centreP + (C << 2);
+  const biasP = kP + (C << 2);
+  const rowBytes = C << 2;
+  const vecBytes = <usize>(channels & ~3) << 2;
+  const end = <usize>positions * rowBytes;
+  for (let q: usize = 0; q < end; q += rowBytes) {
+    const xp = x + q;
+    const yp = y + q;
+    for (let o: usize = 0; o < vecBytes; o += 16) {
+      const cen = f32x4.sub(v128.load(xp + o), v128.load(centreP + o));
+      v128.store(yp + o, f32x4.add(f32x4.mul(cen, v128.load(kP + o)), v128.load(biasP + o)));
+    }
+    for (let o = vecBytes; o < rowBytes; o += 4) {
+      store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(centreP + o)) * load<f32>(kP + o) + load<f32>(biasP + o));
+    }
+  }
 }
 
 /** Forward over [B, S, C] with groups of K channels. */
@@ -328,36 +386,19 @@ export function channelsForward(
   const acc1 = scratch;
   const acc2 = scratch + (C << 3);
   const shiftP = scratch + (C << 4);
-  const mP = shiftP + (C << 2);
-  const scaleP = mP + (C << 2);
-  const biasP = scaleP + (C << 2);
-  const mLoP = biasP + (C << 2);
+  const coefs = shiftP + (C << 2);
+  const centreP = coefs;
+  const kP = centreP + (C << 2);
+  const biasP = kP + (C << 2);
   const groups = channels / perGroup;
   const count = <f64>positions * <f64>perGroup;
-  const c4 = channels & ~3;
   const rowBytes = C << 2;
-  const chunk = chunkPositions(channels, 16384);
   for (let b = 0; b < batches; b++) {
     const xb = x + <usize>b * <usize>positions * rowBytes;
     const yb = y + <usize>b * <usize>positions * rowBytes;
     memory.fill(acc1, 0, C << 4);
     for (let c = 0; c < channels; c++) store<f32>(shiftP + (<usize>c << 2), load<f32>(xb + (<usize>(c - (c % perGroup)) << 2)));
-    for (let p0 = 0; p0 < positions; p0 += chunk) {
-      const p1 = min(positions, p0 + chunk);
-      for (let c = 0; c < c4; c += 4) {
-        statsStrip(xb + (<usize>c << 2), rowBytes, p0, p1, v128.load(shiftP + (<usize>c << 2)), acc1 + (<usize>c << 3), acc2 + (<usize>c << 3));
-      }
-      if (c4 < channels) {
-        for (let p = p0; p < p1; p++) {
-          const xp = xb + <usize>p * rowBytes;
-          for (let c = c4; c < channels; c++) {
-            const d = <f64>load<f32>(xp + (<usize>c << 2)) - <f64>load<f32>(shiftP + (<usize>c << 2));
-            store<f64>(acc1 + (<usize>c << 3), load<f64>(acc1 + (<usize>c << 3)) + d);
-            store<f64>(acc2 + (<usize>c << 3), load<f64>(acc2 + (<usize>c << 3)) + d * d);
-          }
-        }
-      }
-    }
+    channelsSums(xb, positions, channels, shiftP, acc1);
     for (let g = 0; g < groups; g++) {
       let t1: f64 = 0;
       let t2: f64 = 0;
@@ -365,7 +406,8 @@ export function channelsForward(
         t1 += load<f64>(acc1 + (<usize>c << 3));
         t2 += load<f64>(acc2 + (<usize>c << 3));
       }
-      const m = t1 / count;
+      const plain = t1 / count;
+      const m = plain - <f64>load<f32>(shiftP + (<usize>(g * perGroup) << 2));
       let v = t2 / count - m * m;
       if (v < 0) v = 0;
       const rs = 1.0 / Math.sqrt(v + eps);
@@ -373,42 +415,21 @@ export function channelsForward(
       store<f32>(mean + s, <f32>m);
       store<f32>(rstd + s, <f32>rs);
       store<f32>(variance + s, <f32>v);
-      const plain = <f64>load<f32>(shiftP + (<usize>(g * perGroup) << 2)) + m;
       store<f32>(plainMean + s, <f32>plain);
+      // The plain mean as two float32s, hi + lo: x - hi is exact for an element within a factor 2 of the mean
+      // (Sterbenz), so an element close to the mean keeps its relative precision; lo folds into the bias.
+      const hi = <f32>plain;
+      const lo = plain - <f64>hi;
       for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
         const o = <usize>c << 2;
-        store<f32>(mP + o, <f32>plain);
-        store<f32>(mLoP + o, <f32>(plain - <f64><f32>plain));
-        store<f32>(scaleP + o, gamma != 0 ? <f32>(rs * <f64>load<f32>(gamma + o)) : <f32>rs);
-        store<f32>(biasP + o, beta != 0 ? load<f32>(beta + o) : 0);
+        const k = gamma != 0 ? rs * <f64>load<f32>(gamma + o) : rs;
+        store<f32>(centreP + o, hi);
+        store<f32>(kP + o, <f32>k);
+        // y = (x - hi - lo) k + beta = (x - hi) k + (beta - lo k)
+        store<f32>(biasP + o, <f32>((beta != 0 ? <f64>load<f32>(beta + o) : 0) - lo * k));
       }
     }
-    for (let p0 = 0; p0 < positions; p0 += chunk) {
-      const p1 = min(positions, p0 + chunk);
-      for (let c = 0; c < c4; c += 4) {
-        const o = <usize>c << 2;
-        const mv = v128.load(mP + o);
-        const lv = v128.load(mLoP + o);
-        const kv = v128.load(scaleP + o);
-        const bv = v128.load(biasP + o);
-        let q = <usize>p0 * rowBytes + o;
-        for (let p = p0; p < p1; p++) {
-          const cen = f32x4.sub(f32x4.sub(v128.load(xb + q), mv), lv);
-          v128.store(yb + q, f32x4.add(f32x4.mul(cen, kv), bv));
-          q += rowBytes;
-        }
-      }
-      if (c4 < channels) {
-        for (let p = p0; p < p1; p++) {
-          const xp = xb + <usize>p * rowBytes;
-          const yp = yb + <usize>p * rowBytes;
-          for (let c = c4; c < channels; c++) {
-            const o = <usize>c << 2;
-            store<f32>(yp + o, (load<f32>(xp + o) - load<f32>(mP + o) - load<f32>(mLoP + o)) * load<f32>(scaleP + o) + load<f32>(biasP + o));
-          }
-        }
-      }
-    }
+    channelsApply(xb, yb, positions, channels, coefs);
   }
 }
 
@@ -448,6 +469,73 @@ function gradSumsStrip(xb: usize, dyb: usize, o: usize, rowBytes: usize, p0: i32
 }
 
 /**
+ * Adds the gradient sums of one [positions, C] slab to `sums` (float64, 2C: sum(dy) per channel, then
+ * sum(dy * xhat)), xhat = ((x - shift) - m) * rs with 3 float32 arrays of C at `norm` (shift, m, rs). The
+ * backward's first pass; also run on chunks by the cpu backend's adapter.
+ */
+export function channelsGradSums(x: usize, dy: usize, positions: i32, channels: i32, norm: usize, sums: usize): void {
+  const C = <usize>channels;
+  const shiftP = norm;
+  const mP = shiftP + (C << 2);
+  const rsP = mP + (C << 2);
+  const sumDy = sums;
+  const sumDyXh = sums + (C << 3);
+  const c4 = channels & ~3;
+  const rowBytes = C << 2;
+  // Two arrays are read per chunk: half the forward's chunk keeps them in L1.
+  const chunk = chunkPositions(channels, 8192);
+  for (let p0 = 0; p0 < positions; p0 += chunk) {
+    const p1 = min(positions, p0 + chunk);
+    for (let c = 0; c < c4; c += 4) {
+      const o = <usize>c << 2;
+      gradSumsStrip(x, dy, o, rowBytes, p0, p1, v128.load(shiftP + o), v128.load(mP + o), v128.load(rsP + o), sumDy + (<usize>c << 3), sumDyXh + (<usize>c << 3));
+    }
+    if (c4 < channels) {
+      for (let p = p0; p < p1; p++) {
+        const xp = x + <usize>p * rowBytes;
+        const dyp = dy + <usize>p * rowBytes;
+        for (let c = c4; c < channels; c++) {
+          const o = <usize>c << 2;
+          const d = load<f32>(dyp + o);
+          const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
+          store<f64>(sumDy + (<usize>c << 3), load<f64>(sumDy + (<usize>c << 3)) + <f64>d);
+          store<f64>(sumDyXh + (<usize>c << 3), load<f64>(sumDyXh + (<usize>c << 3)) + <f64>d * <f64>xh);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * dx over [positions, C] from per-channel coefficients (4 float32 arrays of C at `coefs`: centre, k, a, bb):
+ * dx = dy * k - a - (x - centre) * bb. The backward's second pass; also run on chunks by the cpu backend's
+ * adapter, whose BatchNorm slab spans more than one chunk.
+ */
+export function channelsDx(x: usize, dy: usize, dx: usize, positions: i32, channels: i32, coefs: usize): void {
+  const C = <usize>channels;
+  const centreP = coefs;
+  const kP = centreP + (C << 2);
+  const aP = kP + (C << 2);
+  const bbP = aP + (C << 2);
+  const rowBytes = C << 2;
+  const vecBytes = <usize>(channels & ~3) << 2;
+  const end = <usize>positions * rowBytes;
+  for (let q: usize = 0; q < end; q += rowBytes) {
+    const xp = x + q;
+    const dyp = dy + q;
+    const dxp = dx + q;
+    for (let o: usize = 0; o < vecBytes; o += 16) {
+      const cen = f32x4.sub(v128.load(xp + o), v128.load(centreP + o));
+      const t = f32x4.add(v128.load(aP + o), f32x4.mul(cen, v128.load(bbP + o)));
+      v128.store(dxp + o, f32x4.sub(f32x4.mul(v128.load(dyp + o), v128.load(kP + o)), t));
+    }
+    for (let o = vecBytes; o < rowBytes; o += 4) {
+      store<f32>(dxp + o, load<f32>(dyp + o) * load<f32>(kP + o) - (load<f32>(aP + o) + (load<f32>(xp + o) - load<f32>(centreP + o)) * load<f32>(bbP + o)));
+    }
+  }
+}
+
+/**
  * Backward over [B, S, C]. dgamma / dbeta (C floats each, 0 when not wanted) are written here; gamma is 0
  * when absent. Scratch as for the forward.
  */
@@ -462,15 +550,14 @@ export function channelsBackward(
   const shiftP = scratch + (C << 4);
   const mP = shiftP + (C << 2);
   const rsP = mP + (C << 2);
-  const coefP = rsP + (C << 2);
-  const aP = coefP + (C << 2);
-  const bP = aP + (C << 2);
+  const coefs = rsP + (C << 2);
+  const centreP = coefs;
+  const kP = centreP + (C << 2);
+  const aP = kP + (C << 2);
+  const bbP = aP + (C << 2);
   const groups = channels / perGroup;
   const count = <f64>positions * <f64>perGroup;
-  const c4 = channels & ~3;
   const rowBytes = C << 2;
-  // Two arrays are read per chunk (three in the dx pass): half the forward's chunk keeps them in L1.
-  const chunk = chunkPositions(channels, 8192);
   if (dgamma != 0) memory.fill(dgamma, 0, C << 2);
   if (dbeta != 0) memory.fill(dbeta, 0, C << 2);
   for (let b = 0; b < batches; b++) {
@@ -485,28 +572,10 @@ export function channelsBackward(
       store<f32>(mP + o, load<f32>(mean + s));
       store<f32>(rsP + o, load<f32>(rstd + s));
     }
-    for (let p0 = 0; p0 < positions; p0 += chunk) {
-      const p1 = min(positions, p0 + chunk);
-      for (let c = 0; c < c4; c += 4) {
-        const o = <usize>c << 2;
-        gradSumsStrip(xb, dyb, o, rowBytes, p0, p1, v128.load(shiftP + o), v128.load(mP + o), v128.load(rsP + o), sumDy + (<usize>c << 3), sumDyXh + (<usize>c << 3));
-      }
-      if (c4 < channels) {
-        for (let p = p0; p < p1; p++) {
-          const xp = xb + <usize>p * rowBytes;
-          const dyp = dyb + <usize>p * rowBytes;
-          for (let c = c4; c < channels; c++) {
-            const o = <usize>c << 2;
-            const d = load<f32>(dyp + o);
-            const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
-            store<f64>(sumDy + (<usize>c << 3), load<f64>(sumDy + (<usize>c << 3)) + <f64>d);
-            store<f64>(sumDyXh + (<usize>c << 3), load<f64>(sumDyXh + (<usize>c << 3)) + <f64>d * <f64>xh);
-          }
-        }
-      }
-    }
-    // Per group: a = rs * mean(gamma * dy), bb = rs * mean(gamma * dy * xhat); per channel the coefficients
-    // (rs * gamma, a, bb) of dx = rs * gamma * dy - a - xhat * bb.
+    channelsGradSums(xb, dyb, positions, channels, shiftP, sumDy);
+    // Per group: a = rs * mean(gamma * dy), bb = rs^2 * mean(gamma * dy * xhat); per channel the coefficients
+    // of dx = rs * gamma * dy - a - (x - P) * bb with the plain mean P = shift + m as hi + lo (hi exact to
+    // subtract from an element near the mean, lo folded into a).
     for (let g = 0; g < groups; g++) {
       let sg: f64 = 0;
       let sx: f64 = 0;
@@ -519,47 +588,25 @@ export function channelsBackward(
         if (dgamma != 0) store<f32>(dgamma + (<usize>c << 2), load<f32>(dgamma + (<usize>c << 2)) + <f32>bx);
         if (dbeta != 0) store<f32>(dbeta + (<usize>c << 2), load<f32>(dbeta + (<usize>c << 2)) + <f32>a);
       }
-      const rs = <f64>load<f32>(rsP + (<usize>(g * perGroup) << 2));
+      const o0 = <usize>(g * perGroup) << 2;
+      const rs = <f64>load<f32>(rsP + o0);
+      const plain = <f64>load<f32>(shiftP + o0) + <f64>load<f32>(mP + o0);
+      const hi = <f32>plain;
+      const lo = plain - <f64>hi;
+      const bb = (rs * rs * sx) / count;
+      const a = (rs * sg) / count - lo * bb;
       for (let c = g * perGroup; c < (g + 1) * perGroup; c++) {
         const o = <usize>c << 2;
         const gm: f64 = gamma != 0 ? <f64>load<f32>(gamma + o) : 1;
-        store<f32>(coefP + o, <f32>(rs * gm));
-        store<f32>(aP + o, <f32>((rs * sg) / count));
-        store<f32>(bP + o, <f32>((rs * sx) / count));
-      }
-    }
-    for (let p0 = 0; p0 < positions; p0 += chunk) {
-      const p1 = min(positions, p0 + chunk);
-      for (let c = 0; c < c4; c += 4) {
-        const o = <usize>c << 2;
-        const sv = v128.load(shiftP + o);
-        const mv = v128.load(mP + o);
-        const rv = v128.load(rsP + o);
-        const kv = v128.load(coefP + o);
-        const av = v128.load(aP + o);
-        const bv = v128.load(bP + o);
-        let q = <usize>p0 * rowBytes + o;
-        for (let p = p0; p < p1; p++) {
-          const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xb + q), sv), mv), rv);
-          v128.store(dxb + q, f32x4.sub(f32x4.sub(f32x4.mul(v128.load(dyb + q), kv), av), f32x4.mul(xh, bv)));
-          q += rowBytes;
-        }
-      }
-      if (c4 < channels) {
-        for (let p = p0; p < p1; p++) {
-          const xp = xb + <usize>p * rowBytes;
-          const dyp = dyb + <usize>p * rowBytes;
-          const dxp = dxb + <usize>p * rowBytes;
-          for (let c = c4; c < channels; c++) {
-            const o = <usize>c << 2;
-            const xh = (load<f32>(xp + o) - load<f32>(shiftP + o) - load<f32>(mP + o)) * load<f32>(rsP + o);
-            store<f32>(dxp + o, load<f32>(dyp + o) * load<f32>(coefP + o) - load<f32>(aP + o) - xh * load<f32>(bP + o));
-          }
-        }
+        store<f32>(centreP + o, hi);
+        store<f32>(kP + o, <f32>(rs * gm));
+        store<f32>(aP + o, <f32>a);
+        store<f32>(bbP + o, <f32>bb);
       }
     }
     // A slice of one element normalizes to a constant: its dx is exactly 0, where the folded coefficients
-    // above leave one rounding of rs * gamma * dy.
+    // leave one rounding of rs * gamma * dy.
     if (count == 1) memory.fill(dxb, 0, <usize>positions * rowBytes);
+    else channelsDx(xb, dyb, dxb, positions, channels, coefs);
   }
 }
