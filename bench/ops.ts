@@ -26,6 +26,22 @@ export const BASELINE: Record<Method, string> = {
   instanceNorm: 'tfjs ops composite',
 };
 
+const moving = new Map<string, { movingMean: tf.Tensor; movingVariance: tf.Tensor }>();
+
+/**
+ * Moving statistics for C channels on the current backend, made once and kept (as PyTorch's side keeps its running_mean and
+ * running_var): making them in every timed call measured 86 us of the 226 us a [32, 14, 14, 16] call took.
+ */
+function movingStatistics(channels: number): { movingMean: tf.Tensor; movingVariance: tf.Tensor } {
+  const key = `${tf.getBackend()} ${channels}`;
+  let m = moving.get(key);
+  if (m === undefined || m.movingMean.isDisposed) {
+    m = { movingMean: tf.keep(tf.zeros([channels])), movingVariance: tf.keep(tf.ones([channels])) };
+    moving.set(key, m);
+  }
+  return m;
+}
+
 /** The op under test with normkit's current fused setting: returns y (all other outputs disposed). */
 export function normkitOp(c: Case, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor {
   switch (c.method) {
@@ -38,8 +54,8 @@ export function normkitOp(c: Case, x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tens
     case 'instanceNorm':
       return nk.instanceNorm(x, { gamma, beta });
     case 'batchNorm': {
-      const c0 = x.shape[x.shape.length - 1];
-      return tf.tidy(() => nk.batchNorm(x, { training: true, movingMean: tf.zeros([c0]), movingVariance: tf.ones([c0]), gamma, beta }).y);
+      const { movingMean, movingVariance } = movingStatistics(x.shape[x.shape.length - 1]);
+      return tf.tidy(() => nk.batchNorm(x, { training: true, movingMean, movingVariance, gamma, beta }).y);
     }
   }
 }

@@ -161,93 +161,173 @@ export function rowsBackward(
   rows: i32, n: i32, center: i32,
 ): void {
   const rowBytes = <usize>n << 2;
-  const n4 = n & ~3;
   if (dgamma != 0) memory.fill(dgamma, 0, rowBytes);
   if (dbeta != 0) memory.fill(dbeta, 0, rowBytes);
-  for (let r = 0; r < rows; r++) {
-    const xr = x + <usize>r * rowBytes;
-    const dyr = dy + <usize>r * rowBytes;
-    const dxr = dx + <usize>r * rowBytes;
-    const shift: f32 = center ? load<f32>(xr) : 0;
-    const m = load<f32>(mean + (<usize>r << 2));
-    const rs = load<f32>(rstd + (<usize>r << 2));
-    const sv = f32x4.splat(shift);
-    const mv = f32x4.splat(m);
-    const rv = f32x4.splat(rs);
-    let sg: f64 = 0;
-    let sx: f64 = 0;
-    let i = 0;
-    // Float32 block sums as in rowsForward; the common case (gamma, dgamma and dbeta all wanted) has its own
-    // loop free of branches.
-    const full = gamma != 0 && dgamma != 0 && dbeta != 0;
-    while (i < n4) {
-      const end = min(n4, i + 4 * BLOCK);
-      let ag = f32x4.splat(0);
-      let ax = f32x4.splat(0);
-      if (full) {
-        for (; i < end; i += 4) {
-          const o = <usize>i << 2;
-          const d = v128.load(dyr + o);
-          const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
-          const g = f32x4.mul(d, v128.load(gamma + o));
-          ag = f32x4.add(ag, g);
-          ax = f32x4.add(ax, f32x4.mul(g, xh));
-          v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
-          v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
-        }
-      } else {
-        for (; i < end; i += 4) {
-          const o = <usize>i << 2;
-          const d = v128.load(dyr + o);
-          const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
-          const g = gamma != 0 ? f32x4.mul(d, v128.load(gamma + o)) : d;
-          ag = f32x4.add(ag, g);
-          ax = f32x4.add(ax, f32x4.mul(g, xh));
-          if (dgamma != 0) v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
-          if (dbeta != 0) v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
-        }
-      }
-      sg += laneSum(ag);
-      sx += laneSum(ax);
-    }
-    for (; i < n; i++) {
+  // The common case (gamma, dgamma and dbeta all wanted) takes two rows per step, so dgamma and dbeta are
+  // loaded and stored once for both; every other case goes row by row.
+  const full = gamma != 0 && dgamma != 0 && dbeta != 0;
+  let r = 0;
+  if (full) {
+    for (; r + 1 < rows; r += 2) rowPairBackward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, r, n, center);
+  }
+  for (; r < rows; r++) rowBackward(x, dy, gamma, mean, rstd, dx, dgamma, dbeta, r, n, center);
+}
+
+// The sums of one row's backward, given its shift, m and rs: returns (sum(g), sum(g * xhat)) as a float64
+// pair, g = gamma * dy (dy where gamma is 0), and adds dy * xhat and dy into dgamma / dbeta where wanted.
+function rowSums(xr: usize, dyr: usize, gamma: usize, dgamma: usize, dbeta: usize, n: i32, shift: f32, m: f32, rs: f32): v128 {
+  const n4 = n & ~3;
+  const sv = f32x4.splat(shift);
+  const mv = f32x4.splat(m);
+  const rv = f32x4.splat(rs);
+  let sg: f64 = 0;
+  let sx: f64 = 0;
+  let i = 0;
+  while (i < n4) {
+    const end = min(n4, i + 4 * BLOCK);
+    let ag = f32x4.splat(0);
+    let ax = f32x4.splat(0);
+    for (; i < end; i += 4) {
       const o = <usize>i << 2;
-      const d = load<f32>(dyr + o);
-      const xh = (load<f32>(xr + o) - shift - m) * rs;
-      const g = gamma != 0 ? d * load<f32>(gamma + o) : d;
-      sg += <f64>g;
-      sx += <f64>g * <f64>xh;
-      if (dgamma != 0) store<f32>(dgamma + o, load<f32>(dgamma + o) + d * xh);
-      if (dbeta != 0) store<f32>(dbeta + o, load<f32>(dbeta + o) + d);
+      const d = v128.load(dyr + o);
+      const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
+      const g = gamma != 0 ? f32x4.mul(d, v128.load(gamma + o)) : d;
+      ag = f32x4.add(ag, g);
+      ax = f32x4.add(ax, f32x4.mul(g, xh));
+      if (dgamma != 0) v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.mul(d, xh)));
+      if (dbeta != 0) v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), d));
     }
-    // dx = rs * g - a - xhat * b, with a = rs * mean(g) (0 for RMS) and b = rs * mean(g * xhat).
-    const a: f32 = center ? <f32>((<f64>rs * sg) / <f64>n) : 0;
-    const b: f32 = <f32>((<f64>rs * sx) / <f64>n);
-    const av = f32x4.splat(a);
-    const bv = f32x4.splat(b);
-    i = 0;
-    if (gamma != 0) {
-      for (; i < n4; i += 4) {
-        const o = <usize>i << 2;
-        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
-        const g = f32x4.mul(v128.load(dyr + o), v128.load(gamma + o));
-        v128.store(dxr + o, f32x4.sub(f32x4.sub(f32x4.mul(g, rv), av), f32x4.mul(xh, bv)));
-      }
-    } else {
-      for (; i < n4; i += 4) {
-        const o = <usize>i << 2;
-        const xh = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sv), mv), rv);
-        v128.store(dxr + o, f32x4.sub(f32x4.sub(f32x4.mul(v128.load(dyr + o), rv), av), f32x4.mul(xh, bv)));
-      }
-    }
-    for (; i < n; i++) {
+    sg += laneSum(ag);
+    sx += laneSum(ax);
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const d = load<f32>(dyr + o);
+    const xh = (load<f32>(xr + o) - shift - m) * rs;
+    const g = gamma != 0 ? d * load<f32>(gamma + o) : d;
+    sg += <f64>g;
+    sx += <f64>g * <f64>xh;
+    if (dgamma != 0) store<f32>(dgamma + o, load<f32>(dgamma + o) + d * xh);
+    if (dbeta != 0) store<f32>(dbeta + o, load<f32>(dbeta + o) + d);
+  }
+  return f64x2.replace_lane(f64x2.splat(sg), 1, sx);
+}
+
+// dx of one row from its sums: dx = rs * g - a - xhat * b with a = rs * mean(g) (0 for RMS) and
+// b = rs * mean(g * xhat), written as dx = (rs * gamma) * dy - (a' + (x - hi) * bb), bb = rs * b, where the
+// plain mean P = shift + m is hi + lo (x - hi exact near the mean) and a' = a - lo * bb.
+function rowDx(xr: usize, dyr: usize, dxr: usize, gamma: usize, n: i32, shift: f32, m: f32, rs: f32, sums: v128, center: i32): void {
+  const n4 = n & ~3;
+  const sg = f64x2.extract_lane(sums, 0);
+  const sx = f64x2.extract_lane(sums, 1);
+  const plain: f64 = center ? <f64>shift + <f64>m : 0;
+  const hi = <f32>plain;
+  const bb: f64 = (<f64>rs * <f64>rs * sx) / <f64>n;
+  const a: f64 = (center ? (<f64>rs * sg) / <f64>n : 0) - (plain - <f64>hi) * bb;
+  const hv = f32x4.splat(hi);
+  const bv = f32x4.splat(<f32>bb);
+  const av = f32x4.splat(<f32>a);
+  const rv = f32x4.splat(rs);
+  let i = 0;
+  if (gamma != 0) {
+    for (; i < n4; i += 4) {
       const o = <usize>i << 2;
-      const xh = (load<f32>(xr + o) - shift - m) * rs;
-      let g = load<f32>(dyr + o);
-      if (gamma != 0) g *= load<f32>(gamma + o);
-      store<f32>(dxr + o, g * rs - a - xh * b);
+      const t = f32x4.add(av, f32x4.mul(f32x4.sub(v128.load(xr + o), hv), bv));
+      v128.store(dxr + o, f32x4.sub(f32x4.mul(f32x4.mul(v128.load(dyr + o), v128.load(gamma + o)), rv), t));
+    }
+  } else {
+    for (; i < n4; i += 4) {
+      const o = <usize>i << 2;
+      const t = f32x4.add(av, f32x4.mul(f32x4.sub(v128.load(xr + o), hv), bv));
+      v128.store(dxr + o, f32x4.sub(f32x4.mul(v128.load(dyr + o), rv), t));
     }
   }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    let g = load<f32>(dyr + o);
+    if (gamma != 0) g *= load<f32>(gamma + o);
+    store<f32>(dxr + o, g * rs - (<f32>a + (load<f32>(xr + o) - hi) * <f32>bb));
+  }
+}
+
+function rowBackward(x: usize, dy: usize, gamma: usize, mean: usize, rstd: usize, dx: usize, dgamma: usize, dbeta: usize, r: i32, n: i32, center: i32): void {
+  const off = <usize>r * (<usize>n << 2);
+  const shift: f32 = center ? load<f32>(x + off) : 0;
+  const m = load<f32>(mean + (<usize>r << 2));
+  const rs = load<f32>(rstd + (<usize>r << 2));
+  const sums = rowSums(x + off, dy + off, gamma, dgamma, dbeta, n, shift, m, rs);
+  rowDx(x + off, dy + off, dx + off, gamma, n, shift, m, rs, sums, center);
+}
+
+// Rows r and r + 1 with gamma, dgamma and dbeta: one load and store of dgamma / dbeta per vector for both.
+function rowPairBackward(x: usize, dy: usize, gamma: usize, mean: usize, rstd: usize, dx: usize, dgamma: usize, dbeta: usize, r: i32, n: i32, center: i32): void {
+  const rowBytes = <usize>n << 2;
+  const n4 = n & ~3;
+  const xr = x + <usize>r * rowBytes;
+  const dyr = dy + <usize>r * rowBytes;
+  const xq = xr + rowBytes;
+  const dyq = dyr + rowBytes;
+  const shiftR: f32 = center ? load<f32>(xr) : 0;
+  const shiftQ: f32 = center ? load<f32>(xq) : 0;
+  const mR = load<f32>(mean + (<usize>r << 2));
+  const mQ = load<f32>(mean + (<usize>(r + 1) << 2));
+  const rsR = load<f32>(rstd + (<usize>r << 2));
+  const rsQ = load<f32>(rstd + (<usize>(r + 1) << 2));
+  const sR = f32x4.splat(shiftR);
+  const sQ = f32x4.splat(shiftQ);
+  const mvR = f32x4.splat(mR);
+  const mvQ = f32x4.splat(mQ);
+  const rvR = f32x4.splat(rsR);
+  const rvQ = f32x4.splat(rsQ);
+  let sgR: f64 = 0;
+  let sxR: f64 = 0;
+  let sgQ: f64 = 0;
+  let sxQ: f64 = 0;
+  let i = 0;
+  while (i < n4) {
+    const end = min(n4, i + 4 * BLOCK);
+    let agR = f32x4.splat(0);
+    let axR = f32x4.splat(0);
+    let agQ = f32x4.splat(0);
+    let axQ = f32x4.splat(0);
+    for (; i < end; i += 4) {
+      const o = <usize>i << 2;
+      const gm = v128.load(gamma + o);
+      const d = v128.load(dyr + o);
+      const e = v128.load(dyq + o);
+      const xhR = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xr + o), sR), mvR), rvR);
+      const xhQ = f32x4.mul(f32x4.sub(f32x4.sub(v128.load(xq + o), sQ), mvQ), rvQ);
+      const gR = f32x4.mul(d, gm);
+      const gQ = f32x4.mul(e, gm);
+      agR = f32x4.add(agR, gR);
+      axR = f32x4.add(axR, f32x4.mul(gR, xhR));
+      agQ = f32x4.add(agQ, gQ);
+      axQ = f32x4.add(axQ, f32x4.mul(gQ, xhQ));
+      v128.store(dgamma + o, f32x4.add(v128.load(dgamma + o), f32x4.add(f32x4.mul(d, xhR), f32x4.mul(e, xhQ))));
+      v128.store(dbeta + o, f32x4.add(v128.load(dbeta + o), f32x4.add(d, e)));
+    }
+    sgR += laneSum(agR);
+    sxR += laneSum(axR);
+    sgQ += laneSum(agQ);
+    sxQ += laneSum(axQ);
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const gm = load<f32>(gamma + o);
+    const d = load<f32>(dyr + o);
+    const e = load<f32>(dyq + o);
+    const xhR = (load<f32>(xr + o) - shiftR - mR) * rsR;
+    const xhQ = (load<f32>(xq + o) - shiftQ - mQ) * rsQ;
+    sgR += <f64>(d * gm);
+    sxR += <f64>(d * gm) * <f64>xhR;
+    sgQ += <f64>(e * gm);
+    sxQ += <f64>(e * gm) * <f64>xhQ;
+    store<f32>(dgamma + o, load<f32>(dgamma + o) + (d * xhR + e * xhQ));
+    store<f32>(dbeta + o, load<f32>(dbeta + o) + (d + e));
+  }
+  const dxr = dx + <usize>r * rowBytes;
+  rowDx(xr, dyr, dxr, gamma, n, shiftR, mR, rsR, f64x2.replace_lane(f64x2.splat(sgR), 1, sxR), center);
+  rowDx(xq, dyq, dxr + rowBytes, gamma, n, shiftQ, mQ, rsQ, f64x2.replace_lane(f64x2.splat(sgQ), 1, sxQ), center);
 }
 
 // ------------------------------------------------------------------------------------------ channels
