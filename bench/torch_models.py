@@ -9,13 +9,14 @@ and an Adam update, on torch.set_num_threads(1). Prints JSON: median, min, max m
 warm-up step, per model and variant.
 """
 import json
+import statistics
 import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from torch_bench import timed
+from torch_bench import times
 
 
 class Block(nn.Module):
@@ -98,7 +99,8 @@ def time_steps(model, batch, loss_fn, runs):
         loss_fn(model(batch)).backward()
         opt.step()
 
-    return timed(step, runs, 1)
+    t = times(step, runs, 1)
+    return {"median": statistics.median(t), "min": min(t), "max": max(t), "runs": runs}
 
 
 def main():
