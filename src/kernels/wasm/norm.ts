@@ -9,10 +9,10 @@
 // the two sums of the backward are first summed in float32 SIMD lanes over short blocks (at most BLOCK terms
 // per lane) and only the block sums are added in float64 (the float32 lanes do four terms per instruction
 // where float64 does two; a block of a few terms rounds like a few float32 additions, relative 1e-6 of the
-// block, which the variance and the backward's means tolerate). The forward's sum of x - shift, whose error
-// would reach every element near the mean through y = x - mean, stays in float64: over channels x - shift is
-// taken in float64 too; over rows, where x - shift is a float32 difference, sums of four such differences go
-// to float64 (rounding like the differences themselves).
+// block, which the variance and the backward's means tolerate). The forward's sum for the mean, whose error
+// would reach every element near the mean through y = x - mean, stays in float64: over channels it is the sum
+// of x itself (exact terms, and cheaper than x - shift in float64); over rows, where x - shift is a float32
+// difference, sums of four such differences go to float64 (rounding like the differences themselves).
 //
 //   rows layout [rows, n]:          one slice per row (LayerNorm, RMSNorm)
 //   channels layout [B, S, C]:      one slice per (b, group of K consecutive channels) (BatchNorm, GroupNorm,

@@ -58,7 +58,7 @@ export const bnSpeedup: Experiment = {
         { description: 'BN reaches the target accuracy in at least 2x fewer steps than no normalization (each at its best learning rate)', metric: 'steps to target', better: 'lower', kind: 'better', margin: 2, scale: 'ratio', censoredAt: steps, paired: true, variantA: bn, variantB: none },
         { description: 'BN ends with a higher test accuracy than no normalization (each at its best learning rate)', metric: 'final test accuracy', failedAtOrBelow: CHANCE_ACCURACY, better: 'higher', kind: 'better', margin: 0.01, paired: true, variantA: bn, variantB: none },
       ],
-      secondsPerStep: Object.fromEntries(variants.map((v) => [v.id, v.id.startsWith('bn') ? (quick ? 0.06 : 0.147) : (quick ? 0.04 : 0.122)])),
+      secondsPerStep: Object.fromEntries(variants.map((v) => [v.id, v.id.startsWith('bn') ? (quick ? 0.04 : 0.147) : (quick ? 0.029 : 0.122)])),
     };
   },
   run: async (variant, seed, ctx) => {
@@ -111,7 +111,7 @@ export const microBatch: Experiment = {
         { description: `BCN + WS beats BN at batch ${b}`, metric: 'final test accuracy', failedAtOrBelow: CHANCE_ACCURACY, better: 'higher' as const, kind: 'better' as const, margin: 0.01, paired: true, variantA: `bcn-ws-b${b}`, variantB: `bn-b${b}` },
       ]),
       secondsPerStep: quick
-        ? ({ 'bn-b2': 0.0075, 'gn-ws-b2': 0.0137, 'bcn-ws-b2': 0.0192 } as Record<string, number>)
+        ? ({ 'bn-b2': 0.0048, 'gn-ws-b2': 0.0093, 'bcn-ws-b2': 0.0126 } as Record<string, number>)
         : { 'bn-b2': 0.0116, 'gn-ws-b2': 0.0188, 'bcn-ws-b2': 0.0264, 'bn-b4': 0.0195, 'gn-ws-b4': 0.0247, 'bcn-ws-b4': 0.0325 },
     };
   },
@@ -235,7 +235,7 @@ export const adamp: Experiment = {
       variants: [{ id: 'adam', label: 'Adam' }, { id: 'adamp', label: 'AdamP' }],
       steps,
       seeds: 5,
-      secondsPerStep: quick ? 0.033 : 0.075,
+      secondsPerStep: quick ? 0.022 : 0.075,
       regime: 'The paper: full ImageNet schedules (ResNet, cosine decay, weight decay), where the norm growth of scale-invariant weights under Adam shrinks their effective step and AdamP\'s gains are +0.5-1 %. Here: a short run without weight decay, which tests the mechanism (norm growth, effective step) but has no power for the accuracy gain of a full schedule.',
       setup: `${DATA(quick)}; ResNet (widths 8, 16) with BN after every conv (so every conv kernel is scale-invariant); Adam vs AdamP (delta 0.1, wd ratio 0.1), learning rate 0.003, no weight decay; batch 32; ${steps} steps; kernel norms measured after every step.`,
       checks: [
@@ -318,7 +318,7 @@ export const sgdp: Experiment = {
         ...mechanismChecks('sgdp', 'SGDP', 'sgd', 'SGD'),
         { description: 'SGDP ends with a higher test accuracy than SGD', metric: 'final test accuracy', failedAtOrBelow: CHANCE_ACCURACY, better: 'higher', kind: 'better', margin: 0, paired: true, variantA: 'sgdp', variantB: 'sgd' },
       ],
-      secondsPerStep: quick ? 0.033 : 0.075,
+      secondsPerStep: quick ? 0.022 : 0.075,
     };
   },
   run: async (variant, seed, ctx) => {

@@ -100,7 +100,7 @@ export const placement: Experiment = {
         { description: 'Peri-LN ends with a lower held-out loss than Post-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0.02, paired: true, variantA: 'peri', variantB: 'post' },
         { description: 'Peri-LN ends with a lower held-out loss than Pre-LN', metric: 'final held-out loss', better: 'lower', kind: 'better', margin: 0, paired: true, variantA: 'peri', variantB: 'pre' },
       ],
-      secondsPerStep: quick ? 0.29 : 0.25,
+      secondsPerStep: quick ? 0.18 : 0.25,
     };
   },
   run: async (variant, seed, ctx) => {
