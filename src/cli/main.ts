@@ -37,7 +37,7 @@ Usage:
                                           normalizations in the browser and watch curves and activations
 
 Lab options:
-  --quick            small, short runs (the quick suite: about 8 minutes on 2 cores)
+  --quick            small, short runs (the quick suite: about 7 minutes on 2 cores)
                      without it, the default suite (longer runs, 28x28 images; about 45 minutes on 2 cores)
   --long             the default suite plus the long tier: claims that need long runs (times in --list)
   --seeds N          seeds per variant (default: each experiment's own, 5 for image classifiers, 3 otherwise)

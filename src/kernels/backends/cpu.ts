@@ -140,6 +140,18 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
   const out = (heap: Float32Array, from: number, length: number, to: Float32Array, toIndex: number) => to.set(heap.subarray(from >> 2, (from >> 2) + length), toIndex);
   /** Float64 view of `doubles` values at byte offset `at` of the arena behind `heap`. */
   const f64At = (heap: Float32Array, at: number, doubles: number) => new Float64Array(heap.buffer, at, doubles);
+  /**
+   * Runs `fn(n, first)` on each chunk of at most `step` positions of the [positions, C] slab whose first
+   * element is at `base`, after copying the chunk of each input array into the arena at its byte offset.
+   */
+  const eachChunk = (heap: Float32Array, inputs: Array<[Float32Array, number]>, base: number, positions: number, C: number, step: number, fn: (n: number, first: number) => void) => {
+    for (let p = 0; p < positions; p += step) {
+      const n = Math.min(step, positions - p);
+      const first = base + p * C;
+      for (const [values, at] of inputs) heap.set(values.subarray(first, first + n * C), at >> 2);
+      fn(n, first);
+    }
+  };
   /** The first value of each channel's group in the slab at `base`: the shift of the shifted sums. */
   const shifts = (heap: Float32Array, at: number, x: Float32Array, base: number, C: number, K: number) => {
     for (let c = 0; c < C; c++) heap[(at >> 2) + c] = x[base + c - (c % K)];
@@ -164,11 +176,7 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
       const base = b * positions * C;
       sums.fill(0);
       shifts(heap, SHIFT, x, base, C, K);
-      for (let p = 0; p < positions; p += step) {
-        const n = Math.min(step, positions - p);
-        heap.set(x.subarray(base + p * C, base + (p + n) * C), X >> 2);
-        k.channelsSums(X, n, C, SHIFT, SUMS);
-      }
+      eachChunk(heap, [[x, X]], base, positions, C, step, (n) => k.channelsSums(X, n, C, SHIFT, SUMS));
       for (let g = 0; g < groups; g++) {
         let t1 = 0;
         let t2 = 0;
@@ -193,13 +201,10 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
           heap[(COEF >> 2) + 2 * C + c] = (beta ? beta[c] : 0) - (plain - hi) * scale;
         }
       }
-      for (let p = 0; p < positions; p += step) {
-        const n = Math.min(step, positions - p);
-        const first = base + p * C;
-        heap.set(x.subarray(first, first + n * C), X >> 2);
+      eachChunk(heap, [[x, X]], base, positions, C, step, (n, first) => {
         k.channelsApply(X, X, n, C, COEF);
         out(heap, X, n * C, o.y, first);
-      }
+      });
     }
     return true;
   };
@@ -232,13 +237,7 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
         heap[(NORM >> 2) + C + c] = mean[s];
         heap[(NORM >> 2) + 2 * C + c] = rstd[s];
       }
-      for (let p = 0; p < positions; p += step) {
-        const n = Math.min(step, positions - p);
-        const first = base + p * C;
-        heap.set(x.subarray(first, first + n * C), X >> 2);
-        heap.set(dy.subarray(first, first + n * C), DY >> 2);
-        k.channelsGradSums(X, DY, n, C, NORM, SUMS);
-      }
+      eachChunk(heap, [[x, X], [dy, DY]], base, positions, C, step, (n) => k.channelsGradSums(X, DY, n, C, NORM, SUMS));
       for (let g = 0; g < groups; g++) {
         const rs = rstd[b * groups + g];
         let sg = 0;
@@ -266,14 +265,10 @@ function chunkedKernels(kept: NormExports, memory: WebAssembly.Memory): CPUSIMDK
         o.dx.fill(0, base, base + positions * C);
         continue;
       }
-      for (let p = 0; p < positions; p += step) {
-        const n = Math.min(step, positions - p);
-        const first = base + p * C;
-        heap.set(x.subarray(first, first + n * C), X >> 2);
-        heap.set(dy.subarray(first, first + n * C), DY >> 2);
+      eachChunk(heap, [[x, X], [dy, DY]], base, positions, C, step, (n, first) => {
         k.channelsDx(X, DY, DY, n, C, COEF);
         out(heap, DY, n * C, o.dx, first);
-      }
+      });
     }
     o.dgamma.set(dg);
     o.dbeta.set(db);
